@@ -19,7 +19,9 @@ class DataError(ValueError):
         self.column = column or "-"
         self.problem = problem
         self.fix = fix
-        super().__init__(f"{self.file}:{self.row}:{self.column}: {problem} — {fix}")
+        where = "" if file is None and row is None and column is None else \
+            f"{self.file}:{self.row}:{self.column}: "
+        super().__init__(f"{where}{problem} — {fix}")
 
 
 def file_row(index_position: int, header_lines: int = 1) -> int:

@@ -175,3 +175,60 @@ def fetch(ds: DatasetSpec, root: Path | None = None) -> Path:
             if os.path.exists(tmp):
                 os.unlink(tmp)
     return folder
+
+
+# ---------------------------------------------------------------- observation datasets
+OBSERVATION_DATASETS = ("ch4-sites", "fluxnet-ch4", "hongyuan", "synthetic")
+
+
+def load_observations(name: str | None = None, path: str | Path | None = None, *,
+                      flux_column: str = "FCH4", per_chamber: bool = False, seed: int = 0):
+    """A canonical ``Observations`` from a registry name or from a user's file / folder.
+
+    ``path`` may be a FLUXNET-CH4 file or folder, a COSORE dataset folder, or a chamber CSV
+    (see data.chamber). ``seed`` only matters for the simulator.
+    """
+    from data.table import validate_observations
+
+    if path is not None:
+        obs = _read_path(Path(path), flux_column=flux_column, per_chamber=per_chamber)
+    else:
+        name = name or "ch4-sites"
+        if name not in OBSERVATION_DATASETS:
+            spec(name)  # unknown names get the registry's error
+            raise DataError(None, None, None, f"dataset '{name}' is not an observation table",
+                            f"use one of {', '.join(OBSERVATION_DATASETS)}")
+        if name == "synthetic":
+            from data.synthetic import simulate_observations
+
+            obs, _truth = simulate_observations(seed)
+            return obs
+        from data import cosore, fluxnet
+
+        parts = []
+        if name in ("ch4-sites", "fluxnet-ch4"):
+            parts.append(fluxnet.read_fluxnet_ch4(dataset_folder("fluxnet-ch4"), flux_column=flux_column))
+        if name in ("ch4-sites", "hongyuan"):
+            parts.append(cosore.read_cosore(dataset_folder("hongyuan"), per_chamber=per_chamber))
+        obs = parts[0]
+        for more in parts[1:]:
+            obs = obs.concat(more)
+    obs.table = validate_observations(obs.table, source=name or path)
+    return obs
+
+
+def _read_path(path: Path, *, flux_column: str, per_chamber: bool):
+    from data import chamber, cosore, fluxnet
+
+    if not path.exists():
+        raise DataError(path, None, None, "no such file or folder", "check the path given to --data")
+    if path.is_dir():
+        if any(path.glob("FLX_*FLUXNET-CH4*")):
+            return fluxnet.read_fluxnet_ch4(path, flux_column=flux_column)
+        if (path / "DESCRIPTION.txt").exists():
+            return cosore.read_cosore(path, per_chamber=per_chamber)
+        raise DataError(path, None, None, "folder holds neither FLUXNET-CH4 files nor a COSORE dataset",
+                        "point --data at FLX_*_FLUXNET-CH4_*.csv files, a COSORE folder or a chamber CSV")
+    if "FLUXNET-CH4" in path.name:
+        return fluxnet.read_fluxnet_ch4(path, flux_column=flux_column)
+    return chamber.read_chamber_csv(path)

@@ -1,0 +1,166 @@
+"""The activation-energy fit as steps: prepare → sample → assemble a DataTree → summarise.
+
+Shared by ``inference.fit_ea``, ``inference.compare_seasons`` and the benchmarks.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pandas as pd
+import pymc as pm
+import xarray as xr
+
+from data.seasons import assign_seasons
+from data.table import Observations, flux_class
+from inference import runio
+from models.arrhenius import ArrheniusConfig, ArrheniusData, Priors, build_model, prepare_data
+from models.arrhenius_post import (derived_quantities, draw_site_effects, pointwise_log_likelihood,
+                                   pooled_ols, predict_ln_flux, prior_site_effects)
+
+HYPER_VARIABLES = ("E", "lnR", "tau_E", "tau_R", "sigma", "method_offset", "nu")
+GATED_VARIABLES = ("E", "lnR", "tau_E", "tau_R", "sigma", "E_site")
+SUMMARY_VARIABLES = ("E", "lnR", "E_site", "E_site_mean", "dE", "Q10", "fold_change_0_30",
+                     "tau_E", "tau_R", "sigma", "method_offset", "nu")
+PROBABILITY_VARIABLES = ("P_dE_gt_0",)
+
+
+def config_from_args(args) -> ArrheniusConfig:
+    return ArrheniusConfig(t_ref_c=args.t_ref, likelihood=args.likelihood, min_obs=args.min_obs,
+                           priors=Priors())
+
+
+def prepare(obs: Observations, scheme: str, config: ArrheniusConfig) -> ArrheniusData:
+    table = obs.table
+    return prepare_data(table, assign_seasons(table, scheme), config, flux_class(table))
+
+
+def sample(data: ArrheniusData, config: ArrheniusConfig, *, chains: int, draws: int, tune: int,
+           seed: int, sampler: str = "pymc", progressbar: bool = False) -> xr.DataTree:
+    """NUTS on the model; one process per chain up to the cores this machine has."""
+    model = build_model(data, config)
+    with model:
+        return pm.sample(draws=draws, tune=tune, chains=chains, cores=min(chains, os.cpu_count() or 1),
+                         random_seed=seed, nuts_sampler=sampler, progressbar=progressbar,
+                         compute_convergence_checks=False, quiet=not progressbar)
+
+
+def _nu(ds: xr.Dataset) -> np.ndarray | None:
+    return ds["nu"].to_numpy() if "nu" in ds else None
+
+
+def assemble(idata: xr.DataTree, data: ArrheniusData, config: ArrheniusConfig, *, seed: int,
+             ppc_draws: int = 100, log_likelihood: bool = True) -> xr.DataTree:
+    """The saved DataTree: posterior (+ exact site effects and derived quantities), sample_stats,
+    prior and prior/posterior predictive, observed and constant data, pointwise log-likelihood."""
+    rng = np.random.default_rng([seed, 1])
+    post = idata["posterior"].to_dataset()
+    keep = [v for v in post.data_vars if v in HYPER_VARIABLES or v in ("eps_E", "eps_R")]
+    post = post[keep]
+    if "eps_E" not in post:  # marginal model: draw the site effects exactly
+        post = post.merge(draw_site_effects(post, data, rng))
+    post = post.merge(derived_quantities(post, data))
+
+    n_obs = len(data.obs)
+    obs_coords = {"obs": np.arange(n_obs)}
+    thin = post.isel(draw=slice(None, None, max(1, post.sizes["draw"] // max(1, ppc_draws))))
+    ppc = xr.Dataset({"ln_flux": predict_ln_flux(thin, data, rng, _nu(thin))})
+
+    with build_model(data, config):
+        prior_dt = pm.sample_prior_predictive(draws=ppc_draws * 2, random_seed=rng.integers(2**31))
+    prior = prior_dt["prior"].to_dataset()
+    prior = prior[[v for v in prior.data_vars if v in HYPER_VARIABLES]]
+    prior = prior.merge(prior_site_effects(prior, data, rng))
+    prior_pred = xr.Dataset({"ln_flux": predict_ln_flux(prior, data, rng, _nu(prior))})
+
+    obs = data.obs
+    groups = {
+        "posterior": post,
+        "posterior_predictive": ppc,
+        "prior": prior,
+        "prior_predictive": prior_pred,
+        "sample_stats": idata["sample_stats"].to_dataset(),
+        "observed_data": xr.Dataset({"ln_flux": ("obs", obs["y"].to_numpy())}, coords=obs_coords),
+        "constant_data": xr.Dataset(
+            {"x": ("obs", obs["x"].to_numpy()), "weight": ("obs", np.asarray(obs["w"], dtype=float)),
+             "soil_temp_c": ("obs", obs["soil_temp_c"].to_numpy()),
+             "flux": ("obs", obs["flux"].to_numpy()),
+             "date": ("obs", obs["date"].to_numpy()),
+             "site": ("obs", obs["site"].to_numpy().astype(str)),
+             "obs_flux_class": ("obs", obs["flux_class"].to_numpy().astype(str)),
+             "obs_season": ("obs", obs["season"].to_numpy().astype(str)),
+             "obs_group": ("obs", obs["group"].to_numpy()),
+             "method": ("obs", obs["method"].to_numpy().astype(str))},
+            coords=obs_coords),
+    }
+    if log_likelihood:
+        groups["log_likelihood"] = xr.Dataset({"ln_flux": pointwise_log_likelihood(post, data, _nu(post))})
+    return xr.DataTree.from_dict(groups)
+
+
+def summary_table(dt: xr.DataTree, data: ArrheniusData) -> pd.DataFrame:
+    """The tidy ``ea_summary.csv``: quantity, flux_class, season, site, … + SUMMARY_STATS."""
+    post = dt["posterior"].to_dataset()
+    names = [v for v in SUMMARY_VARIABLES if v in post]
+    table = runio.tidy_summary(post, names)
+    if "group" in table:
+        parts = table["group"].str.split("|", expand=True)
+        has = table["group"].notna()
+        for i, col in enumerate(("site", "flux_class", "season")):
+            table.loc[has, col] = parts.loc[has, i]
+        table = table.drop(columns="group")
+    rows = [table]
+    for name in PROBABILITY_VARIABLES:
+        if name in post:
+            p = post[name].mean(("chain", "draw")).to_series().reset_index(name="mean")
+            rows.append(p.assign(quantity=name))
+    ols = pooled_ols(data).rename(columns={"E_pooled_ols": "mean", "se": "sd"})
+    z = 1.959963984540054  # normal quantile matching the project's 95 % interval
+    rows.append(ols.assign(quantity="E_pooled_ols", median=ols["mean"], ci_low=ols["mean"] - z * ols["sd"],
+                           ci_high=ols["mean"] + z * ols["sd"]))
+    out = pd.concat(rows, ignore_index=True)
+    lead = ["quantity", "flux_class", "season", "site"]
+    lead += [c for c in out.columns if c not in lead and c not in runio.SUMMARY_STATS]
+    return out[[c for c in lead if c in out] + [c for c in runio.SUMMARY_STATS if c in out]]
+
+
+def data_summary(obs: Observations, data: ArrheniusData) -> pd.DataFrame:
+    o = data.obs
+    return (o.groupby(["flux_class", "season"], observed=True)
+            .agg(n_obs=("y", "size"), n_sites=("site", "nunique"),
+                 soil_temp_min=("soil_temp_c", "min"), soil_temp_max=("soil_temp_c", "max"),
+                 median_abs_flux=("flux", lambda f: float(np.median(np.abs(f)))))
+            .reset_index())
+
+
+def data_summary_text(obs: Observations, data: ArrheniusData) -> str:
+    tag = " [SYNTHETIC DATA]" if obs.synthetic else ""
+    lines = [f"Data{tag}: {len(obs.table)} site-periods at {obs.table['site'].nunique()} sites; "
+             f"{len(data.obs)} used in {len(data.groups)} site × class × season groups"]
+    for reason, n in {**obs.dropped, **data.dropped}.items():
+        lines.append(f"  dropped {n:>6} rows: {reason}")
+    for site, reason in obs.skipped_sites.items():
+        lines.append(f"  skipped site {site}: {reason}")
+    for cls, reason in data.skipped_classes.items():
+        lines.append(f"  skipped class {cls}: {reason}")
+    lines.append(data_summary(obs, data).to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+    return "\n".join(lines)
+
+
+def result_text(summary: pd.DataFrame, synthetic: bool = False) -> str:
+    def fmt(rows: pd.DataFrame, label: str) -> list[str]:
+        return [f"  {r.flux_class:<22} {r.season:<14} {r.median:7.3f}  [{r.ci_low:6.3f}, {r.ci_high:6.3f}]"
+                for r in rows.itertuples()] if len(rows) else []
+
+    tag = " [SYNTHETIC DATA]" if synthetic else ""
+    lines = [f"Activation energy E (eV), median [95 % equal-tailed interval]{tag}"]
+    lines += fmt(summary[summary["quantity"] == "E"], "E")
+    dE = summary[summary["quantity"] == "dE"]
+    if len(dE):
+        p = summary[summary["quantity"] == "P_dE_gt_0"].set_index(["flux_class", "season"])["mean"]
+        lines.append("ΔE = E(season) − E(reference season), with P(ΔE > 0)")
+        for r in dE.itertuples():
+            lines.append(f"  {r.flux_class:<22} {r.season:<14} {r.median:7.3f}  [{r.ci_low:6.3f}, "
+                         f"{r.ci_high:6.3f}]  P = {p.loc[(r.flux_class, r.season)]:.3f}")
+    return "\n".join(lines)

@@ -1,0 +1,650 @@
+"""Global carbon-budget consistency: is literature GPP consistent with literature soil respiration?
+
+Reproduces Jian et al. (2022, Nat. Commun. 13:4781) and adds a Bayesian version. The recipe follows
+the published R code, PNNL-TES/GlobalC: ``functions-resampling.R`` (methods 1–4),
+``functions-calc_bootstrap.R`` (``calc_bootstrap_gpp``, ``calc_bootstrap_rs``), ``functions-stats.R``
+(``prob_agreement``, ``calc_overlap``, ``variance_decomp``), ``Topdown_GlobalRs.Rmd`` (inputs,
+ecosystem groups, area weights, N = 10,000 draws of means of 10) and ``GlobalC_nc_revision.Rmd``
+(period-aggregated literature estimates).
+
+Resampling ("bootstrap") approach, per draw k = 1…N:
+
+- a literature flux (global RS, GPP, fire C) is the mean of n = 10 values, each value an estimate
+  picked with replacement and drawn from Normal(estimate, SD); a missing SD is the estimate times the
+  maximum coefficient of variation among the estimates that report one ("method 3"; also offered:
+  the median CV — method 2, zero SD — method 4, or ignoring SDs — method 1);
+- NPP and the ratios RC (root : soil respiration), Froot (root : autotrophic respiration) and
+  Ra:GPP are means of 10 records picked with replacement (method 1);
+- bottom-up (implied) GPP = NPP + Rroot + Rshoot, Rroot = RS·RC, Rshoot = Rroot·(1 − Froot)/Froot;
+- top-down (implied) RS = NPP − herbivory − fire − land sink − DOC export − BVOC + Ra·Froot, with
+  Ra the mean of GPP·(Ra:GPP) and GPP − NPP (replaced by GPP·(Ra:GPP) where negative);
+  herbivory ~ N(2.2, 0.2), sink ~ N(2.10, 0.28), DOC ~ N(2.3, 0.25), BVOC ~ N(1.007, 0.1) Pg C yr⁻¹.
+
+Variants (``VARIANTS``): ratios pooled over all records ("unweighted", scenario 1 of the R code) or
+drawn per ecosystem group and weighted by the group's share of land area ("weighted", scenario 2,
+the published Fig. 1); literature estimates as they are or averaged within the same period
+("period": RS by publication year, GPP by central year × method group, as GlobalC_nc_revision.Rmd).
+The ``*-rcode`` variants reproduce a detail of the published code: ``method2`` calls
+``rnorm(n, mean = x, sd = s)`` with the whole vector ``x``, which R recycles, so each "mean of 10"
+uses the first 10 estimates (in file order) once each instead of 10 picked at random.
+
+Agreement: ``agreement_probability`` is ``prob_agreement`` of functions-stats.R — the probability that
+a draw of Normal(mean, sd of the implied draws) falls inside the direct distribution's 95 % interval;
+``density_overlap`` is the overlap of the two densities (intersection point, tail shares and the
+overlap coefficient ∫min(f, g)); ``variance_decomposition`` freezes one input at its median.
+
+The Bayesian alternative (``build_bayes_model``) pools the literature estimates hierarchically with
+method-group effects and models each ratio with ecosystem-group means (Beta likelihood); see its
+docstring.
+
+Everything here is pure: tables in, arrays / DataFrames / a ``pm.Model`` out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import zlib
+from collections.abc import Callable, Mapping
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from scipy import ndimage, stats
+
+from data.errors import DataError
+from models.conventions import CI_QUANTILES
+
+N_DRAWS = 10_000
+SAMPLE_SIZE = 10
+SD_FILLS = ("max-cv", "median-cv", "ignore", "zero")
+GPP_SETS = ("remote-sensing", "non-model", "all")
+
+# Fluxes taken from single published values: (mean, sd) in Pg C yr⁻¹ (Topdown_GlobalRs.Rmd).
+HERBIVORY = (2.2, 0.2)   # Doughty et al. 2010, ERL 5:044001
+SINK = (2.10, 0.28)      # Le Quéré et al. 2015, ESSD 7:349 (land sink)
+DOC = (2.3, 0.25)        # dissolved organic carbon export (Jian et al. 2022, Table S3)
+BVOC = (1.007, 0.1)      # biogenic volatile organic compounds (Table S3; SD = 10 % of the mean)
+
+# Which ecosystem groups each ratio is drawn for in the area-weighted variant (the R code's
+# Rc2, Froot2, RaGpp2); the remaining land area takes the ratio drawn from all records.
+WEIGHT_GROUPS = {
+    "RC": ("agriculture", "deciduous_forest", "evergreen_forest", "mixed_forest", "grassland",
+           "shrubland_savanna"),
+    "Froot": ("deciduous_forest", "evergreen_forest", "mixed_forest"),
+    "RaGPP": ("deciduous_forest", "evergreen_forest", "mixed_forest", "grassland"),
+}
+
+# Published values (Jian et al. 2022): median and 95 % interval, Pg C yr⁻¹ (probabilities: upper
+# bounds as stated in the abstract; RS_rf_global: random-forest upscaling of monthly RS).
+PUBLISHED = {
+    "GPP_implied": (149.0, 126.0, 178.0),
+    "GPP_direct": (113.0, 95.0, 131.0),
+    "RS_direct": (87.0, 79.0, 96.0),
+    "RS_implied": (68.0, 60.0, 78.0),
+    "p_agree_GPP": (0.03, np.nan, np.nan),
+    "p_agree_RS": (0.02, np.nan, np.nan),
+    "RS_rf_global": (93.0, np.nan, np.nan),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    name: str
+    weighting: str      # "area" (per ecosystem group, area-weighted) | "pooled" (all records)
+    aggregation: str    # "none" | "period" (estimates averaged within the same period)
+    draw_order: str     # "resample" (pick with replacement) | "first-n" (R recycling, see module doc)
+    description: str
+
+
+VARIANTS: dict[str, Variant] = {v.name: v for v in (
+    Variant("weighted", "area", "none", "resample",
+            "ratios per ecosystem group, weighted by land area (published Fig. 1)"),
+    Variant("unweighted", "pooled", "none", "resample", "ratios pooled over all records"),
+    Variant("period", "area", "period", "resample",
+            "area-weighted; estimates averaged per period (RS: publication year; GPP: year × method)"),
+    Variant("period-unweighted", "pooled", "period", "resample", "pooled ratios; period-averaged"),
+    Variant("weighted-rcode", "area", "none", "first-n",
+            "as 'weighted' with the published code's rnorm recycling (first 10 estimates)"),
+    Variant("period-rcode", "area", "period", "first-n",
+            "as 'period' with the published code's rnorm recycling"),
+)}
+DEFAULT_VARIANT = "weighted"
+
+
+@dataclasses.dataclass(frozen=True)
+class BudgetConfig:
+    n_draws: int = N_DRAWS
+    sample_size: int = SAMPLE_SIZE
+    sd_fill: str = "max-cv"
+    gpp_set: str = "remote-sensing"   # which literature GPP estimates are "direct"
+    min_pub_year: int = 1980          # estimates published after this year (Topdown_GlobalRs.Rmd)
+    variants: tuple[str, ...] = tuple(VARIANTS)
+
+    def __post_init__(self):
+        if self.sd_fill not in SD_FILLS:
+            raise DataError(None, None, None, f"unknown SD fill '{self.sd_fill}'",
+                            f"use one of {', '.join(SD_FILLS)}")
+        if self.gpp_set not in GPP_SETS:
+            raise DataError(None, None, None, f"unknown GPP set '{self.gpp_set}'",
+                            f"use one of {', '.join(GPP_SETS)}")
+        unknown = [v for v in self.variants if v not in VARIANTS]
+        if unknown or not self.variants:
+            raise DataError(None, None, None, f"unknown variant '{unknown[0] if unknown else ''}'",
+                            f"use one or more of {', '.join(VARIANTS)}")
+        if self.n_draws < 10 or self.sample_size < 1:
+            raise DataError(None, None, None, "need at least 10 draws and a sample size ≥ 1",
+                            "use --n-draws 10000 (the published setting)")
+
+
+# ---------------------------------------------------------------- resampling primitives
+def stream(seed: int, name: str) -> np.random.Generator:
+    """An independent random stream per input, so adding a variant never changes other draws."""
+    return np.random.default_rng([int(seed), zlib.crc32(name.encode())])
+
+
+def fill_sd(values: np.ndarray, sd: np.ndarray, how: str) -> np.ndarray | None:
+    """SDs with the missing ones filled ("max-cv", "median-cv", "zero"); None for "ignore".
+
+    A missing SD becomes value × CV, with CV the maximum (method 3) or median (method 2) of the
+    coefficients of variation of the estimates that report an SD; with no SD anywhere it is 0.
+    """
+    values = np.asarray(values, dtype=float)
+    sd = np.asarray(sd, dtype=float)
+    if how == "ignore":
+        return None
+    if how == "zero":
+        return np.where(np.isnan(sd), 0.0, sd)
+    cv = sd / values
+    known = cv[np.isfinite(cv)]
+    if known.size == 0:
+        return np.zeros_like(values)
+    fill = np.max(known) if how == "max-cv" else np.median(known)
+    return np.where(np.isnan(sd), values * fill, sd)
+
+
+def resample_means(rng: np.random.Generator, values: np.ndarray, sd: np.ndarray | None = None, *,
+                   n_draws: int = N_DRAWS, sample_size: int = SAMPLE_SIZE,
+                   draw_order: str = "resample") -> np.ndarray:
+    """``n_draws`` means of ``sample_size`` values (vectorised R ``method1``–``method4``).
+
+    Without ``sd`` each value is an estimate picked with replacement (method 1). With ``sd`` each is
+    Normal(estimate, sd) of a picked estimate; ``draw_order="first-n"`` takes estimates 1…n in
+    order (recycled when fewer), as R's ``rnorm(n, mean = x, sd = s)`` does.
+    """
+    values = np.asarray(values, dtype=float)
+    if values.size == 0:
+        raise DataError(None, None, None, "no estimates to resample", "check the input selection")
+    if sd is not None and draw_order == "first-n":
+        idx = np.broadcast_to(np.arange(sample_size) % values.size, (n_draws, sample_size))
+    else:
+        idx = rng.integers(0, values.size, size=(n_draws, sample_size))
+    if sd is None:
+        return values[idx].mean(axis=1)
+    sd = np.asarray(sd, dtype=float)
+    return rng.normal(values[idx], sd[idx]).mean(axis=1)
+
+
+def aggregate_estimates(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Mean value and mean reported SD of the estimates sharing ``keys`` (dplyr group_by order).
+
+    A group in which no estimate reports an SD keeps a missing SD (R's mean(na.rm = TRUE) → NaN).
+    """
+    grouped = table.groupby(keys, sort=True, dropna=False)
+    out = grouped.agg(value=("value", "mean"), sd=("sd", "mean"), n=("value", "size")).reset_index()
+    return out
+
+
+# ---------------------------------------------------------------- selections
+def select_gpp(gpp: pd.DataFrame, config: BudgetConfig) -> pd.DataFrame:
+    """The literature GPP estimates taken as "direct" GPP."""
+    t = gpp[gpp["pub_year"] > config.min_pub_year]
+    if config.gpp_set == "remote-sensing":
+        t = t[t["method_group"] == "remote_sensing"]
+    elif config.gpp_set == "non-model":
+        t = t[t["method_group"] != "process_model"]
+    if t.empty:
+        raise DataError(None, None, "Group", f"no GPP estimates in set '{config.gpp_set}'",
+                        "check GlobalGPP_Sum.csv Group column or choose --gpp-set all")
+    return t.reset_index(drop=True)
+
+
+def select_rs(rs: pd.DataFrame, config: BudgetConfig) -> pd.DataFrame:
+    t = rs[rs["pub_year"] > config.min_pub_year]
+    if t.empty:
+        raise DataError(None, None, "Pub_year", "no soil-respiration estimates left",
+                        f"the analysis uses estimates published after {config.min_pub_year}")
+    return t.reset_index(drop=True)
+
+
+def literature_sets(inputs, config: BudgetConfig, aggregation: str) -> dict[str, pd.DataFrame]:
+    """RS and GPP estimate tables for one aggregation ("none" or "period")."""
+    gpp = select_gpp(inputs.gpp, config)
+    rs = select_rs(inputs.rs, config)
+    if aggregation == "period":
+        rs = aggregate_estimates(rs, ["pub_year"])
+        gpp = aggregate_estimates(gpp, ["year", "group2"])
+    return {"RS_direct": rs, "GPP_direct": gpp}
+
+
+def _group_values(records: pd.DataFrame, group: str) -> np.ndarray:
+    v = records.loc[records["group"] == group, "value"].to_numpy(dtype=float)
+    # A group without records takes all records (as the R code does for ecosystems with no data).
+    return v if v.size else records["value"].to_numpy(dtype=float)
+
+
+# ---------------------------------------------------------------- drawing and computing
+def draw_inputs(inputs, config: BudgetConfig, variant: Variant, seed: int) -> dict[str, np.ndarray]:
+    """All random inputs of one variant: N draws each (names as in ``implied_gpp``/``implied_rs``)."""
+    n, m = config.n_draws, config.sample_size
+    draws: dict[str, np.ndarray] = {}
+    lit = literature_sets(inputs, config, variant.aggregation)
+    tag = f"{variant.aggregation}|{variant.draw_order}"
+    for name, table in lit.items():
+        sd = fill_sd(table["value"], table["sd"], config.sd_fill)
+        draws[name] = resample_means(stream(seed, f"{name}|{tag}"), table["value"].to_numpy(), sd,
+                                     n_draws=n, sample_size=m, draw_order=variant.draw_order)
+    fire_sd = fill_sd(inputs.fire["value"], inputs.fire["sd"], config.sd_fill)
+    draws["fire"] = resample_means(stream(seed, f"fire|{variant.draw_order}"),
+                                   inputs.fire["value"].to_numpy(), fire_sd, n_draws=n,
+                                   sample_size=m, draw_order=variant.draw_order)
+    draws["NPP"] = resample_means(stream(seed, "NPP"), inputs.npp["value"].to_numpy(),
+                                  n_draws=n, sample_size=m)
+    for ratio, records in (("RC", inputs.rc), ("Froot", inputs.froot), ("RaGPP", inputs.ragpp)):
+        draws[f"{ratio}_all"] = resample_means(stream(seed, f"{ratio}_all"),
+                                               records["value"].to_numpy(dtype=float),
+                                               n_draws=n, sample_size=m)
+        if variant.weighting == "area":
+            for group in WEIGHT_GROUPS[ratio]:
+                draws[f"{ratio}_{group}"] = resample_means(
+                    stream(seed, f"{ratio}_{group}"), _group_values(records, group),
+                    n_draws=n, sample_size=m)
+    for name, (mu, sd) in (("herbivory", HERBIVORY), ("sink", SINK), ("DOC", DOC), ("BVOC", BVOC)):
+        draws[name] = stream(seed, name).normal(mu, sd, size=n)
+    return draws
+
+
+def weighted_ratio(draws: Mapping[str, np.ndarray], ratio: str, weighting: str,
+                   shares: Mapping[str, float]) -> np.ndarray:
+    """The global ratio: all records, or Σ share_g · ratio_g + (1 − Σ share_g) · ratio_all."""
+    if weighting == "pooled":
+        return draws[f"{ratio}_all"]
+    total = np.zeros_like(draws[f"{ratio}_all"])
+    used = 0.0
+    for group in WEIGHT_GROUPS[ratio]:
+        share = float(shares.get(group, 0.0))
+        total = total + share * draws[f"{ratio}_{group}"]
+        used += share
+    return total + (1.0 - used) * draws[f"{ratio}_all"]
+
+
+def implied_gpp(draws: Mapping[str, np.ndarray], weighting: str,
+                shares: Mapping[str, float]) -> np.ndarray:
+    """Bottom-up GPP = NPP + Rroot + Rshoot, Rroot = RS·RC, Rshoot = Rroot·(1 − Froot)/Froot."""
+    rc = weighted_ratio(draws, "RC", weighting, shares)
+    froot = weighted_ratio(draws, "Froot", weighting, shares)
+    rroot = draws["RS_direct"] * rc
+    rshoot = rroot * (1.0 - froot) / froot
+    return draws["NPP"] + rroot + rshoot
+
+
+def autotrophic_respiration(gpp: np.ndarray, npp: np.ndarray, ragpp: np.ndarray) -> np.ndarray:
+    """Ra = mean of GPP·(Ra:GPP) and GPP − NPP, the latter replaced by GPP·(Ra:GPP) when negative."""
+    ra_ratio = gpp * ragpp
+    ra_diff = gpp - npp
+    ra_diff = np.where(ra_diff < 0, ra_ratio, ra_diff)
+    return (ra_ratio + ra_diff) / 2.0
+
+
+def implied_rs(draws: Mapping[str, np.ndarray], weighting: str,
+               shares: Mapping[str, float]) -> np.ndarray:
+    """Top-down RS = NPP − herbivory − fire − sink − DOC − BVOC + Ra·Froot."""
+    ragpp = weighted_ratio(draws, "RaGPP", weighting, shares)
+    froot = weighted_ratio(draws, "Froot", weighting, shares)
+    ra = autotrophic_respiration(draws["GPP_direct"], draws["NPP"], ragpp)
+    return (draws["NPP"] - draws["herbivory"] - draws["fire"] - draws["sink"] - draws["DOC"]
+            - draws["BVOC"] + ra * froot)
+
+
+GPP_INPUTS = ("RS_direct", "NPP", "RC", "Froot")
+RS_INPUTS = ("GPP_direct", "NPP", "RaGPP", "Froot", "herbivory", "fire", "sink", "DOC", "BVOC")
+
+
+def _inputs_of(draws: Mapping[str, np.ndarray], names: tuple[str, ...]) -> list[str]:
+    """Keys of ``draws`` that feed a flux: the names themselves or ratio draws ``RATIO_group``."""
+    return [k for k in draws if k in names or (k.split("_")[0] in names and k.split("_")[0]
+                                                in ("RC", "Froot", "RaGPP"))]
+
+
+# ---------------------------------------------------------------- agreement and decomposition
+def interval(x: np.ndarray) -> tuple[float, float, float]:
+    lo, mid, hi = np.quantile(np.asarray(x, dtype=float), CI_QUANTILES)
+    return float(lo), float(mid), float(hi)
+
+
+def agreement_probability(implied: np.ndarray, lo: float, hi: float) -> float:
+    """P(a draw of Normal(mean, sd of ``implied``) lies in [lo, hi]) — prob_agreement of the R code."""
+    implied = np.asarray(implied, dtype=float)
+    mu, s = float(implied.mean()), float(implied.std(ddof=1))
+    return float(stats.norm.cdf((hi - mu) / s) - stats.norm.cdf((lo - mu) / s))
+
+
+def empirical_agreement(implied: np.ndarray, lo: float, hi: float) -> float:
+    """Fraction of implied draws inside [lo, hi] (no normal approximation)."""
+    implied = np.asarray(implied, dtype=float)
+    return float(np.mean((implied >= lo) & (implied <= hi)))
+
+
+def kernel_density(x: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """Gaussian kernel density of ``x`` on an even ``grid`` (binned, as R's density(); bw.nrd0)."""
+    x = np.asarray(x, dtype=float)
+    iqr = float(np.subtract(*np.quantile(x, [0.75, 0.25])))
+    spread = min(float(np.std(x, ddof=1)), iqr / 1.34) or float(np.std(x, ddof=1)) or 1.0
+    bandwidth = 0.9 * spread * x.size ** -0.2
+    dx = float(grid[1] - grid[0])
+    edges = np.concatenate([grid - dx / 2, [grid[-1] + dx / 2]])
+    counts, _ = np.histogram(x, bins=edges)
+    density = ndimage.gaussian_filter1d(counts.astype(float), bandwidth / dx, mode="constant")
+    return density / (density.sum() * dx)
+
+
+def density_overlap(left: np.ndarray, right: np.ndarray, grid_size: int = 2048) -> dict[str, float]:
+    """Overlap of two distributions (``left`` has the lower mean), from Gaussian kernel densities.
+
+    Returns the intersection point between the two means (as calc_overlap of the R code), the share
+    of ``left`` above it and of ``right`` below it, and the overlap coefficient ∫min(f, g).
+    """
+    left = np.asarray(left, dtype=float)
+    right = np.asarray(right, dtype=float)
+    if left.mean() > right.mean():
+        left, right = right, left
+    span = max(left.max(), right.max()) - min(left.min(), right.min())
+    grid = np.linspace(min(left.min(), right.min()) - 0.1 * span,
+                       max(left.max(), right.max()) + 0.1 * span, grid_size)
+    f = kernel_density(left, grid)
+    g = kernel_density(right, grid)
+    overlap = float(np.trapezoid(np.minimum(f, g), grid))
+    between = (grid >= left.mean()) & (grid <= right.mean())
+    x, diff = grid[between], (f - g)[between]
+    change = np.flatnonzero(np.sign(diff[:-1]) != np.sign(diff[1:])) if diff.size >= 2 else []
+    if len(change):
+        k = int(change[0])
+        x0 = float(x[k] - diff[k] * (x[k + 1] - x[k]) / (diff[k + 1] - diff[k]))
+    else:
+        x0 = float(x[np.argmin(np.abs(diff))]) if diff.size else float("nan")
+    return {"intersection": x0, "overlap": overlap,
+            "left_share": float(np.mean(left > x0)), "right_share": float(np.mean(right < x0))}
+
+
+def variance_decomposition(draws: Mapping[str, np.ndarray],
+                           compute: Callable[[Mapping[str, np.ndarray]], np.ndarray]) -> pd.Series:
+    """Share of the output variance removed by freezing each input at its median (variance_decomp)."""
+    full = float(np.var(compute(draws), ddof=1))
+    shares = {}
+    for name, values in draws.items():
+        frozen = dict(draws)
+        frozen[name] = np.full_like(values, np.median(values))
+        shares[name] = (full - float(np.var(compute(frozen), ddof=1))) / full
+    return pd.Series(shares, name="contribution").sort_values(ascending=False)
+
+
+# ---------------------------------------------------------------- one full run
+@dataclasses.dataclass
+class BudgetResult:
+    """Draws (dims variant × draw) of the four fluxes and the tidy summary table."""
+
+    draws: xr.Dataset
+    summary: pd.DataFrame
+    input_draws: dict[str, dict[str, np.ndarray]]
+
+
+def _row(quantity: str, variant: str, values: np.ndarray | float, **extra) -> dict:
+    if np.ndim(values):
+        lo, mid, hi = interval(values)
+        row = {"median": mid, "ci_low": lo, "ci_high": hi, "mean": float(np.mean(values)),
+               "sd": float(np.std(values, ddof=1))}
+    else:
+        row = {"median": float(values), "ci_low": np.nan, "ci_high": np.nan, "mean": np.nan,
+               "sd": np.nan}
+    return {"quantity": quantity, "variant": variant, "method": "resampling", "term": "", **row,
+            **extra}
+
+
+def summarise_variant(name: str, fluxes: Mapping[str, np.ndarray],
+                      vardecomp: Mapping[str, pd.Series] | None = None) -> list[dict]:
+    """Summary rows of one variant: fluxes, differences, agreement, overlap, variance shares."""
+    rows = [_row(q, name, fluxes[q]) for q in ("GPP_direct", "GPP_implied", "RS_direct", "RS_implied")]
+    for flux in ("GPP", "RS"):
+        direct, implied = fluxes[f"{flux}_direct"], fluxes[f"{flux}_implied"]
+        lo, _, hi = interval(direct)
+        rows.append(_row(f"{flux}_implied_minus_direct", name, implied - direct))
+        rows.append(_row(f"p_agree_{flux}", name, agreement_probability(implied, lo, hi)))
+        rows.append(_row(f"p_agree_{flux}_empirical", name, empirical_agreement(implied, lo, hi)))
+        ov = density_overlap(direct, implied)
+        rows.append(_row(f"overlap_{flux}", name, ov["overlap"]))
+        rows.append(_row(f"intersection_{flux}", name, ov["intersection"]))
+        rows.append(_row(f"overlap_{flux}_direct_share", name,
+                         ov["left_share"] if direct.mean() < implied.mean() else ov["right_share"]))
+        rows.append(_row(f"overlap_{flux}_implied_share", name,
+                         ov["right_share"] if direct.mean() < implied.mean() else ov["left_share"]))
+    for quantity, shares in (vardecomp or {}).items():
+        for term, share in shares.items():
+            rows.append(_row(f"variance_share_{quantity}", name, float(share), term=term))
+    return rows
+
+
+def run_resampling(inputs, config: BudgetConfig = BudgetConfig(), seed: int = 20190827) -> BudgetResult:
+    """All configured variants: draws, summary rows (quantity, variant, term, median, ci_low, …)."""
+    shares = inputs.area_shares
+    rows: list[dict] = []
+    arrays: dict[str, list[np.ndarray]] = {q: [] for q in ("GPP_direct", "GPP_implied", "RS_direct",
+                                                          "RS_implied")}
+    input_draws = {}
+    for name in config.variants:
+        variant = VARIANTS[name]
+        d = draw_inputs(inputs, config, variant, seed)
+        input_draws[name] = d
+        fluxes = {
+            "GPP_direct": d["GPP_direct"], "RS_direct": d["RS_direct"],
+            "GPP_implied": implied_gpp(d, variant.weighting, shares),
+            "RS_implied": implied_rs(d, variant.weighting, shares),
+        }
+        gpp_keys = _inputs_of(d, GPP_INPUTS)
+        rs_keys = _inputs_of(d, RS_INPUTS)
+        vardecomp = {
+            "GPP_implied": variance_decomposition(
+                {k: d[k] for k in gpp_keys}, lambda x: implied_gpp(x, variant.weighting, shares)),
+            "RS_implied": variance_decomposition(
+                {k: d[k] for k in rs_keys}, lambda x: implied_rs(x, variant.weighting, shares)),
+        }
+        rows += summarise_variant(name, fluxes, vardecomp)
+        for q in arrays:
+            arrays[q].append(fluxes[q])
+    ds = xr.Dataset(
+        {q: (("variant", "draw"), np.vstack(v)) for q, v in arrays.items()},
+        coords={"variant": list(config.variants), "draw": np.arange(config.n_draws)},
+    )
+    for q in ds.data_vars:
+        ds[q].attrs["units"] = "Pg C yr-1"
+    ds["variant"].attrs["description"] = "; ".join(
+        f"{v}: {VARIANTS[v].description}" for v in config.variants)
+    return BudgetResult(draws=ds, summary=pd.DataFrame(rows), input_draws=input_draws)
+
+
+def comparison_table(summary: pd.DataFrame, variant: str = DEFAULT_VARIANT) -> pd.DataFrame:
+    """Reproduced vs published numbers for one variant (relative differences of median and bounds)."""
+    out = []
+    for quantity, (pub, pub_lo, pub_hi) in PUBLISHED.items():
+        got = summary[(summary["quantity"] == quantity) & (summary["variant"] == variant)]
+        if got.empty:
+            continue
+        r = got.iloc[0]
+        out.append({"quantity": quantity, "variant": variant, "median": r["median"],
+                    "ci_low": r["ci_low"], "ci_high": r["ci_high"], "published": pub,
+                    "published_low": pub_lo, "published_high": pub_hi,
+                    "rel_diff_median": r["median"] / pub - 1})
+    return pd.DataFrame(out)
+
+
+# ---------------------------------------------------------------- Bayesian alternative
+RATIO_NAMES = ("RC", "Froot", "RaGPP")
+
+
+def _index(labels: pd.Series, levels: tuple[str, ...] | list[str]) -> np.ndarray:
+    lookup = {lvl: i for i, lvl in enumerate(levels)}
+    return np.array([lookup[x] for x in labels], dtype=int)
+
+
+def bayes_data(inputs, config: BudgetConfig = BudgetConfig()) -> dict:
+    """The arrays and labels ``build_bayes_model`` uses (exposed for tests and provenance)."""
+    gpp = inputs.gpp[inputs.gpp["pub_year"] > config.min_pub_year].reset_index(drop=True)
+    rs = select_rs(inputs.rs, config)
+    gpp_levels = [g for g in ("remote_sensing", "process_model", "site_upscaling", "isotope_sif",
+                              "mixed") if (gpp["method_group"] == g).any()]
+    if "remote_sensing" not in gpp_levels:
+        raise DataError(None, None, "Group", "no remote-sensing GPP estimates",
+                        "the Bayesian direct GPP is the remote-sensing method group")
+    rs_levels = sorted(rs["method_group"].unique())
+    data = {
+        "gpp_value": gpp["value"].to_numpy(float), "gpp_sd": np.nan_to_num(gpp["sd"].to_numpy(float)),
+        "gpp_method": _index(gpp["method_group"], gpp_levels), "gpp_levels": gpp_levels,
+        "rs_value": rs["value"].to_numpy(float), "rs_sd": np.nan_to_num(rs["sd"].to_numpy(float)),
+        "rs_method": _index(rs["method_group"], rs_levels), "rs_levels": rs_levels,
+        "npp_value": inputs.npp["value"].to_numpy(float),
+        "fire_value": inputs.fire["value"].to_numpy(float),
+        "fire_sd": np.nan_to_num(inputs.fire["sd"].to_numpy(float)),
+        "shares": dict(inputs.area_shares),
+    }
+    for ratio, records in zip(RATIO_NAMES, (inputs.rc, inputs.froot, inputs.ragpp)):
+        levels = [g for g in (*WEIGHT_GROUPS[ratio], "other")
+                  if g in set(records["group"])] or ["other"]
+        groups = records["group"].where(records["group"].isin(levels), "other")
+        if "other" not in levels and (groups == "other").any():
+            levels.append("other")
+        values = np.clip(records["value"].to_numpy(float), 1e-4, 1 - 1e-4)
+        index = _index(groups, levels)
+        data[ratio] = {
+            "value": values, "group": index, "levels": levels,
+            "counts": np.bincount(index, minlength=len(levels)).astype(float),
+            "sum_log": np.bincount(index, np.log(values), minlength=len(levels)),
+            "sum_log1m": np.bincount(index, np.log1p(-values), minlength=len(levels)),
+        }
+    return data
+
+
+def build_bayes_model(inputs, config: BudgetConfig = BudgetConfig()):
+    """Hierarchical pooling of the literature estimates and ratios → posteriors of the budget.
+
+    Literature estimates (Pg C yr⁻¹), with method-group effects (non-centred):
+        GPP_i ~ Normal(μ_GPP + β[m_i], √(σ_GPP² + SD_i²)),  β_m ~ Normal(0, τ_GPP),
+        m ∈ {remote sensing, process model, site upscaling, isotope / SIF, mixed};
+        RS_i likewise with m ∈ basis of the estimate {annual, monthly, other} (A_M of GlobalRs.csv);
+        fire_i ~ Normal(μ_fire, √(σ_fire² + SD_i²)); NPP_k ~ StudentT(ν, μ_NPP, σ_NPP) (Ito 2011
+        compilation, heavy tails for its outlying values).
+    Ratios (fractions), per ecosystem group g with a Beta likelihood of mean μ_g (every group has
+    ≥ 7 records, so the group means need no pooling):
+        r_j ~ Beta(μ_g κ, (1 − μ_g) κ),  logit μ_g ~ Normal(0, 1.5),  κ ~ Gamma(2, 0.2).
+    Derived (as the resampling recipe, area-weighted):
+        ratio_global = Σ_g share_g μ_g + (1 − Σ share) · Σ_g (n_g/N) μ_g (record-weighted mean, the
+        analogue of drawing the remaining land area from all records);
+        GPP_direct = μ_GPP + β[remote sensing]; RS_direct = μ_RS;
+        GPP_implied = μ_NPP + μ_RS · RC / Froot;
+        RS_implied = μ_NPP − herbivory − fire − sink − DOC − BVOC + Froot · Ra(GPP_direct);
+        GPP_diff = GPP_implied − GPP_direct, RS_diff = RS_implied − RS_direct.
+    Priors are weakly informative on the scale of each quantity; herbivory, sink, DOC and BVOC are
+    the published Normal(mean, sd) values.
+    """
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    d = bayes_data(inputs, config)
+    coords = {"gpp_method": d["gpp_levels"], "rs_method": d["rs_levels"]}
+    for ratio in RATIO_NAMES:
+        coords[f"{ratio}_group"] = d[ratio]["levels"]
+    with pm.Model(coords=coords) as model:
+        # literature GPP with method-group effects
+        mu_gpp = pm.Normal("mu_GPP", 120.0, 40.0)
+        tau_gpp = pm.HalfNormal("tau_GPP_method", 20.0)
+        sigma_gpp = pm.HalfNormal("sigma_GPP", 20.0)
+        z_gpp = pm.Normal("z_GPP_method", 0.0, 1.0, dims="gpp_method")
+        beta_gpp = pm.Deterministic("GPP_method_effect", tau_gpp * z_gpp, dims="gpp_method")
+        pm.Normal("GPP_obs", mu_gpp + beta_gpp[d["gpp_method"]],
+                  pt.sqrt(sigma_gpp**2 + d["gpp_sd"] ** 2), observed=d["gpp_value"])
+        # literature RS with basis effects
+        mu_rs = pm.Normal("mu_RS", 85.0, 30.0)
+        tau_rs = pm.HalfNormal("tau_RS_method", 10.0)
+        sigma_rs = pm.HalfNormal("sigma_RS", 15.0)
+        z_rs = pm.Normal("z_RS_method", 0.0, 1.0, dims="rs_method")
+        beta_rs = pm.Deterministic("RS_method_effect", tau_rs * z_rs, dims="rs_method")
+        pm.Normal("RS_obs", mu_rs + beta_rs[d["rs_method"]], pt.sqrt(sigma_rs**2 + d["rs_sd"] ** 2),
+                  observed=d["rs_value"])
+        # NPP and fire
+        mu_npp = pm.Normal("mu_NPP", 55.0, 20.0)
+        sigma_npp = pm.HalfNormal("sigma_NPP", 20.0)
+        nu_npp = pm.Gamma("nu_NPP", 2.0, 0.1)
+        pm.StudentT("NPP_obs", nu=nu_npp, mu=mu_npp, sigma=sigma_npp, observed=d["npp_value"])
+        mu_fire = pm.TruncatedNormal("mu_fire", 3.5, 2.0, lower=0.0)
+        sigma_fire = pm.HalfNormal("sigma_fire", 2.0)
+        pm.Normal("fire_obs", mu_fire, pt.sqrt(sigma_fire**2 + d["fire_sd"] ** 2),
+                  observed=d["fire_value"])
+        # ratios per ecosystem group: Beta log-likelihood from per-group sufficient statistics
+        # (n, Σ log r, Σ log(1 − r)) — the same posterior as per record, at the cost of a few groups
+        global_ratio = {}
+        for ratio in RATIO_NAMES:
+            r = d[ratio]
+            logit_mu = pm.Normal(f"logit_{ratio}", 0.0, 1.5, dims=f"{ratio}_group")
+            kappa = pm.Gamma(f"kappa_{ratio}", 2.0, 0.2)
+            mu_g = pm.Deterministic(f"{ratio}_group_mean", pm.math.invlogit(logit_mu),
+                                    dims=f"{ratio}_group")
+            a, b = mu_g * kappa, (1.0 - mu_g) * kappa
+            pm.Potential(f"{ratio}_loglik", pt.sum(
+                (a - 1.0) * r["sum_log"] + (b - 1.0) * r["sum_log1m"]
+                - r["counts"] * (pt.gammaln(a) + pt.gammaln(b) - pt.gammaln(kappa))))
+            record_mean = pt.sum(mu_g * (r["counts"] / r["counts"].sum()))
+            used = 0.0
+            total = 0.0
+            for i, group in enumerate(r["levels"]):
+                if group in WEIGHT_GROUPS[ratio]:
+                    share = float(d["shares"].get(group, 0.0))
+                    total = total + share * mu_g[i]
+                    used += share
+            global_ratio[ratio] = pm.Deterministic(ratio, total + (1.0 - used) * record_mean)
+        herb = pm.Normal("herbivory", *HERBIVORY)
+        sink = pm.Normal("sink", *SINK)
+        doc = pm.Normal("DOC", *DOC)
+        bvoc = pm.Normal("BVOC", *BVOC)
+        gpp_direct = pm.Deterministic("GPP_direct", mu_gpp + beta_gpp[d["gpp_levels"].index("remote_sensing")])
+        rs_direct = pm.Deterministic("RS_direct", mu_rs)
+        gpp_implied = pm.Deterministic(
+            "GPP_implied", mu_npp + mu_rs * global_ratio["RC"] / global_ratio["Froot"])
+        ra_ratio = gpp_direct * global_ratio["RaGPP"]
+        ra_diff = gpp_direct - mu_npp
+        ra = (ra_ratio + pt.switch(ra_diff < 0, ra_ratio, ra_diff)) / 2.0
+        rs_implied = pm.Deterministic(
+            "RS_implied", mu_npp - herb - mu_fire - sink - doc - bvoc + ra * global_ratio["Froot"])
+        pm.Deterministic("GPP_diff", gpp_implied - gpp_direct)
+        pm.Deterministic("RS_diff", rs_implied - rs_direct)
+    return model
+
+
+BAYES_FLUXES = ("GPP_direct", "GPP_implied", "RS_direct", "RS_implied", "GPP_diff", "RS_diff",
+                "mu_NPP", "mu_fire", "RC", "Froot", "RaGPP")
+
+
+def summarise_bayes(posterior: xr.Dataset) -> list[dict]:
+    """Summary rows (method "bayes") from a posterior Dataset with dims (chain, draw)."""
+    rows = []
+    flat = {k: posterior[k].values.reshape(-1) for k in BAYES_FLUXES if k in posterior}
+    for name, values in flat.items():
+        row = _row(name, DEFAULT_VARIANT, values)
+        row["method"] = "bayes"
+        rows.append(row)
+    for flux in ("GPP", "RS"):
+        direct, implied = flat[f"{flux}_direct"], flat[f"{flux}_implied"]
+        lo, _, hi = interval(direct)
+        for quantity, value in ((f"p_agree_{flux}", agreement_probability(implied, lo, hi)),
+                                (f"p_agree_{flux}_empirical", empirical_agreement(implied, lo, hi)),
+                                (f"P_{flux}_diff_gt_0", float(np.mean(flat[f"{flux}_diff"] > 0)))):
+            row = _row(quantity, DEFAULT_VARIANT, value)
+            row["method"] = "bayes"
+            rows.append(row)
+    return rows

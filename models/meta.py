@@ -1,0 +1,393 @@
+"""Model M3: Bayesian random-effects meta-analysis of log response ratios (lnRR).
+
+Effect size (names as in metafor's ``escalc(measure="ROM")``): for each experiment
+
+    yi = ln(X̄_T / X̄_C),   vi = SD_T² / (n_T X̄_T²) + SD_C² / (n_C X̄_C²)      (delta method)
+
+or, with ``bias_correction=True``, the second-order ("Δ") versions of Lajeunesse (2015, Ecology
+96:2056, eqs. 9–10):
+
+    yi = ln(X̄_T / X̄_C) + ½ [SD_T² / (n_T X̄_T²) − SD_C² / (n_C X̄_C²)]
+    vi = (delta-method vi) + ½ [SD_T⁴ / (n_T² X̄_T⁴) + SD_C⁴ / (n_C² X̄_C⁴)].
+
+Uptake fluxes are compared as magnitudes: when both means are negative, RR = |X̄_T| / |X̄_C| (RR > 1
+= stronger uptake under treatment); the ratio of the signed means is the same number. A zero mean,
+or a control and treatment of opposite sign, has no log ratio: that is an error (or, on request,
+the row is dropped and counted).
+
+Model (``build_rr_model``), i = experiment, j = moderator level:
+
+    yi ~ Normal(θ_i, √vi)
+    θ_i = lnRR[j(i)] (+ β · (warming_c_i − mean warming_c)) + τ_study · z_study[s(i)] + τ_site · z_site[k(i)]
+    z ~ Normal(0, 1)   (non-centred study and site effects; sites nested in studies)
+    lnRR[j] ~ Normal(0, mu_prior_sd),  β ~ Normal(0, 1),  τ_study, τ_site ~ the stated τ prior.
+
+Derived per level: RR = exp(lnRR); τ = √(τ_study² + τ_site²) (the heterogeneity of a new
+experiment); I² = τ² / (τ² + s²_j) with s²_j the "typical" sampling variance of the level's
+experiments (Higgins & Thompson 2002); lnRR_new = lnRR + τ · z_new, the prediction for a new
+experiment (its 95 % interval is the prediction interval). With the warming slope, lnRR[j] is the
+response at the mean applied warming of the table and ``RR_per_degC`` = exp(β).
+
+The between-level quantities (``prob_greater``, ``overlap_coefficient``, ``agreement_probability``)
+act on posterior draws and are pure functions too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+
+import numpy as np
+import pandas as pd
+import pymc as pm
+import pytensor.tensor as pt
+from scipy import stats
+
+from data.errors import DataError, file_row
+from models.conventions import CI_PROB, CI_QUANTILES
+
+ROW_COLUMN = "source_row"
+TAU_FAMILIES = ("halfnormal", "halfcauchy", "halfstudentt", "exponential", "uniform")
+
+
+# ---------------------------------------------------------------- priors
+@dataclasses.dataclass(frozen=True)
+class TauPrior:
+    """Prior of each heterogeneity SD (τ_study, τ_site), on the lnRR scale.
+
+    ``family:scale`` in text: ``halfnormal:0.5`` (SD 0.5), ``halfcauchy:1``, ``halfstudentt:1``
+    (3 degrees of freedom), ``exponential:1`` (mean 1), ``uniform:5`` (flat on 0…5).
+    """
+
+    family: str = "halfcauchy"
+    scale: float = 0.5
+
+    def __post_init__(self):
+        if self.family not in TAU_FAMILIES:
+            raise ValueError(f"unknown τ prior '{self.family}'; use one of {', '.join(TAU_FAMILIES)}")
+        if not (np.isfinite(self.scale) and self.scale > 0):
+            raise ValueError(f"τ prior scale must be a positive number, got {self.scale}")
+
+    def __str__(self) -> str:
+        return f"{self.family}:{self.scale:g}"
+
+    def rv(self, name: str, **kwargs):
+        s = self.scale
+        match self.family:
+            case "halfnormal":
+                return pm.HalfNormal(name, sigma=s, **kwargs)
+            case "halfcauchy":
+                return pm.HalfCauchy(name, beta=s, **kwargs)
+            case "halfstudentt":
+                return pm.HalfStudentT(name, nu=3, sigma=s, **kwargs)
+            case "exponential":
+                return pm.Exponential(name, lam=1.0 / s, **kwargs)
+            case "uniform":
+                return pm.Uniform(name, lower=0.0, upper=s, **kwargs)
+        raise AssertionError(self.family)
+
+
+def parse_tau_prior(text: str) -> TauPrior:
+    """``'halfnormal:0.5'`` → TauPrior; ValueError with the accepted forms otherwise."""
+    family, sep, scale = str(text).strip().lower().partition(":")
+    try:
+        return TauPrior(family, float(scale) if sep else TauPrior.scale)
+    except ValueError as exc:
+        raise ValueError(f"bad τ prior '{text}': {exc} (write FAMILY:SCALE, e.g. halfnormal:0.5)") \
+            from None
+
+
+DEFAULT_TAU_PRIOR = TauPrior("halfcauchy", 0.5)
+# Refits for the prior-sensitivity table: lighter and heavier tails, tighter and wider scales.
+SENSITIVITY_TAU_PRIORS = (TauPrior("halfnormal", 0.25), TauPrior("halfnormal", 1.0),
+                          TauPrior("halfcauchy", 1.0), TauPrior("exponential", 0.5),
+                          TauPrior("uniform", 5.0))
+DEFAULT_MU_PRIOR_SD = 2.0  # lnRR ±2 ↔ RR 0.14…7.4 at one prior SD
+
+
+# ---------------------------------------------------------------- effect sizes
+@dataclasses.dataclass
+class Effects:
+    """Per-experiment effect sizes: the input rows plus ``yi``, ``vi``, ``direction``, ``geary``."""
+
+    table: pd.DataFrame
+    bias_corrected: bool
+    dropped: dict[str, int]
+    source: str
+
+
+def _row_of(table: pd.DataFrame, position: int) -> int:
+    if ROW_COLUMN in table.columns:
+        return int(table[ROW_COLUMN].iloc[position])
+    return file_row(position)
+
+
+def effect_sizes(table: pd.DataFrame, bias_correction: bool = False, on_sign_change: str = "error",
+                 source: str = "<table>") -> Effects:
+    """lnRR (``yi``) and its sampling variance (``vi``) per row of a validated warming table.
+
+    ``on_sign_change``: ``"error"`` (default) refuses a zero mean or means of opposite sign, naming
+    the row; ``"drop"`` leaves such rows out and counts them in ``Effects.dropped``.
+    ``geary`` is Geary's check of Lajeunesse (2015): X̄/SD · 4n^{3/2}/(1 + 4n) ≥ 3 in both groups
+    means the delta-method approximation is trustworthy; rows failing it are only flagged.
+    """
+    if on_sign_change not in ("error", "drop"):
+        raise ValueError("on_sign_change must be 'error' or 'drop'")
+    t = table.reset_index(drop=True)
+    mc, mt = t["control_mean"].to_numpy(float), t["treatment_mean"].to_numpy(float)
+    zero = (mc == 0) | (mt == 0)
+    flip = ~zero & (np.sign(mc) != np.sign(mt))
+    dropped: dict[str, int] = {}
+    if on_sign_change == "error":
+        for mask, what in ((zero, "a group mean is zero"),
+                           (flip, "control and treatment means have opposite signs")):
+            if mask.any():
+                i = int(np.flatnonzero(mask)[0])
+                col = ("control_mean" if (mc[i] == 0 or not zero[i]) else "treatment_mean")
+                raise DataError(source, _row_of(t, i), col,
+                                f"{what} ({mc[i]:g} vs {mt[i]:g}): the log response ratio does not "
+                                f"exist ({int(zero.sum() + flip.sum())} such rows)",
+                                "remove the row, or pass --sign-change drop to leave such rows out "
+                                "(counted in the output)")
+    else:
+        if zero.any():
+            dropped["zero_mean"] = int(zero.sum())
+        if flip.any():
+            dropped["sign_change"] = int(flip.sum())
+        keep = ~(zero | flip)
+        t, mc, mt = t[keep].reset_index(drop=True), mc[keep], mt[keep]
+    if t.empty:
+        raise DataError(source, None, "control_mean", "no row has a log response ratio",
+                        "give experiments whose control and treatment means share a sign")
+    sc, st = t["control_sd"].to_numpy(float), t["treatment_sd"].to_numpy(float)
+    nc, nt = t["control_n"].to_numpy(float), t["treatment_n"].to_numpy(float)
+    rel_c, rel_t = sc**2 / (nc * mc**2), st**2 / (nt * mt**2)  # squared CV of each mean
+    yi = np.log(mt / mc)  # = ln(|mt| / |mc|): signs agree
+    vi = rel_t + rel_c
+    if bias_correction:
+        yi = yi + 0.5 * (rel_t - rel_c)
+        vi = vi + 0.5 * (rel_t**2 + rel_c**2)
+    out = t.copy()
+    out["yi"], out["vi"] = yi, vi
+    out["direction"] = np.where(mc > 0, "emission", "uptake")
+    geary = lambda m, s, n: np.abs(m) / s * 4 * n**1.5 / (1 + 4 * n)  # noqa: E731
+    out["geary"] = np.minimum(geary(mc, sc, nc), geary(mt, st, nt))
+    return Effects(out, bias_correction, dropped, source)
+
+
+# ---------------------------------------------------------------- model
+@dataclasses.dataclass(frozen=True)
+class RRSpec:
+    """How the meta-analysis model is built."""
+
+    moderator: str = "season"
+    warming_slope: bool = False
+    tau_prior: TauPrior = DEFAULT_TAU_PRIOR
+    mu_prior_sd: float = DEFAULT_MU_PRIOR_SD
+    beta_prior_sd: float = 1.0
+    levels: tuple[str, ...] | None = None  # order of the moderator levels (default: sorted)
+    parameterisation: str = "noncentred"
+
+    def as_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["tau_prior"] = str(self.tau_prior)
+        return d
+
+
+def typical_variance(vi: np.ndarray) -> float:
+    """Higgins & Thompson's (2002) typical within-study variance (metafor's I² denominator)."""
+    w = 1.0 / np.asarray(vi, float)
+    k = w.size
+    if k < 2:
+        return float(np.mean(vi))
+    return float((k - 1) * w.sum() / (w.sum() ** 2 - (w**2).sum()))
+
+
+@dataclasses.dataclass
+class RRData:
+    """The arrays and labels the model is built on (also stored as observed/constant data)."""
+
+    effects: pd.DataFrame
+    levels: list[str]
+    level_idx: np.ndarray
+    studies: list[str]
+    study_idx: np.ndarray
+    sites: list[str]
+    site_idx: np.ndarray
+    warming_c: np.ndarray | None
+    warming_ref_c: float | None
+    s2_typical: np.ndarray  # per level
+
+
+def prepare(effects: Effects, spec: RRSpec) -> RRData:
+    """Index the experiments by level, study and site; refuse what the model cannot use."""
+    t = effects.table
+    mod = spec.moderator
+    if mod not in t.columns:
+        options = [c for c in t.columns if t[c].dtype == object and c not in ("study", "site")]
+        raise DataError(effects.source, 1, mod, f"moderator column '{mod}' is not in the table",
+                        f"pass --moderator with one of: {', '.join(options) or 'a grouping column'}")
+    labels = t[mod]
+    blank = (labels.isna() | labels.astype(str).str.strip().eq("")).to_numpy()
+    if blank.any():
+        i = int(np.flatnonzero(blank)[0])
+        raise DataError(effects.source, _row_of(t, i), mod,
+                        f"moderator '{mod}' is blank ({int(blank.sum())} of {len(t)} rows)",
+                        "fill it in every row, or choose another column with --moderator")
+    labels = labels.astype(str).str.strip()
+    present = sorted(labels.unique())
+    if spec.levels is not None:
+        unknown = [x for x in present if x not in spec.levels]
+        if unknown:
+            raise DataError(effects.source, None, mod, f"level '{unknown[0]}' is not in the "
+                            f"requested order {list(spec.levels)}", "list every level present")
+        levels = [x for x in spec.levels if x in present]
+    else:
+        levels = present
+    level_idx = pd.Categorical(labels, categories=levels).codes.astype(int)
+    study = t["study"].astype(str)
+    site = study + "/" + t["site"].astype(str)  # sites are nested in studies
+    studies, study_idx = sorted(study.unique()), None
+    study_idx = pd.Categorical(study, categories=studies).codes.astype(int)
+    sites = sorted(site.unique())
+    site_idx = pd.Categorical(site, categories=sites).codes.astype(int)
+    warming, ref = None, None
+    if spec.warming_slope:
+        w = t["warming_c"].to_numpy(float)
+        bad = ~np.isfinite(w)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise DataError(effects.source, _row_of(t, i), "warming_c",
+                            f"applied warming is blank ({int(bad.sum())} rows) but the warming "
+                            "slope needs it", "fill warming_c, or fit without --warming-slope")
+        if np.ptp(w) == 0:
+            raise DataError(effects.source, None, "warming_c", "every experiment has the same "
+                            "warming: the slope is not identifiable", "fit without --warming-slope")
+        warming, ref = w, float(w.mean())
+    vi = t["vi"].to_numpy(float)
+    s2 = np.array([typical_variance(vi[level_idx == j]) for j in range(len(levels))])
+    return RRData(t, levels, level_idx, studies, study_idx, sites, site_idx, warming, ref, s2)
+
+
+def build_rr_model(effects: Effects, spec: RRSpec = RRSpec()) -> pm.Model:
+    """The random-effects meta-regression of ``effects`` as a PyMC model (see module docstring)."""
+    d = prepare(effects, spec)
+    t = d.effects
+    obs_labels = [f"{s}/{k}#{r}" for s, k, r in
+                  zip(t["study"].astype(str), t["site"].astype(str), t.get(ROW_COLUMN, t.index))]
+    coords = {"level": d.levels, "study": d.studies, "site": d.sites, "obs": obs_labels}
+    with pm.Model(coords=coords) as model:
+        vi = pm.Data("vi", t["vi"].to_numpy(float), dims="obs")
+        level_idx = pm.Data("level_idx", d.level_idx, dims="obs")
+        study_idx = pm.Data("study_idx", d.study_idx, dims="obs")
+        site_idx = pm.Data("site_idx", d.site_idx, dims="obs")
+        s2 = pm.Data("s2_typical", d.s2_typical, dims="level")
+
+        ln_rr = pm.Normal("lnRR", 0.0, spec.mu_prior_sd, dims="level")
+        tau_study = spec.tau_prior.rv("tau_study")
+        tau_site = spec.tau_prior.rv("tau_site")
+        mean = ln_rr[level_idx]
+        if d.warming_c is not None:
+            w = pm.Data("warming_c", d.warming_c, dims="obs")
+            beta = pm.Normal("lnRR_per_degC", 0.0, spec.beta_prior_sd)
+            mean = mean + beta * (w - d.warming_ref_c)
+            pm.Deterministic("RR_per_degC", pt.exp(beta))
+        y = t["yi"].to_numpy(float)
+        if spec.parameterisation == "marginal":
+            same_study = (d.study_idx[:, None] == d.study_idx[None, :]).astype(float)
+            same_site = (d.site_idx[:, None] == d.site_idx[None, :]).astype(float)
+            cov = (pt.diag(vi) + tau_study**2 * same_study + tau_site**2 * same_site)
+            pm.MvNormal("yi", mu=mean, cov=cov, observed=y, dims="obs")
+        else:
+            z_study = pm.Normal("z_study", 0.0, 1.0, dims="study")
+            z_site = pm.Normal("z_site", 0.0, 1.0, dims="site")
+            theta = mean + tau_study * z_study[study_idx] + tau_site * z_site[site_idx]
+            pm.Normal("yi", mu=theta, sigma=pt.sqrt(vi), observed=y, dims="obs")
+
+        pm.Deterministic("RR", pt.exp(ln_rr), dims="level")
+        tau = pm.Deterministic("tau", pt.sqrt(tau_study**2 + tau_site**2))
+        pm.Deterministic("I2", tau**2 / (tau**2 + s2), dims="level")
+        # A new experiment's true effect: its interval is the prediction interval.
+        z_new = pm.Normal("z_new", 0.0, 1.0, dims="level")
+        ln_rr_new = pm.Deterministic("lnRR_new", ln_rr + tau * z_new, dims="level")
+        pm.Deterministic("RR_new", pt.exp(ln_rr_new), dims="level")
+    return model
+
+
+# ---------------------------------------------------------------- between levels
+def prob_greater(a: np.ndarray, b: np.ndarray) -> float:
+    """P(a > b) from paired joint-posterior draws."""
+    a, b = np.ravel(a), np.ravel(b)
+    return float(np.mean(a > b))
+
+
+def overlap_coefficient(a: np.ndarray, b: np.ndarray, grid_size: int = 1024) -> float:
+    """Overlap ∫ min(f_a, f_b) of two densities, each estimated by a Gaussian KDE of its draws.
+
+    1 for identical distributions, 0 for disjoint ones; invariant to a monotone transform of both
+    (computed on whatever scale the draws are given — lnRR is the natural one).
+    """
+    a, b = np.ravel(a).astype(float), np.ravel(b).astype(float)
+    ka, kb = stats.gaussian_kde(a), stats.gaussian_kde(b)
+    pad = 4 * max(a.std() * ka.factor, b.std() * kb.factor)
+    grid = np.linspace(min(a.min(), b.min()) - pad, max(a.max(), b.max()) + pad, grid_size)
+    return float(np.clip(np.trapezoid(np.minimum(ka(grid), kb(grid)), grid), 0.0, 1.0))
+
+
+def agreement_probability(a: np.ndarray, b: np.ndarray) -> float:
+    """P that a draw of A lies inside B's interval, both approximated as normal (Jian et al. 2022).
+
+    A ~ N(mean_a, sd_a); B's interval is mean_b ± z·sd_b with z from the project's interval
+    (95 %). Not symmetric: A = B gives CI_PROB.
+    """
+    a, b = np.ravel(a).astype(float), np.ravel(b).astype(float)
+    z = stats.norm.ppf(CI_QUANTILES[2])
+    lo, hi = b.mean() - z * b.std(ddof=1), b.mean() + z * b.std(ddof=1)
+    dist = stats.norm(a.mean(), a.std(ddof=1))
+    return float(dist.cdf(hi) - dist.cdf(lo))
+
+
+def level_pairs(levels: list[str]) -> list[tuple[str, str]]:
+    """Ordered pairs (a, b) compared as a − b: each later level against each earlier one.
+
+    With the default sorted seasons this is (non-growing, growing), i.e. P(RR_nongrowing > RR_growing).
+    """
+    return [(levels[j], levels[i]) for i, j in itertools.combinations(range(len(levels)), 2)]
+
+
+def between_levels(ln_rr: np.ndarray, levels: list[str]) -> pd.DataFrame:
+    """Per pair (level a, versus b): P(RR_a > RR_b), overlap, agreement both ways.
+
+    ``ln_rr``: draws × levels (joint posterior draws of lnRR, flattened over chains).
+    """
+    ln_rr = np.asarray(ln_rr, float)
+    rows = []
+    for a, b in level_pairs(levels):
+        da, db = ln_rr[:, levels.index(a)], ln_rr[:, levels.index(b)]
+        rows.append({"level": a, "versus": b, "P_diff_gt_0": prob_greater(da, db),
+                     "overlap": overlap_coefficient(da, db),
+                     "p_agree": agreement_probability(da, db),
+                     "p_agree_reverse": agreement_probability(db, da)})
+    return pd.DataFrame(rows, columns=["level", "versus", "P_diff_gt_0", "overlap", "p_agree",
+                                       "p_agree_reverse"])
+
+
+def warming_by_level(d: RRData) -> pd.DataFrame:
+    """Number of experiments and mean ± SD of the applied warming per level (data, not posterior)."""
+    t = d.effects
+    rows = []
+    for j, level in enumerate(d.levels):
+        w = t["warming_c"].to_numpy(float)[d.level_idx == j]
+        w = w[np.isfinite(w)]
+        rows.append({"level": level, "k": int((d.level_idx == j).sum()),
+                     "n_studies": int(np.unique(d.study_idx[d.level_idx == j]).size),
+                     "warming_mean": float(w.mean()) if w.size else np.nan,
+                     "warming_sd": float(w.std(ddof=1)) if w.size > 1 else np.nan,
+                     "warming_n": int(w.size)})
+    return pd.DataFrame(rows)
+
+
+__all__ = ["CI_PROB", "DEFAULT_TAU_PRIOR", "Effects", "RRData", "RRSpec", "SENSITIVITY_TAU_PRIORS",
+           "TauPrior", "agreement_probability", "between_levels", "build_rr_model", "effect_sizes",
+           "level_pairs", "overlap_coefficient", "parse_tau_prior", "prepare", "prob_greater",
+           "typical_variance", "warming_by_level"]

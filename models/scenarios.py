@@ -1,0 +1,518 @@
+"""Warming-scenario engine: soil temperature + ΔT, two modes side by side, totals with intervals.
+
+Modes (DESIGN.md, Projections):
+
+``rf``  (RF-direct, the seed study's method)
+    Each class forest evaluated at Ts + ΔT. A forest cannot extrapolate: beyond the training
+    soil-temperature range it returns the value at the edge, so rows whose Ts + ΔT leave that
+    range are counted and reported.
+``arrhenius``  (posterior scaling)
+    The forest's control prediction × exp(E · (1/(k·T) − 1/(k·(T + ΔT)))), T in K, with E the
+    activation energy of the row's flux class and season drawn from the M1 posterior.
+
+Uncertainty: draw d uses tree ``d mod n_trees`` of each class forest and posterior draw d of E
+(the same draw for all classes, so the posterior's correlations are kept), so the spread of the
+totals combines forest and E uncertainty. The same draw indices are used in both modes and all
+scenarios: changes versus control are paired.
+
+Aggregation periods: ``annual``; ``growing`` / ``non-growing`` (julian scheme); ``spring_thaw`` /
+``autumn_freeze`` (freeze-thaw scheme). Periods and the season that picks E are those of the
+control (ΔT = 0) temperatures, so every scenario is compared on the same days. E follows each
+day's season under the posterior's own scheme.
+
+Units: flux nmol CH4 m⁻² s⁻¹ × 86 400 s d⁻¹ × 16.04 g mol⁻¹ × 10⁻⁹ mol nmol⁻¹ = g CH4 m⁻² d⁻¹.
+Site totals are g CH4 m⁻² yr⁻¹: the sum over a period's observed days divided by the years of
+record (the site's observed days / 365.25), so growing + non-growing = annual. Grid totals are
+Tg CH4 yr⁻¹: Σ cells, days of flux × ecosystem fraction × cell area, per year of the cube, / 10¹².
+
+Pure: arrays and tables in, arrays and tables out; no I/O, no printing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from data.seasons import assign_seasons
+from models.conventions import CI_QUANTILES
+from models.forest import ClassForest, design_matrix
+
+K_BOLTZMANN_EV = 8.617333e-5  # eV K⁻¹
+KELVIN = 273.15
+CH4_G_PER_MOL = 16.04
+SECONDS_PER_DAY = 86_400.0
+DAYS_PER_YEAR = 365.25
+G_PER_TG = 1.0e12
+# nmol CH4 m⁻² s⁻¹ → g CH4 m⁻² d⁻¹
+G_M2_DAY_PER_FLUX = 1.0e-9 * CH4_G_PER_MOL * SECONDS_PER_DAY
+
+DEFAULT_SCENARIOS = (0.0, 0.5, 1.0, 1.5, 2.0)
+MODES = ("rf", "arrhenius")
+PERIODS = ("annual", "growing", "non-growing", "spring_thaw", "autumn_freeze")
+STATS = ("mean", "ci_low", "ci_high")
+SITE_UNIT = "g CH4 m-2 yr-1"
+REGION_UNIT = "Tg CH4 yr-1"
+MAP_UNIT = "g CH4 m-2 yr-1"
+
+
+def arrhenius_factor(E, temp_c, delta_c):
+    """exp(E · (1/(k·T) − 1/(k·(T + ΔT)))) with T = temp_c + 273.15 K; E in eV."""
+    t = np.asarray(temp_c, dtype=float) + KELVIN
+    return np.exp(np.asarray(E, dtype=float) / K_BOLTZMANN_EV * (1.0 / t - 1.0 / (t + delta_c)))
+
+
+def ecosystem_of(flux_class: str) -> str:
+    return flux_class.rsplit("_", 1)[0]
+
+
+# ---------------------------------------------------------------- posterior draws
+@dataclasses.dataclass(frozen=True)
+class EDraws:
+    """Activation-energy draws ``E[draw, flux_class, season]`` (eV) and the posterior's scheme."""
+
+    values: np.ndarray
+    classes: tuple[str, ...]
+    seasons: tuple[str, ...]
+    scheme: str
+
+    def for_rows(self, flux_class: str, season: np.ndarray) -> np.ndarray:
+        """E per draw and row, shape (draws, rows); NaN where the class or season has no E."""
+        n_draws = self.values.shape[0]
+        if flux_class not in self.classes:
+            return np.full((n_draws, len(season)), np.nan)
+        table = self.values[:, self.classes.index(flux_class), :]
+        idx = pd.Index(self.seasons).get_indexer(np.asarray(season, dtype=object))
+        out = table[:, np.where(idx >= 0, idx, 0)]
+        out[:, idx < 0] = np.nan
+        return out
+
+
+def missing_activation_energies(e_draws: EDraws, needed: dict[str, set[str]]) -> dict[str, str]:
+    """Classes whose E is absent from the posterior for a season they need: {class: why}."""
+    out = {}
+    for cls, seasons in needed.items():
+        if cls not in e_draws.classes:
+            out[cls] = "not in the posterior"
+            continue
+        values = e_draws.values[:, e_draws.classes.index(cls), :]
+        have = {s for k, s in enumerate(e_draws.seasons) if np.isfinite(values[:, k]).all()}
+        lacking = sorted(set(seasons) - have)
+        if lacking:
+            out[cls] = f"posterior has no E for season {', '.join(lacking)}"
+    return out
+
+
+def draw_activation_energies(E: xr.DataArray, n_draws: int, seed: int, scheme: str) -> EDraws:
+    """``n_draws`` joint draws of E from a (chain, draw, flux_class, season) posterior variable.
+
+    Without replacement when the posterior holds enough draws, else with replacement.
+    """
+    stacked = E.stack(sample=("chain", "draw")).transpose("sample", "flux_class", "season")
+    n_avail = stacked.sizes["sample"]
+    rng = np.random.default_rng(seed)
+    pick = rng.choice(n_avail, size=n_draws, replace=n_draws > n_avail)
+    return EDraws(np.asarray(stacked.values[pick], dtype=float),
+                  tuple(str(c) for c in E["flux_class"].values),
+                  tuple(str(s) for s in E["season"].values), scheme)
+
+
+# ---------------------------------------------------------------- engine
+@dataclasses.dataclass
+class Engine:
+    """Forests + E draws + scenarios: evaluates per-draw fluxes for rows of one flux class."""
+
+    forests: dict[str, ClassForest]
+    scenarios: tuple[float, ...] = DEFAULT_SCENARIOS
+    modes: tuple[str, ...] = MODES
+    n_draws: int = 200
+    e_draws: EDraws | None = None
+
+    def __post_init__(self):
+        scen = tuple(sorted({0.0, *(float(s) for s in self.scenarios)}))
+        self.scenarios = scen  # the control (0 °C) is always included
+        if "arrhenius" in self.modes and self.e_draws is None:
+            raise ValueError("the arrhenius mode needs activation-energy draws")
+        if self.e_draws is not None and self.e_draws.values.shape[0] != self.n_draws:
+            raise ValueError("E draws and n_draws differ")
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """Classes projected: those with a forest (and, for arrhenius, with a posterior E)."""
+        out = sorted(self.forests)
+        if "arrhenius" in self.modes:
+            out = [c for c in out if c in self.e_draws.classes]
+        return tuple(out)
+
+    @property
+    def ecosystems(self) -> tuple[str, ...]:
+        return tuple(sorted({ecosystem_of(c) for c in self.classes}))
+
+    def tree_of_draw(self, flux_class: str) -> np.ndarray:
+        return np.arange(self.n_draws) % self.forests[flux_class].n_trees
+
+    def class_values(self, flux_class: str, frame: pd.DataFrame, season: np.ndarray | None
+                     ) -> Iterator[tuple[int, int, np.ndarray, int]]:
+        """Yield (scenario index, mode index, flux per draw and row (draws, rows), boolean mask of
+        rows whose Ts + ΔT leaves the training temperature range) for every scenario and mode."""
+        forest = self.forests[flux_class]
+        temp = frame["soil_temp_c"].to_numpy(dtype=float)
+        trees, pos = np.unique(self.tree_of_draw(flux_class), return_inverse=True)
+        identity = trees.size == pos.size  # each tree used once, in order: no reindexing copy
+
+        def per_draw(X):
+            pred = forest.tree_predictions(X, trees)
+            return pred if identity else pred[pos]
+
+        control = per_draw(design_matrix(frame, forest.drivers))
+        e_rows = (self.e_draws.for_rows(flux_class, season)
+                  if "arrhenius" in self.modes else None)
+        t_k = temp + KELVIN
+        for s, delta in enumerate(self.scenarios):
+            n_out = forest.out_of_range(temp, delta)
+            for m, mode in enumerate(self.modes):
+                if delta == 0.0:
+                    yield s, m, control, n_out
+                elif mode == "rf":
+                    yield s, m, per_draw(design_matrix(frame, forest.drivers, delta)), n_out
+                else:
+                    # arrhenius_factor, written in place to spare (draws × rows) temporaries
+                    values = e_rows * ((1.0 / t_k - 1.0 / (t_k + delta)) / K_BOLTZMANN_EV)
+                    np.exp(values, out=values)
+                    values *= control
+                    yield s, m, values, n_out
+
+
+def period_masks(frame: pd.DataFrame) -> np.ndarray:
+    """Boolean (rows, PERIODS) membership of each row in each aggregation period."""
+    julian = np.asarray(assign_seasons(frame, "julian"), dtype=object)
+    freeze = np.asarray(assign_seasons(frame, "freeze-thaw"), dtype=object)
+    return np.column_stack([np.ones(len(frame), dtype=bool), julian == "growing",
+                            julian == "non-growing", freeze == "spring_thaw",
+                            freeze == "autumn_freeze"])
+
+
+def posterior_seasons(frame: pd.DataFrame, scheme: str | None) -> np.ndarray | None:
+    return None if scheme is None else np.asarray(assign_seasons(frame, scheme), dtype=object)
+
+
+# ---------------------------------------------------------------- sites
+def project_sites(engine: Engine, table: pd.DataFrame) -> xr.Dataset:
+    """Per-site totals per draw: ``total`` (scenario_c, mode, flux_class, period, site, draw) in
+    g CH4 m⁻² yr⁻¹, ``out_of_range`` site-days (scenario_c, flux_class, period, site) and
+    ``n_days`` (flux_class, period, site).
+
+    ``table`` is canonical with a ``flux_class`` column (rows of classes without a forest are
+    ignored). Net rows ``<ecosystem>_net`` sum the classes of each site's ecosystem.
+    """
+    table = table.reset_index(drop=True)
+    sites = tuple(sorted(table["site"].astype(str).unique()))
+    site_code = pd.Index(sites).get_indexer(table["site"].astype(str))
+    days = table["days"].to_numpy(dtype=float) if "days" in table else np.ones(len(table))
+    years = np.bincount(site_code, weights=days, minlength=len(sites)) / DAYS_PER_YEAR
+    weight = days * G_M2_DAY_PER_FLUX / years[site_code]
+    masks = period_masks(table)
+    scheme = engine.e_draws.scheme if engine.e_draws is not None else None
+    season = posterior_seasons(table, scheme)
+
+    classes = engine.classes
+    nets = tuple(f"{e}_net" for e in engine.ecosystems)
+    labels = classes + nets
+    S, M, P, N, D = (len(engine.scenarios), len(engine.modes), len(PERIODS), len(sites),
+                     engine.n_draws)
+    total = np.zeros((S, M, len(labels), P, N, D))
+    out_of_range = np.zeros((S, len(labels), P, N), dtype=np.int64)
+    n_days = np.zeros((len(labels), P, N))
+    for c, cls in enumerate(classes):
+        rows = np.flatnonzero(table["flux_class"].to_numpy() == cls)
+        if rows.size == 0:
+            continue
+        # (rows, sites × periods) weights: one matrix product aggregates every draw at once.
+        member = np.zeros((rows.size, N, P))
+        member[np.arange(rows.size), site_code[rows], :] = masks[rows] * weight[rows, None]
+        member = member.reshape(rows.size, N * P)
+        n_days[c] = [np.bincount(site_code[rows], weights=masks[rows, p] * days[rows], minlength=N)
+                     for p in range(P)]
+        sub = table.iloc[rows]
+        for s, m, values, out in engine.class_values(cls, sub,
+                                                     None if season is None else season[rows]):
+            total[s, m, c] = (values @ member).reshape(D, N, P).transpose(2, 1, 0)
+            if m == 0:
+                out_of_range[s, c] = [np.bincount(site_code[rows], weights=out & masks[rows, p],
+                                                  minlength=N) for p in range(P)]
+    site_eco = table.groupby(site_code)["ecosystem"].first().reindex(range(N)).astype(str).to_numpy()
+    for k, eco in enumerate(engine.ecosystems):
+        members = [c for c, cls in enumerate(classes) if ecosystem_of(cls) == eco]
+        j = len(classes) + k
+        total[:, :, j] = total[:, :, members].sum(axis=2)
+        out_of_range[:, j] = out_of_range[:, members].sum(axis=1)
+        n_days[j] = n_days[members].sum(axis=0)
+        total[:, :, j][..., site_eco != eco, :] = np.nan  # a site's net is that of its ecosystem
+    coords = {"scenario_c": list(engine.scenarios), "mode": list(engine.modes),
+              "flux_class": list(labels), "period": list(PERIODS), "site": list(sites),
+              "draw": np.arange(D)}
+    return xr.Dataset(
+        {"total": (("scenario_c", "mode", "flux_class", "period", "site", "draw"), total,
+                   {"units": SITE_UNIT}),
+         "out_of_range": (("scenario_c", "flux_class", "period", "site"), out_of_range,
+                          {"long_name": "site-days whose Ts + dT left the forest's training range"}),
+         "n_days": (("flux_class", "period", "site"), n_days, {"units": "days"}),
+         "ecosystem": (("site",), site_eco)},
+        coords={k: v for k, v in coords.items()},
+    )
+
+
+def label_ecosystem(label: str) -> str:
+    """Ecosystem of a class (``grassland_uptake``) or net label (``grassland_net``)."""
+    return label.removesuffix("_net") if label.endswith("_net") else ecosystem_of(label)
+
+
+def site_means(sites: xr.Dataset) -> xr.DataArray:
+    """Mean over the sites of each label's ecosystem, draw by draw (a site without days of a class
+    contributes zero): dims (scenario_c, mode, flux_class, period, draw)."""
+    eco = sites["ecosystem"].values
+    parts = [sites["total"].sel(flux_class=label).isel(
+                 site=np.flatnonzero(eco == label_ecosystem(str(label)))).mean("site")
+             for label in sites["flux_class"].values]
+    return xr.concat(parts, dim="flux_class").transpose("scenario_c", "mode", "flux_class",
+                                                        "period", "draw")
+
+
+# ---------------------------------------------------------------- grids
+def class_shares(table: pd.DataFrame, classes: tuple[str, ...]) -> dict[str, dict[str, float]]:
+    """Share of each class among its ecosystem's days, per julian season (days-weighted).
+
+    On a grid the sign of a day's flux is unknown; an ecosystem's flux is the share-weighted sum of
+    its class forests (the law of total expectation, with shares by season from the training sites).
+    """
+    rows = table[table["flux_class"].isin(classes)]
+    season = np.asarray(assign_seasons(rows, "julian"), dtype=object)
+    days = rows["days"].to_numpy(dtype=float) if "days" in rows else np.ones(len(rows))
+    frame = pd.DataFrame({"cls": rows["flux_class"].to_numpy(), "season": season, "days": days,
+                          "eco": [ecosystem_of(c) for c in rows["flux_class"]]})
+    per_class = frame.groupby(["eco", "season", "cls"])["days"].sum()
+    per_eco = frame.groupby(["eco", "season"])["days"].sum()
+    shares = {}
+    for cls in classes:
+        eco = ecosystem_of(cls)
+        shares[cls] = {s: float(per_class.get((eco, s, cls), 0.0) / per_eco[(eco, s)])
+                       if (eco, s) in per_eco.index else 0.0 for s in ("growing", "non-growing")}
+    return shares
+
+
+@dataclasses.dataclass
+class GridSetup:
+    """What every block needs besides its own drivers."""
+
+    engine: Engine
+    shares: dict[str, dict[str, float]]
+    ecosystems: tuple[str, ...]  # ecosystems with a fraction in the cube and a forest
+    drivers: tuple[str, ...]  # driver variables of the cube to read
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        classes = tuple(c for c in self.engine.classes if ecosystem_of(c) in self.ecosystems)
+        return classes + tuple(f"{e}_net" for e in self.ecosystems) + ("total_net",)
+
+
+def grid_block(setup: GridSetup, drivers: dict[str, np.ndarray], fractions: dict[str, np.ndarray],
+               area: np.ndarray, lat: np.ndarray, lon: np.ndarray, dates: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Project one block of cells (full time axis).
+
+    Returns (maps (STATS, scenario, mode, label, period, lat, lon) in g CH4 m⁻² yr⁻¹ of cell area,
+    region (scenario, mode, label, period, draw) in Tg CH4 yr⁻¹, out-of-range cell-days
+    (scenario, label, period), number of cells skipped for missing soil temperature).
+    """
+    engine = setup.engine
+    labels = setup.labels
+    n_lat, n_lon, n_time = drivers["soil_temp_c"].shape
+    S, M, L, P, D = len(engine.scenarios), len(engine.modes), len(labels), len(PERIODS), engine.n_draws
+    cell_total = np.zeros((S, M, L, P, D, n_lat * n_lon))
+    out_of_range = np.zeros((S, L, P), dtype=np.int64)
+    temp = drivers["soil_temp_c"].reshape(n_lat * n_lon, n_time)
+    land = sum(fractions[e].reshape(-1) for e in setup.ecosystems) > 0
+    complete = np.isfinite(temp).all(axis=1)
+    skipped = int((land & ~complete).sum())
+    cells = np.flatnonzero(land & complete)
+    years = n_time / DAYS_PER_YEAR
+    if cells.size:
+        lat2, lon2 = np.meshgrid(lat, lon, indexing="ij")
+        frame = pd.DataFrame({name: values.reshape(n_lat * n_lon, n_time)[cells].reshape(-1)
+                              for name, values in drivers.items()})
+        frame["site"] = np.repeat(cells, n_time).astype(str)
+        frame["date"] = np.tile(np.asarray(dates, dtype="datetime64[ns]"), cells.size)
+        frame["days"] = 1
+        frame["latitude"] = np.repeat(lat2.reshape(-1)[cells], n_time)
+        frame["longitude"] = np.repeat(lon2.reshape(-1)[cells], n_time)
+        masks = period_masks(frame).reshape(cells.size, n_time, P).astype(float)
+        julian = np.asarray(assign_seasons(frame, "julian"), dtype=object)
+        scheme = engine.e_draws.scheme if engine.e_draws is not None else None
+        season = posterior_seasons(frame, scheme)
+        for c, cls in enumerate(labels):
+            eco = ecosystem_of(cls)
+            if cls.endswith("_net"):
+                continue
+            frac = fractions[eco].reshape(-1)[cells]
+            on = np.flatnonzero(frac > 0)
+            if on.size == 0:
+                continue
+            rows = (on[:, None] * n_time + np.arange(n_time)).reshape(-1)
+            share = pd.Series(julian[rows]).map(setup.shares[cls]).to_numpy(dtype=float)
+            # weight per row: class share × fraction × unit conversion / years of the cube
+            w = (share.reshape(on.size, n_time) * frac[on, None] * G_M2_DAY_PER_FLUX / years)
+            wm = masks[on] * w[:, :, None]  # (cells_on, time, P)
+            sub = frame.iloc[rows]
+            for s, m, values, out in engine.class_values(
+                    cls, sub, None if season is None else season[rows]):
+                # (cells, draws, time) @ (cells, time, periods) → (cells, draws, periods)
+                per_cell = np.matmul(values.reshape(D, on.size, n_time).transpose(1, 0, 2), wm)
+                cell_total[s, m, c][:, :, cells[on]] = per_cell.transpose(2, 1, 0)
+                if m == 0:
+                    out_of_range[s, c] = np.einsum("ct,ctp->p", out.reshape(on.size, n_time),
+                                                   masks[on]).astype(np.int64)
+        for k, eco in enumerate(setup.ecosystems):
+            members = [c for c, cls in enumerate(labels)
+                       if not cls.endswith("_net") and ecosystem_of(cls) == eco]
+            j = labels.index(f"{eco}_net")
+            cell_total[:, :, j] = cell_total[:, :, members].sum(axis=2)
+            out_of_range[:, j] = out_of_range[:, members].sum(axis=1)
+        nets = [labels.index(f"{e}_net") for e in setup.ecosystems]
+        cell_total[:, :, -1] = cell_total[:, :, nets].sum(axis=2)
+        out_of_range[:, -1] = out_of_range[:, nets].sum(axis=1)
+    cell_area = area.reshape(-1)
+    region = np.einsum("smlpdc,c->smlpd", cell_total, cell_area) / G_PER_TG
+    lo, hi = CI_QUANTILES[0], CI_QUANTILES[2]
+    quant = np.quantile(cell_total, [lo, hi], axis=4)
+    maps = np.stack([cell_total.mean(axis=4), quant[0], quant[1]])
+    no_cell = ~np.isin(np.arange(n_lat * n_lon), cells)
+    maps[..., no_cell] = np.nan
+    return maps.reshape(*maps.shape[:-1], n_lat, n_lon), region, out_of_range, np.int64(skipped)
+
+
+def _block_inputs(ds: xr.Dataset, setup: GridSetup):
+    fractions = {e: ds[f"{e}_fraction"] for e in setup.ecosystems}
+    return ({name: ds[name] for name in setup.drivers}, fractions, ds["cell_area"])
+
+
+def project_grid_in_memory(setup: GridSetup, ds: xr.Dataset) -> xr.Dataset:
+    """The whole cube as one block (reference for the chunked path; small grids only)."""
+    drivers, fractions, area = _block_inputs(ds, setup)
+    out = grid_block(setup, {k: np.asarray(v.transpose("lat", "lon", "time").values)
+                             for k, v in drivers.items()},
+                     {k: np.asarray(v.values) for k, v in fractions.items()}, np.asarray(area.values),
+                     ds["lat"].values, ds["lon"].values, ds["time"].values)
+    return _grid_dataset(setup, ds, *out)
+
+
+def project_grid(setup: GridSetup, ds: xr.Dataset, chunk_cells: tuple[int, int] = (8, 8),
+                 compute: Callable | None = None) -> xr.Dataset:
+    """The cube projected block by block with dask: each block of ``chunk_cells`` (lat, lon) cells
+    with its full time axis is one task; maps are assembled and regional draws summed by a tree
+    reduction, so memory is bounded by the block size × workers, not by the grid size.
+
+    ``compute`` runs the graph (default ``dask.compute``; pass one bound to a distributed client or
+    wrapped in a progress bar).
+    """
+    import dask
+    import dask.array as da
+
+    compute = compute or dask.compute
+    ds = ds.chunk({"lat": chunk_cells[0], "lon": chunk_cells[1], "time": -1})
+    drivers, fractions, area = _block_inputs(ds, setup)
+    d_blocks = {k: v.transpose("lat", "lon", "time").data.to_delayed() for k, v in drivers.items()}
+    f_blocks = {k: v.data.to_delayed() for k, v in fractions.items()}
+    a_blocks = area.data.to_delayed()
+    lat_chunks, lon_chunks = ds.chunks["lat"], ds.chunks["lon"]
+    lat_edges, lon_edges = np.cumsum((0, *lat_chunks)), np.cumsum((0, *lon_chunks))
+    dates = ds["time"].values
+    S, M, L, P, D = (len(setup.engine.scenarios), len(setup.engine.modes), len(setup.labels),
+                     len(PERIODS), setup.engine.n_draws)
+    block = dask.delayed(grid_block, nout=4, pure=True)
+    shared = dask.delayed(setup)  # one graph node, not one copy per block
+    map_rows, regions, oors, skips = [], [], [], []
+    for i, n_i in enumerate(lat_chunks):
+        row = []
+        for j, n_j in enumerate(lon_chunks):
+            maps_ij, region_ij, oor_ij, skip_ij = block(
+                shared, {k: v[i, j, 0] for k, v in d_blocks.items()},
+                {k: v[i, j] for k, v in f_blocks.items()}, a_blocks[i, j],
+                ds["lat"].values[lat_edges[i]:lat_edges[i + 1]],
+                ds["lon"].values[lon_edges[j]:lon_edges[j + 1]], dates)
+            row.append(da.from_delayed(maps_ij, shape=(len(STATS), S, M, L, P, n_i, n_j),
+                                       dtype=float))
+            regions.append(da.from_delayed(region_ij, shape=(S, M, L, P, D), dtype=float)[None])
+            oors.append(da.from_delayed(oor_ij, shape=(S, L, P), dtype=np.int64)[None])
+            skips.append(da.from_delayed(skip_ij, shape=(), dtype=np.int64)[None])
+        map_rows.append(row)
+    maps = da.block(map_rows)
+    region = da.concatenate(regions).sum(axis=0)
+    oor = da.concatenate(oors).sum(axis=0)
+    skipped = da.concatenate(skips).sum()
+    maps, region, oor, skipped = compute(maps, region, oor, skipped)
+    return _grid_dataset(setup, ds, maps, region, oor, skipped)
+
+
+def _grid_dataset(setup: GridSetup, ds: xr.Dataset, maps, region, oor, skipped) -> xr.Dataset:
+    engine = setup.engine
+    coords = {"scenario_c": list(engine.scenarios), "mode": list(engine.modes),
+              "flux_class": list(setup.labels), "period": list(PERIODS),
+              "draw": np.arange(engine.n_draws), "lat": ds["lat"].values, "lon": ds["lon"].values}
+    dims = ("scenario_c", "mode", "flux_class", "period", "lat", "lon")
+    out = xr.Dataset(
+        {**{f"flux_{stat}": (dims, maps[k], {"units": MAP_UNIT, "cell_methods": f"draw: {stat}"})
+            for k, stat in enumerate(STATS)},
+         "region_total": (("scenario_c", "mode", "flux_class", "period", "draw"), region,
+                          {"units": REGION_UNIT}),
+         "out_of_range": (("scenario_c", "flux_class", "period"), oor,
+                          {"long_name": "cell-days whose Ts + dT left the forest's training range"}),
+         "cells_skipped": ((), skipped, {"long_name": "land cells without a complete soil "
+                                                      "temperature series"})},
+        coords=coords)
+    for e in setup.ecosystems:
+        out[f"{e}_fraction"] = (("lat", "lon"), np.asarray(ds[f"{e}_fraction"].values), {"units": "1"})
+    out["cell_area"] = (("lat", "lon"), np.asarray(ds["cell_area"].values), {"units": "m2"})
+    out["lat"].attrs.update(standard_name="latitude", units="degrees_north")
+    out["lon"].attrs.update(standard_name="longitude", units="degrees_east")
+    return out
+
+
+# ---------------------------------------------------------------- summary
+def summarise(draws: xr.DataArray, unit: str, where: str) -> pd.DataFrame:
+    """Summary rows from per-draw totals with dims (scenario_c, mode, flux_class, period, [where],
+    draw): ``total`` (mean over draws), ``ci_low``/``ci_high`` (the project's interval),
+    ``change_vs_control`` (mean paired difference, same unit), ``change_pct`` (change of the mean,
+    %), ``P_increase``: probability that the class's flux magnitude grows (emission or uptake
+    strength); for ``*_net`` rows, that the signed net emission grows. NaN for the control rows.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices: nets of other ecosystems
+        return _summarise(draws, unit, where)
+
+
+def _summarise(draws: xr.DataArray, unit: str, where: str) -> pd.DataFrame:
+    lo, _, hi = CI_QUANTILES
+    control = draws.sel(scenario_c=0.0)
+    is_net = xr.DataArray([str(c).endswith("_net") for c in draws["flux_class"].values],
+                          dims="flux_class", coords={"flux_class": draws["flux_class"]})
+    grows = xr.where(is_net, draws > control, np.abs(draws) > np.abs(control))
+    stats = xr.Dataset({
+        "total": draws.mean("draw"),
+        "ci_low": draws.quantile(lo, "draw").drop_vars("quantile"),
+        "ci_high": draws.quantile(hi, "draw").drop_vars("quantile"),
+        "change_vs_control": (draws - control).mean("draw"),
+        "change_pct": 100.0 * (draws.mean("draw") / control.mean("draw").where(
+            control.mean("draw") != 0) - 1.0),
+        "P_increase": grows.mean("draw").where(draws["scenario_c"] != 0.0),
+    })
+    valid = draws.notnull().all("draw")
+    frame = stats.where(valid).to_dataframe().reset_index()
+    frame = frame.dropna(subset=["total"])
+    frame["unit"] = unit
+    lead = ["scenario_c", "mode", "flux_class", "period", where]
+    return frame[lead + ["total", "ci_low", "ci_high", "change_vs_control", "change_pct",
+                         "P_increase", "unit"]]
