@@ -6,6 +6,7 @@ Shared by ``inference.fit_ea``, ``inference.compare_seasons`` and the benchmarks
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -38,12 +39,18 @@ def prepare(obs: Observations, scheme: str, config: ArrheniusConfig) -> Arrheniu
 
 def sample(data: ArrheniusData, config: ArrheniusConfig, *, chains: int, draws: int, tune: int,
            seed: int, sampler: str = "pymc", progressbar: bool = False) -> xr.DataTree:
-    """NUTS on the model; one process per chain up to the cores this machine has."""
-    model = build_model(data, config)
-    with model:
+    """NUTS on the model; one process per chain up to the cores this machine has.
+
+    PyMC's sampler adapts a dense mass matrix: lnR and E of a cell are strongly correlated when its
+    temperatures lie far from T_C (non-growing seasons), and the hyperparameters are few, so the
+    dense matrix is cheap and roughly triples the ESS per draw (measured: min bulk ESS 874 vs 291 of
+    1,000 draws on the simulator).
+    """
+    extra = {"init": "jitter+adapt_full"} if sampler == "pymc" and config.likelihood == "normal" else {}
+    with build_model(data, config):
         return pm.sample(draws=draws, tune=tune, chains=chains, cores=min(chains, os.cpu_count() or 1),
                          random_seed=seed, nuts_sampler=sampler, progressbar=progressbar,
-                         compute_convergence_checks=False, quiet=not progressbar)
+                         compute_convergence_checks=False, quiet=not progressbar, **extra)
 
 
 def _nu(ds: xr.Dataset) -> np.ndarray | None:
@@ -67,7 +74,10 @@ def assemble(idata: xr.DataTree, data: ArrheniusData, config: ArrheniusConfig, *
     thin = post.isel(draw=slice(None, None, max(1, post.sizes["draw"] // max(1, ppc_draws))))
     ppc = xr.Dataset({"ln_flux": predict_ln_flux(thin, data, rng, _nu(thin))})
 
-    with build_model(data, config):
+    # The likelihood Potential is ignored here on purpose: prior draws of the hyperparameters only;
+    # site effects and replicated data are drawn below from the same generative model.
+    with build_model(data, config), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*Potentials.*")
         prior_dt = pm.sample_prior_predictive(draws=ppc_draws * 2, random_seed=rng.integers(2**31))
     prior = prior_dt["prior"].to_dataset()
     prior = prior[[v for v in prior.data_vars if v in HYPER_VARIABLES]]
@@ -119,7 +129,8 @@ def summary_table(dt: xr.DataTree, data: ArrheniusData) -> pd.DataFrame:
     z = 1.959963984540054  # normal quantile matching the project's 95 % interval
     rows.append(ols.assign(quantity="E_pooled_ols", median=ols["mean"], ci_low=ols["mean"] - z * ols["sd"],
                            ci_high=ols["mean"] + z * ols["sd"]))
-    out = pd.concat(rows, ignore_index=True)
+    # dE is undefined (NaN) for the reference season itself.
+    out = pd.concat(rows, ignore_index=True).dropna(subset=["mean"]).reset_index(drop=True)
     lead = ["quantity", "flux_class", "season", "site"]
     lead += [c for c in out.columns if c not in lead and c not in runio.SUMMARY_STATS]
     return out[[c for c in lead if c in out] + [c for c in runio.SUMMARY_STATS if c in out]]

@@ -8,6 +8,7 @@ Writes ``ea_posterior.nc`` (ArviZ DataTree), ``ea_summary.csv``, ``diagnostics.j
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import os
 import sys
@@ -40,7 +41,8 @@ def parser():
     p.add_argument("--min-obs", type=int, default=20, help="minimum observations per flux class × season")
     p.add_argument("--flux-column", default="FCH4", choices=("FCH4", "FCH4_F"),
                    help="FLUXNET-CH4 flux: measured (FCH4) or gap-filled (FCH4_F)")
-    p.add_argument("--per-chamber", action="store_true", help="COSORE data: one site per chamber")
+    p.add_argument("--per-chamber", action=argparse.BooleanOptionalAction, default=True,
+                   help="COSORE data: each chamber is a plot (else one daily site mean)")
     p.add_argument("--ppc-draws", type=int, default=100, help="posterior-predictive draws kept per chain")
     runio.add_sampling_args(p)
     return p
@@ -52,7 +54,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.sampler != "pymc" and importlib.util.find_spec(args.sampler) is None:
         raise DataError(None, None, None, f"sampler '{args.sampler}' is not installed",
                         f"pip install {args.sampler}, or use --sampler pymc")
-    runio.progress(f"loading {'--data ' + args.data if args.data else 'dataset ' + args.dataset}")
     obs = load_observations(None if args.data else args.dataset, args.data,
                             flux_column=args.flux_column, per_chamber=args.per_chamber, seed=args.seed)
     config = ea_fitting.config_from_args(args)

@@ -16,6 +16,7 @@ import os
 import shlex
 import sys
 import tempfile
+import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -175,7 +176,9 @@ def tidy_summary(draws: xr.Dataset, names: Iterable[str] | None = None) -> pd.Da
     names = list(draws.data_vars) if names is None else list(names)
     ds = draws[names]
     lo, mid, hi = CI_QUANTILES
-    q = ds.quantile([lo, mid, hi], dim=("chain", "draw"))
+    with warnings.catch_warnings():  # all-NaN cells (e.g. a contrast with itself) stay NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        q = ds.quantile([lo, mid, hi], dim=("chain", "draw"))
     stats = {
         "mean": ds.mean(("chain", "draw")), "sd": ds.std(("chain", "draw"), ddof=1),
         "median": q.sel(quantile=mid, drop=True), "ci_low": q.sel(quantile=lo, drop=True),
