@@ -5,6 +5,8 @@ Shared by ``inference.fit_ea``, ``inference.compare_seasons`` and the benchmarks
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import warnings
 
@@ -53,6 +55,17 @@ def sample(data: ArrheniusData, config: ArrheniusConfig, *, chains: int, draws: 
                          compute_convergence_checks=False, quiet=not progressbar, **extra)
 
 
+@contextlib.contextmanager
+def _quiet_logger(name: str):
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def _nu(ds: xr.Dataset) -> np.ndarray | None:
     return ds["nu"].to_numpy() if "nu" in ds else None
 
@@ -76,7 +89,7 @@ def assemble(idata: xr.DataTree, data: ArrheniusData, config: ArrheniusConfig, *
 
     # The likelihood Potential is ignored here on purpose: prior draws of the hyperparameters only;
     # site effects and replicated data are drawn below from the same generative model.
-    with build_model(data, config), warnings.catch_warnings():
+    with build_model(data, config), warnings.catch_warnings(), _quiet_logger("pymc"):
         warnings.filterwarnings("ignore", message=".*Potentials.*")
         prior_dt = pm.sample_prior_predictive(draws=ppc_draws * 2, random_seed=rng.integers(2**31))
     prior = prior_dt["prior"].to_dataset()

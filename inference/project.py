@@ -235,8 +235,8 @@ def _run(args, argv, scenarios, chunk, grid_shape, modes, client) -> int:
                        f"in {chunk[0]}×{chunk[1]}-cell blocks"
                        + (f" on {args.scheduler}" if client else ""))
         result = sc.project_grid(setup, cube, chunk, compute=_computer(client))
-        region = "synthetic_tibetan_grid" if synthetic else Path(args.drivers).stem
-        summary = grid_summary(result, region, int(cube.sizes["time"]))
+        region = "synthetic_tibetan_grid" if args.drivers is None else Path(args.drivers).stem
+        summary = grid_summary(result, region)
     summary.insert(len(summary.columns), "synthetic", synthetic)
     _report_out_of_range(summary)
 
@@ -256,6 +256,15 @@ def _run(args, argv, scenarios, chunk, grid_shape, modes, client) -> int:
     attrs = runio.provenance(config, runio.table_sha256(obs.table), args.seed, argv)
     attrs.update(synthetic=str(synthetic).lower(), interval=CI_LABEL,
                  site_unit=sc.SITE_UNIT, region_unit=sc.REGION_UNIT)
+    attrs["notes"] = (
+        "total: mean over draws (draw d = tree d mod n_trees paired with posterior draw d); "
+        "ci_low/ci_high: equal-tailed interval over draws; change_vs_control: paired mean "
+        "difference in the row's unit; change_pct: change of the mean (%); P_increase: probability "
+        "that a class's flux magnitude (emission or uptake) grows, for *_net rows that the signed "
+        "net emission grows. *_net sums the projected classes of an ecosystem: "
+        + ", ".join(engine.classes) + ". Periods and posterior seasons come from the control "
+        "temperatures. out_of_range_days: days whose Ts + dT left the forest's training range "
+        "(RF-direct holds the edge value there).")
     if synthetic:
         attrs["title"] = "SYNTHETIC projection (simulated inputs, not observations)"
     dt = build_tree(result, skill, importance, attrs, gridded)
@@ -362,14 +371,15 @@ def site_summary(result: xr.Dataset) -> pd.DataFrame:
     return _ordered(out, "site")
 
 
-def grid_summary(result: xr.Dataset, region: str, n_days: int) -> pd.DataFrame:
+def grid_summary(result: xr.Dataset, region: str) -> pd.DataFrame:
     draws = result["region_total"].expand_dims(region=[region]).transpose(
         "scenario_c", "mode", "flux_class", "period", "region", "draw")
     rows = sc.summarise(draws, sc.REGION_UNIT, "region")
     oor = (result["out_of_range"].to_dataframe().reset_index()
            .rename(columns={"out_of_range": "out_of_range_days"}).assign(mode="rf"))
     rows = rows.merge(oor, on=["scenario_c", "mode", "flux_class", "period"], how="left")
-    rows["n_days"] = n_days
+    rows = rows.merge(result["n_days"].to_dataframe().reset_index(), on=["flux_class", "period"],
+                      how="left")
     return _ordered(rows, "region")
 
 
@@ -422,7 +432,7 @@ def build_tree(result: xr.Dataset, skill: pd.DataFrame, importance: pd.DataFrame
                gridded: bool) -> xr.DataTree:
     groups = {"/skill": _frame_dataset(skill), "/importance": _frame_dataset(importance)}
     if gridded:
-        groups["/grid"] = result[["region_total", "out_of_range", "cells_skipped"]]
+        groups["/grid"] = result[["region_total", "out_of_range", "n_days", "cells_skipped"]]
         groups["/maps"] = maps_dataset(result, {})
     else:
         groups["/sites"] = result
