@@ -14,7 +14,7 @@ import sys
 import pandas as pd
 
 from data.errors import DataError
-from data.registry import OBSERVATION_DATASETS, load_observations
+from data.registry import add_observation_arguments, observations_from_args
 from data.seasons import SCHEMES, assign_seasons
 from data.table import Observations, flux_class
 
@@ -61,18 +61,12 @@ def render_text(info: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m data.inspect", description=__doc__.split("\n\n")[0])
-    src = p.add_mutually_exclusive_group()
-    src.add_argument("--dataset", default="ch4-sites", choices=OBSERVATION_DATASETS)
-    src.add_argument("--data", default=None, help="your own file or folder")
+    add_observation_arguments(p)
     p.add_argument("--seasons", default="julian", choices=SCHEMES)
-    p.add_argument("--flux-column", default="FCH4", choices=("FCH4", "FCH4_F"))
-    p.add_argument("--per-chamber", action=argparse.BooleanOptionalAction, default=True,
-                   help="COSORE data: each chamber is a plot (else one daily site mean)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     args = p.parse_args(argv)
     try:
-        obs = load_observations(None if args.data else args.dataset, args.data,
-                                flux_column=args.flux_column, per_chamber=args.per_chamber)
+        obs = observations_from_args(args)
         info = describe(obs, args.data or args.dataset, args.seasons)
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)

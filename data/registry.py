@@ -234,3 +234,24 @@ def _read_path(path: Path, *, flux_column: str, per_chamber: bool):
     if "FLUXNET-CH4" in path.name:
         return fluxnet.read_fluxnet_ch4(path, flux_column=flux_column)
     return chamber.read_chamber_csv(path)
+
+
+def add_observation_arguments(parser) -> None:
+    """The command-line choice of observations shared by every job that reads them."""
+    import argparse
+
+    src = parser.add_mutually_exclusive_group()
+    src.add_argument("--dataset", default="ch4-sites", choices=OBSERVATION_DATASETS,
+                     help="registry dataset (ch4-sites: FLUXNET-CH4 wetlands + Hongyuan meadow chambers)")
+    src.add_argument("--data", default=None,
+                     help="your own FLUXNET-CH4 file/folder, COSORE folder or chamber CSV")
+    parser.add_argument("--flux-column", default="FCH4", choices=("FCH4", "FCH4_F"),
+                        help="FLUXNET-CH4 flux: measured (FCH4) or gap-filled (FCH4_F)")
+    parser.add_argument("--per-chamber", action=argparse.BooleanOptionalAction, default=True,
+                        help="COSORE data: each chamber is a plot (else one daily site mean)")
+
+
+def observations_from_args(args):
+    """Load what ``add_observation_arguments`` asked for (``args.seed`` feeds the simulator)."""
+    return load_observations(None if args.data else args.dataset, args.data, flux_column=args.flux_column,
+                             per_chamber=args.per_chamber, seed=getattr(args, "seed", 0))

@@ -15,7 +15,7 @@ import sys
 
 import pandas as pd
 
-from data.registry import OBSERVATION_DATASETS, load_observations
+from data.registry import add_observation_arguments, observations_from_args
 from data.seasons import SCHEMES
 from data.table import Observations
 from inference import ea_fitting, runio
@@ -42,9 +42,7 @@ def common_observations(obs: Observations, schemes: list[str], config: Arrhenius
 
 def parser() -> argparse.ArgumentParser:
     p = runio.base_parser("compare_seasons", __doc__.split("\n\n")[0])
-    src = p.add_mutually_exclusive_group()
-    src.add_argument("--dataset", default="ch4-sites", choices=OBSERVATION_DATASETS)
-    src.add_argument("--data", default=None, help="your own file or folder")
+    add_observation_arguments(p)
     p.add_argument("--schemes", default="julian,freeze-thaw,none",
                    help=f"comma-separated schemes from {', '.join(SCHEMES)}")
     p.add_argument("--min-obs", type=int, default=20, help="minimum observations per class × season")
@@ -58,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser().parse_args(argv)
     schemes = [s.strip() for s in args.schemes.split(",") if s.strip()]
-    obs = load_observations(None if args.data else args.dataset, args.data, seed=args.seed)
+    obs = observations_from_args(args)
     config = ArrheniusConfig(min_obs=args.min_obs)
     prepared = common_observations(obs, schemes, config)
     n = len(next(iter(prepared.values())).obs)

@@ -8,7 +8,6 @@ Writes ``ea_posterior.nc`` (ArviZ DataTree), ``ea_summary.csv``, ``diagnostics.j
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import os
 import sys
@@ -18,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from data.errors import DataError
-from data.registry import OBSERVATION_DATASETS, load_observations
+from data.registry import add_observation_arguments, observations_from_args
 from data.seasons import SCHEMES
 from inference import ea_fitting
 from inference import runio
@@ -28,21 +27,14 @@ SAMPLERS = ("pymc", "nutpie", "numpyro")
 
 def parser():
     p = runio.base_parser("fit_ea", __doc__.split("\n\n")[0])
-    src = p.add_mutually_exclusive_group()
-    src.add_argument("--dataset", default="ch4-sites", choices=OBSERVATION_DATASETS,
-                     help="registry dataset (ch4-sites: FLUXNET-CH4 wetlands + Hongyuan meadow)")
-    src.add_argument("--data", default=None, help="your own FLUXNET-CH4 file/folder, COSORE folder or chamber CSV")
-    p.add_argument("--seasons", default="julian", choices=[s for s in SCHEMES if s != "none"] + ["none"],
+    add_observation_arguments(p)
+    p.add_argument("--seasons", default="julian", choices=SCHEMES,
                    help="season scheme")
     p.add_argument("--likelihood", default="normal", choices=("normal", "student"),
                    help="normal: exact marginal likelihood from sufficient statistics; student: robust, per observation")
     p.add_argument("--sampler", default="pymc", choices=SAMPLERS, help="NUTS implementation")
     p.add_argument("--t-ref", type=float, default=15.0, help="reference temperature T_C (°C)")
     p.add_argument("--min-obs", type=int, default=20, help="minimum observations per flux class × season")
-    p.add_argument("--flux-column", default="FCH4", choices=("FCH4", "FCH4_F"),
-                   help="FLUXNET-CH4 flux: measured (FCH4) or gap-filled (FCH4_F)")
-    p.add_argument("--per-chamber", action=argparse.BooleanOptionalAction, default=True,
-                   help="COSORE data: each chamber is a plot (else one daily site mean)")
     p.add_argument("--ppc-draws", type=int, default=100, help="posterior-predictive draws kept per chain")
     runio.add_sampling_args(p)
     return p
@@ -54,8 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.sampler != "pymc" and importlib.util.find_spec(args.sampler) is None:
         raise DataError(None, None, None, f"sampler '{args.sampler}' is not installed",
                         f"pip install {args.sampler}, or use --sampler pymc")
-    obs = load_observations(None if args.data else args.dataset, args.data,
-                            flux_column=args.flux_column, per_chamber=args.per_chamber, seed=args.seed)
+    obs = observations_from_args(args)
     config = ea_fitting.config_from_args(args)
     prepared = ea_fitting.prepare(obs, args.seasons, config)
     print(ea_fitting.data_summary_text(obs, prepared))

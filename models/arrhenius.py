@@ -258,11 +258,16 @@ def _build_per_observation(data: ArrheniusData, config: ArrheniusConfig, *, stud
             centred = data.groups["n"].to_numpy() >= CENTRED_MIN_OBS
         else:
             centred = np.zeros(len(data.groups), dtype=bool)
-        # Centred groups draw the effect on its own scale, non-centred ones on the unit scale.
-        z_E = pm.Normal("z_E", 0.0, pt.where(centred, h["tau_E_g"], 1.0), dims="group")
-        z_R = pm.Normal("z_R", 0.0, pt.where(centred, h["tau_R_g"], 1.0), dims="group")
-        eps_E = pm.Deterministic("eps_E", pt.where(centred, z_E, z_E * h["tau_E_g"]), dims="group")
-        eps_R = pm.Deterministic("eps_R", pt.where(centred, z_R, z_R * h["tau_R_g"]), dims="group")
+        # Centred groups draw their own coefficient (data pin it down, independently of the class
+        # mean); non-centred groups draw a unit-scale deviation (their posterior is the prior's shape).
+        z_E = pm.Normal("z_E", pt.where(centred, h["mean_E"], 0.0), pt.where(centred, h["tau_E_g"], 1.0),
+                        dims="group")
+        z_R = pm.Normal("z_R", pt.where(centred, h["mean_R"], 0.0), pt.where(centred, h["tau_R_g"], 1.0),
+                        dims="group")
+        eps_E = pm.Deterministic("eps_E", pt.where(centred, z_E - h["mean_E"], z_E * h["tau_E_g"]),
+                                 dims="group")
+        eps_R = pm.Deterministic("eps_R", pt.where(centred, z_R - h["mean_R"], z_R * h["tau_R_g"]),
+                                 dims="group")
         gi = obs["group"].to_numpy()
         mu = (h["mean_E"] + eps_E)[gi] * obs["x"].to_numpy() + (h["mean_R"] + eps_R)[gi]
         sd = h["sigma_g"][gi] / np.sqrt(obs["w"].to_numpy())
