@@ -37,6 +37,7 @@ CONTRACT = ("GPP_direct", "GPP_implied", "RS_direct", "RS_implied", "p_agree_GPP
 
 
 def parser() -> argparse.ArgumentParser:
+    from data.jian2022 import RATIO_SOURCES
     from models.budget import DEFAULT_VARIANT, GPP_SETS, N_DRAWS, SAMPLE_SIZE, SD_FILLS, VARIANTS
 
     p = runio.base_parser(JOB, __doc__.split("\n\n")[0])
@@ -58,9 +59,9 @@ def parser() -> argparse.ArgumentParser:
                    help="values averaged per draw")
     p.add_argument("--gpp-set", default="remote-sensing", choices=GPP_SETS,
                    help="literature GPP estimates taken as direct GPP")
-    p.add_argument("--ratio-source", default="literature+srdb", choices=["literature+srdb", "literature"],
-                   help="Froot and Ra:GPP records: literature tables plus SRDB-derived (published) "
-                        "or literature tables only")
+    p.add_argument("--ratio-source", default="literature", choices=list(RATIO_SOURCES),
+                   help="Froot and Ra:GPP records: the literature tables (reproduces the published "
+                        "numbers) or those plus SRDB-derived records (an earlier GlobalC version)")
     p.add_argument("--area-shares", type=Path, default=None,
                    help="CSV IGBP_group,share overriding the land-area shares of the ecosystem groups")
     p.add_argument("--bayes", action=argparse.BooleanOptionalAction, default=True,

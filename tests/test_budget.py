@@ -1,0 +1,352 @@
+"""Global budget consistency: resampling variants, agreement, Bayesian model, RF upscaling, CLI."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from data.errors import DataError
+from models import budget as mb
+from models import rs_upscaling as ru
+
+
+@pytest.fixture(scope="module")
+def inputs():
+    from data.jian2022 import load_budget_inputs
+
+    try:
+        return load_budget_inputs()
+    except DataError:
+        pytest.skip("jian2022 dataset not available")
+
+
+def _standardised(n: int, mean: float, sd: float, seed: int = 0) -> np.ndarray:
+    z = np.random.default_rng(seed).normal(size=n)
+    z = (z - z.mean()) / z.std(ddof=1)
+    return mean + sd * z
+
+
+# ---------------------------------------------------------------- resampling variants
+def test_sd_fill_variants_on_a_hand_checkable_case():
+    values = np.array([100.0, 200.0, 50.0, 80.0])
+    sd = np.array([10.0, np.nan, 15.0, np.nan])  # CVs 0.1 and 0.3
+    np.testing.assert_allclose(mb.fill_sd(values, sd, "max-cv"), [10, 60, 15, 24])
+    np.testing.assert_allclose(mb.fill_sd(values, sd, "median-cv"), [10, 40, 15, 16])
+    np.testing.assert_allclose(mb.fill_sd(values, sd, "zero"), [10, 0, 15, 0])
+    assert mb.fill_sd(values, sd, "ignore") is None
+    np.testing.assert_allclose(mb.fill_sd(values, np.full(4, np.nan), "max-cv"), 0.0)
+
+
+def test_ignore_sd_means_are_means_of_picked_estimates():
+    rng = np.random.default_rng(1)
+    draws = mb.resample_means(rng, np.array([80.0, 100.0]), n_draws=20000, sample_size=1)
+    assert set(np.unique(draws)) == {80.0, 100.0}
+    assert np.mean(draws == 80.0) == pytest.approx(0.5, abs=0.02)
+    # mean of 10 picks: Binomial(10, 1/2) mixture → sd = 20 · √(0.25 / 10)
+    draws = mb.resample_means(rng, np.array([80.0, 100.0]), n_draws=20000, sample_size=10)
+    assert draws.std() == pytest.approx(20 * np.sqrt(0.25 / 10), rel=0.03)
+
+
+def test_first_n_uses_the_first_estimates_once_each():
+    values = np.arange(1.0, 13.0)  # 12 estimates
+    draws = mb.resample_means(np.random.default_rng(0), values, np.zeros(12), n_draws=50,
+                              sample_size=10, draw_order="first-n")
+    np.testing.assert_allclose(draws, 5.5)  # mean of 1…10, never 11 or 12
+    # fewer estimates than the sample size are recycled, as R recycles the mean vector
+    draws = mb.resample_means(np.random.default_rng(0), np.array([1.0, 4.0, 10.0]), np.zeros(3),
+                              n_draws=5, sample_size=10, draw_order="first-n")
+    np.testing.assert_allclose(draws, (4 * 1 + 3 * 4 + 3 * 10) / 10)
+
+
+@pytest.mark.parametrize("how, expected_sd", [("max-cv", np.sqrt(8**2 + 10**2) / 2),
+                                              ("median-cv", np.sqrt(8**2 + 10**2) / 2),
+                                              ("zero", 8 / 2)])
+def test_sd_draws_have_the_closed_form_spread(how, expected_sd):
+    values, sd = np.array([80.0, 100.0]), np.array([8.0, np.nan])  # CV 0.1 → 10 for 100
+    filled = mb.fill_sd(values, sd, how)
+    draws = mb.resample_means(np.random.default_rng(3), values, filled, n_draws=40000,
+                              sample_size=2, draw_order="first-n")
+    assert draws.mean() == pytest.approx(90.0, abs=0.1)
+    assert draws.std() == pytest.approx(expected_sd, rel=0.02)
+
+
+def test_period_aggregation_averages_values_and_reported_sds():
+    table = pd.DataFrame({"year": [2000, 2000, 2001, 2002], "group2": ["MODIS"] * 4,
+                          "value": [100.0, 110.0, 120.0, 90.0], "sd": [10.0, np.nan, np.nan, np.nan]})
+    out = mb.aggregate_estimates(table, ["year", "group2"])
+    assert out["value"].tolist() == [105.0, 120.0, 90.0]
+    assert out["sd"].iloc[0] == 10.0 and out["sd"].iloc[1:].isna().all()
+    assert out["n"].tolist() == [2, 1, 1]
+
+
+# ---------------------------------------------------------------- budget equations
+def test_implied_fluxes_by_hand():
+    one = np.ones(3)
+    d = {"RS_direct": 80 * one, "NPP": 50 * one, "RC_all": 0.5 * one, "Froot_all": 0.4 * one,
+         "GPP_direct": 120 * one, "RaGPP_all": 0.5 * one, "herbivory": 2.2 * one, "fire": 3 * one,
+         "sink": 2.1 * one, "DOC": 2.3 * one, "BVOC": 1.0 * one}
+    # Rroot = 40, Rshoot = 40 · 0.6 / 0.4 = 60 → GPP = 150
+    np.testing.assert_allclose(mb.implied_gpp(d, "pooled", {}), 150.0)
+    # Ra = (120·0.5 + (120 − 50)) / 2 = 65; Rroot = 26; RS = 50 − 10.6 + 26
+    np.testing.assert_allclose(mb.implied_rs(d, "pooled", {}), 50 - 10.6 + 26)
+    # GPP − NPP < 0 is replaced by GPP·(Ra:GPP): Ra = 60
+    d2 = dict(d, NPP=130 * one)
+    np.testing.assert_allclose(mb.implied_rs(d2, "pooled", {}), 130 - 10.6 + 60 * 0.4)
+
+
+def test_area_weighting_by_hand():
+    d = {"RC_all": np.array([0.4]), "RC_grassland": np.array([0.6]),
+         "RC_evergreen_forest": np.array([0.3])}
+    for group in mb.WEIGHT_GROUPS["RC"]:
+        d.setdefault(f"RC_{group}", np.array([0.0]))
+    shares = {"grassland": 0.25, "evergreen_forest": 0.5}
+    # 0.25·0.6 + 0.5·0.3 + (1 − 0.75)·0.4
+    np.testing.assert_allclose(mb.weighted_ratio(d, "RC", "area", shares), 0.4)
+    np.testing.assert_allclose(mb.weighted_ratio(d, "RC", "pooled", shares), 0.4)
+    shares = {"grassland": 0.5}
+    np.testing.assert_allclose(mb.weighted_ratio(d, "RC", "area", shares), 0.5 * 0.6 + 0.5 * 0.4)
+
+
+# ---------------------------------------------------------------- agreement and decomposition
+def test_agreement_probability_equals_the_normal_closed_form():
+    implied = _standardised(5000, mean=150.0, sd=14.0)
+    p = mb.agreement_probability(implied, 97.0, 131.0)
+    expected = stats.norm.cdf((131 - 150) / 14) - stats.norm.cdf((97 - 150) / 14)
+    assert p == pytest.approx(expected, rel=1e-10)
+    # the empirical version agrees for normal draws
+    assert mb.empirical_agreement(implied, 97.0, 131.0) == pytest.approx(expected, abs=0.01)
+
+
+def test_density_overlap_of_two_normals():
+    left = np.random.default_rng(0).normal(0.0, 1.0, 40000)
+    right = np.random.default_rng(1).normal(2.0, 1.0, 40000)
+    ov = mb.density_overlap(right, left)  # order does not matter
+    assert ov["overlap"] == pytest.approx(2 * stats.norm.cdf(-1.0), abs=0.01)
+    assert ov["intersection"] == pytest.approx(1.0, abs=0.05)
+    assert ov["left_share"] == pytest.approx(stats.norm.sf(1.0), abs=0.01)
+
+
+def test_variance_decomposition_of_a_sum():
+    rng = np.random.default_rng(2)
+    d = {"a": rng.normal(0, 3, 20000), "b": rng.normal(0, 1, 20000)}
+    shares = mb.variance_decomposition(d, lambda x: x["a"] + x["b"])
+    assert shares["a"] == pytest.approx(0.9, abs=0.02)
+    assert shares["b"] == pytest.approx(0.1, abs=0.02)
+
+
+# ---------------------------------------------------------------- seeds and reproduction
+def test_same_seed_same_numbers(inputs):
+    config = mb.BudgetConfig(n_draws=500, variants=("weighted", "period-rcode"))
+    a = mb.run_resampling(inputs, config, seed=7)
+    b = mb.run_resampling(inputs, config, seed=7)
+    pd.testing.assert_frame_equal(a.summary, b.summary)
+    assert a.draws.identical(b.draws)
+    c = mb.run_resampling(inputs, config, seed=8)
+    assert not np.allclose(a.draws["GPP_implied"].values, c.draws["GPP_implied"].values)
+    # a variant's draws do not depend on which other variants run
+    d = mb.run_resampling(inputs, dataclasses.replace(config, variants=("weighted",)), seed=7)
+    np.testing.assert_array_equal(d.draws["RS_implied"].sel(variant="weighted"),
+                                  a.draws["RS_implied"].sel(variant="weighted"))
+
+
+def test_reproduces_published_numbers(inputs):
+    config = mb.BudgetConfig(variants=("weighted", "weighted-rcode"))
+    res = mb.run_resampling(inputs, config, seed=20190827)
+    s = res.summary.set_index(["variant", "quantity"])
+    for variant in config.variants:
+        gpp = s.loc[(variant, "GPP_implied")]
+        assert gpp["median"] == pytest.approx(149, rel=0.05)
+        assert gpp["ci_low"] == pytest.approx(126, rel=0.15)
+        assert gpp["ci_high"] == pytest.approx(178, rel=0.15)
+        assert s.loc[(variant, "RS_direct"), "median"] == pytest.approx(87, rel=0.05)
+        assert s.loc[(variant, "RS_implied"), "median"] == pytest.approx(68, rel=0.05)
+        assert s.loc[(variant, "GPP_direct"), "median"] == pytest.approx(113, rel=0.05)
+    # the published code's first-10 recycling gives RS 87 (+9/−8) and P(agree) ≈ 3 % (GPP),
+    # < 2 % (RS), as published
+    rcode = s.loc[("weighted-rcode", "RS_direct")]
+    assert rcode["median"] == pytest.approx(87, abs=0.5)
+    assert rcode["ci_low"] == pytest.approx(79, abs=1.0) and rcode["ci_high"] == pytest.approx(96, abs=1.0)
+    assert s.loc[("weighted-rcode", "p_agree_GPP"), "median"] == pytest.approx(0.03, abs=0.01)
+    assert s.loc[("weighted-rcode", "p_agree_RS"), "median"] < 0.02
+    # with correct resampling the direct RS interval is wider and the agreement larger
+    assert s.loc[("weighted", "p_agree_RS"), "median"] > 0.04
+
+
+def test_config_refuses_unknown_choices():
+    with pytest.raises(DataError):
+        mb.BudgetConfig(sd_fill="mean-cv")
+    with pytest.raises(DataError):
+        mb.BudgetConfig(variants=("published",))
+
+
+# ---------------------------------------------------------------- Bayesian model
+def test_beta_sufficient_statistics_equal_the_per_record_likelihood(inputs):
+    import pytensor
+
+    model = mb.build_bayes_model(inputs)
+    data = mb.bayes_data(inputs)
+    point = model.initial_point()
+    point["logit_RC"] = np.linspace(-0.8, 0.2, len(data["RC"]["levels"]))
+    point["kappa_RC_log__"] = np.log(6.0)
+    values = [model.rvs_to_values[model[name]] for name in ("logit_RC", "kappa_RC")]
+    graph = model.replace_rvs_by_values([model["RC_loglik"]])[0]
+    # FAST_COMPILE: the python linker, no numba compilation for a one-off evaluation
+    potential = pytensor.function(values, graph, on_unused_input="ignore", mode="FAST_COMPILE")(
+        *(point[v.name] for v in values))
+    mu = 1 / (1 + np.exp(-point["logit_RC"]))
+    r = data["RC"]
+    expected = stats.beta.logpdf(r["value"], mu[r["group"]] * 6.0, (1 - mu[r["group"]]) * 6.0).sum()
+    assert float(potential) == pytest.approx(expected, rel=1e-9)
+    assert {"GPP_direct", "GPP_implied", "RS_direct", "RS_implied", "GPP_diff", "RS_diff"} <= set(
+        model.named_vars)
+
+
+def _simulated_inputs(seed: int = 0):
+    """Literature estimates and ratios with known truth (μ_GPP 120 with method offsets, μ_RS 80…)."""
+    from data.jian2022 import BudgetInputs
+
+    rng = np.random.default_rng(seed)
+    offsets = {"remote_sensing": -8.0, "process_model": 10.0, "site_upscaling": -2.0}
+    gpp = pd.DataFrame([{"value": 120 + off + rng.normal(0, 6), "sd": np.nan, "pub_year": 2010,
+                         "year": 2005, "group": g, "group2": g, "flag": g, "method_group": g}
+                        for g, off in offsets.items() for _ in range(25)])
+    rs = pd.DataFrame({"value": 80 + rng.normal(0, 5, 30), "sd": np.nan, "pub_year": 2010,
+                       "method_group": "annual_upscaling"})
+    ratio = lambda m, n: pd.DataFrame(  # noqa: E731
+        {"value": rng.beta(m * 20, (1 - m) * 20, n), "group": "other", "source": "sim"})
+    return BudgetInputs(gpp=gpp, rs=rs, npp=pd.DataFrame({"value": 55 + rng.normal(0, 5, 200)}),
+                        rc=ratio(0.4, 400), froot=ratio(0.4, 400), ragpp=ratio(0.5, 400),
+                        fire=pd.DataFrame({"value": 3.0 + rng.normal(0, 0.3, 10), "sd": np.nan}),
+                        area_shares={})
+
+
+@pytest.mark.slow
+def test_bayes_model_recovers_known_fluxes():
+    import pymc as pm
+
+    model = mb.build_bayes_model(_simulated_inputs(seed=1))
+    with model:
+        dt = pm.sample(draws=500, tune=500, chains=2, cores=2, random_seed=3, progressbar=False)
+    post = dt["posterior"]
+    truth = {"GPP_direct": 112.0, "RS_direct": 80.0, "mu_NPP": 55.0, "RC": 0.4, "Froot": 0.4,
+             # implied GPP = 55 + 80 · 0.4 / 0.4 = 135
+             "GPP_implied": 135.0}
+    for name, value in truth.items():
+        lo, hi = np.quantile(post[name].values, [0.005, 0.995])
+        assert lo < value < hi, name
+
+
+def _fake_posterior(chains: int = 2, draws: int = 200, seed: int = 0):
+    """A posterior DataTree with the budget's variables (for plumbing tests, no sampling)."""
+    import xarray as xr
+
+    rng = np.random.default_rng(seed)
+    means = {"GPP_direct": 114.0, "GPP_implied": 145.0, "RS_direct": 85.0, "RS_implied": 69.0,
+             "mu_NPP": 56.0, "mu_fire": 3.5, "RC": 0.41, "Froot": 0.39, "RaGPP": 0.52}
+    post = {k: (("chain", "draw"), v + 0.02 * v * rng.normal(size=(chains, draws)))
+            for k, v in means.items()}
+    post["GPP_diff"] = (("chain", "draw"), post["GPP_implied"][1] - post["GPP_direct"][1])
+    post["RS_diff"] = (("chain", "draw"), post["RS_implied"][1] - post["RS_direct"][1])
+    return xr.DataTree.from_dict({"/posterior": xr.Dataset(post)})
+
+
+def test_bayes_summary_rows():
+    post = _fake_posterior()["posterior"].to_dataset()
+    rows = pd.DataFrame(mb.summarise_bayes(post)).set_index("quantity")
+    assert set(rows["method"]) == {"bayes"}
+    assert rows.loc["GPP_implied", "median"] == pytest.approx(145.0, rel=0.01)
+    direct, implied = post["GPP_direct"].values.ravel(), post["GPP_implied"].values.ravel()
+    lo, _, hi = np.quantile(direct, mb.CI_QUANTILES)
+    assert rows.loc["p_agree_GPP", "median"] == pytest.approx(
+        mb.agreement_probability(implied, lo, hi))
+    assert rows.loc["P_RS_diff_gt_0", "median"] == 0.0
+
+
+# ---------------------------------------------------------------- random forest
+def test_global_total_closed_form():
+    # 500 g C m-2 yr-1 over 1e14 m2 (100 M km2) = 50 Pg C yr-1
+    assert ru.global_total(np.full(10, 500.0), np.full(10, 1e13)) == pytest.approx(50.0)
+
+
+def test_rf_upscaling_recovers_a_known_total():
+    rng = np.random.default_rng(0)
+    n = 600
+    sites = pd.DataFrame({"MAT": rng.uniform(-5, 28, n), "MAP": rng.uniform(100, 3000, n),
+                          "study": np.arange(n) // 3})
+    sites["rs_annual"] = 200 + 25 * sites["MAT"] + 0.1 * sites["MAP"] + rng.normal(0, 40, n)
+    cells = pd.DataFrame({"MAT": rng.uniform(-5, 28, 2000), "MAP": rng.uniform(100, 3000, 2000),
+                          "cell_area": np.full(2000, 5e10)})
+    truth = ru.global_total(200 + 25 * cells["MAT"] + 0.1 * cells["MAP"], cells["cell_area"])
+    res = ru.upscale_rs(sites, cells, ["MAT", "MAP"], n_trees=60, seed=1)
+    assert res.total == pytest.approx(truth, rel=0.03)
+    assert res.interval[0] < res.total < res.interval[2]
+    assert res.oob_r2 > 0.8 and res.cv_r2 > 0.8
+    assert res.importance.index[0] == "MAT"
+
+
+# ---------------------------------------------------------------- command line
+def test_cli_writes_contract_outputs_and_figure(tmp_path):
+    from inference.budget import main
+    from reports.budget_figures import main as figure_main
+
+    out = tmp_path / "run"
+    code = main(["--no-bayes", "--rf-trees", "20", "--n-draws", "400", "--variant", "weighted",
+                 "unweighted", "--out", str(out), "--seed", "5"])
+    assert code == 0
+    summary = pd.read_csv(out / "budget_summary.csv")
+    for q in ("GPP_direct", "GPP_implied", "RS_direct", "RS_implied", "p_agree_GPP", "p_agree_RS",
+              "RS_rf_global"):
+        assert q in set(summary["quantity"]), q
+    assert {"median", "ci_low", "ci_high", "variant", "method"} <= set(summary.columns)
+    assert set(summary.loc[summary["method"] == "resampling", "variant"]) == {"weighted", "unweighted"}
+    rf = summary[summary["quantity"] == "RS_rf_global"].iloc[0]
+    assert 40 < rf["median"] < 150 and rf["ci_low"] <= rf["median"] <= rf["ci_high"]
+    assert figure_main([str(out)]) == 0
+    assert (out / "figures" / "budget_consistency_weighted.png").stat().st_size > 10_000
+    assert (out / "figures" / "budget_rf_map.png").exists()
+
+
+def test_cli_bayes_writes_posterior_and_diagnostics(tmp_path, monkeypatch):
+    import pymc as pm
+
+    from inference.budget import main
+
+    monkeypatch.setattr(pm, "sample", lambda **kw: _fake_posterior(kw["chains"], kw["draws"]))
+    out = tmp_path / "run"
+    code = main(["--no-rf", "--n-draws", "200", "--variant", "weighted", "--draws", "300",
+                 "--chains", "2", "--allow-unconverged", "--out", str(out)])
+    assert code == 0
+    diag = json.loads((out / "diagnostics.json").read_text())
+    assert diag["verdict"] in ("pass", "fail") and diag["r_hat_max"] < 1.1
+    import xarray as xr
+
+    dt = xr.open_datatree(out / "budget_posterior.nc")
+    assert "data_sha256" in dt.attrs and "posterior" in dt.children
+    summary = pd.read_csv(out / "budget_summary.csv")
+    assert (summary["method"] == "bayes").any()
+
+
+def test_cli_bad_input_exits_2_and_writes_nothing(tmp_path, capsys):
+    import shutil
+
+    from data.registry import dataset_folder
+    from inference.budget import main
+
+    try:
+        src = dataset_folder("jian2022")
+    except DataError:
+        pytest.skip("jian2022 dataset not available")
+    bad = tmp_path / "data"
+    shutil.copytree(src, bad)
+    text = (bad / "GlobalGPP_Sum.csv").read_text(encoding="latin1").replace(",109.29,", ",109.29 Pg,")
+    (bad / "GlobalGPP_Sum.csv").write_text(text, encoding="latin1")
+    out = tmp_path / "run"
+    assert main(["--data", str(bad), "--no-bayes", "--no-rf", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "GlobalGPP_Sum.csv:" in err[0] and ":GPP:" in err[0]
+    assert not out.exists()
