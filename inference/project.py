@@ -12,6 +12,7 @@ are then trained on ``--train``). Writes ``projection.nc``, ``projection_summary
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import sys
@@ -62,6 +63,8 @@ def parser():
                    help="trees per forest in the leave-one-site-out skill (0: skip the skill)")
     p.add_argument("--flux-column", default="FCH4", choices=("FCH4", "FCH4_F"),
                    help="FLUXNET-CH4 flux: measured (FCH4) or gap-filled (FCH4_F)")
+    p.add_argument("--per-chamber", action=argparse.BooleanOptionalAction, default=True,
+                   help="COSORE data: each chamber is a plot (else one daily site mean)")
     p.add_argument("--grid-shape", default="10,16",
                    help=f"lat,lon cells of the {SYNTHETIC_GRID} simulator")
     p.add_argument("--chunk", default="8,8", help="lat,lon cells per dask block of a grid")
@@ -171,7 +174,8 @@ def _run(args, argv, scenarios, chunk, grid_shape, modes, client) -> int:
     else:
         obs_name, obs_path = (None, args.data) if args.data else (args.dataset, None)
     runio.progress(f"loading training sites: {obs_path or obs_name}")
-    obs = load_observations(obs_name, obs_path, flux_column=args.flux_column, seed=args.seed)
+    obs = load_observations(obs_name, obs_path, flux_column=args.flux_column,
+                            per_chamber=args.per_chamber, seed=args.seed)
     table = with_flux_class(obs.table)
     n_zero = len(obs.table) - len(table)
 
@@ -248,6 +252,7 @@ def _run(args, argv, scenarios, chunk, grid_shape, modes, client) -> int:
               "drivers_path": args.drivers, "posterior_path": args.posterior,
               "posterior_season_scheme": e_draws.scheme if e_draws else None,
               "posterior_config": post_config, "flux_column": args.flux_column,
+              "per_chamber": args.per_chamber,
               "forests": {c: f.describe() for c, f in forests.items()},
               "no_forest": no_forest, "no_posterior_E": missing_e,
               "zero_fluxes_dropped": n_zero, "dropped": obs.dropped,

@@ -321,12 +321,14 @@ class GridSetup:
 
 def grid_block(setup: GridSetup, drivers: dict[str, np.ndarray], fractions: dict[str, np.ndarray],
                area: np.ndarray, lat: np.ndarray, lon: np.ndarray, dates: np.ndarray
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Project one block of cells (full time axis).
 
     Returns (maps (STATS, scenario, mode, label, period, lat, lon) in g CH4 m⁻² yr⁻¹ of cell area,
     region (scenario, mode, label, period, draw) in Tg CH4 yr⁻¹, out-of-range cell-days
-    (scenario, label, period), number of cells skipped for missing soil temperature).
+    (scenario, label, period), cell-days projected (label, period), number of land cells skipped
+    for an incomplete soil-temperature series). Cell-days count once per ecosystem growing in the
+    cell; an ecosystem's net is out of range on a day when any of its class forests is.
     """
     engine = setup.engine
     labels = setup.labels
@@ -334,6 +336,7 @@ def grid_block(setup: GridSetup, drivers: dict[str, np.ndarray], fractions: dict
     S, M, L, P, D = len(engine.scenarios), len(engine.modes), len(labels), len(PERIODS), engine.n_draws
     cell_total = np.zeros((S, M, L, P, D, n_lat * n_lon))
     out_of_range = np.zeros((S, L, P), dtype=np.int64)
+    n_days = np.zeros((L, P), dtype=np.int64)
     temp = drivers["soil_temp_c"].reshape(n_lat * n_lon, n_time)
     land = sum(fractions[e].reshape(-1) for e in setup.ecosystems) > 0
     complete = np.isfinite(temp).all(axis=1)
@@ -353,6 +356,7 @@ def grid_block(setup: GridSetup, drivers: dict[str, np.ndarray], fractions: dict
         julian = np.asarray(assign_seasons(frame, "julian"), dtype=object)
         scheme = engine.e_draws.scheme if engine.e_draws is not None else None
         season = posterior_seasons(frame, scheme)
+        union = {}  # (scenario, ecosystem) → cell-days out of range for any class of it
         for c, cls in enumerate(labels):
             eco = ecosystem_of(cls)
             if cls.endswith("_net"):
@@ -367,23 +371,27 @@ def grid_block(setup: GridSetup, drivers: dict[str, np.ndarray], fractions: dict
             w = (share.reshape(on.size, n_time) * frac[on, None] * G_M2_DAY_PER_FLUX / years)
             wm = masks[on] * w[:, :, None]  # (cells_on, time, P)
             sub = frame.iloc[rows]
+            n_days[c] = masks[on].sum(axis=(0, 1))
+            j = labels.index(f"{eco}_net")
+            n_days[j] = n_days[c]
             for s, m, values, out in engine.class_values(
                     cls, sub, None if season is None else season[rows]):
                 # (cells, draws, time) @ (cells, time, periods) → (cells, draws, periods)
                 per_cell = np.matmul(values.reshape(D, on.size, n_time).transpose(1, 0, 2), wm)
                 cell_total[s, m, c][:, :, cells[on]] = per_cell.transpose(2, 1, 0)
                 if m == 0:
-                    out_of_range[s, c] = np.einsum("ct,ctp->p", out.reshape(on.size, n_time),
-                                                   masks[on]).astype(np.int64)
-        for k, eco in enumerate(setup.ecosystems):
+                    out = out.reshape(on.size, n_time)
+                    out_of_range[s, c] = np.einsum("ct,ctp->p", out, masks[on]).astype(np.int64)
+                    union[s, eco] = union[s, eco] | out if (s, eco) in union else out
+                    out_of_range[s, j] = np.einsum("ct,ctp->p", union[s, eco], masks[on])
+        for eco in setup.ecosystems:
             members = [c for c, cls in enumerate(labels)
                        if not cls.endswith("_net") and ecosystem_of(cls) == eco]
-            j = labels.index(f"{eco}_net")
-            cell_total[:, :, j] = cell_total[:, :, members].sum(axis=2)
-            out_of_range[:, j] = out_of_range[:, members].sum(axis=1)
+            cell_total[:, :, labels.index(f"{eco}_net")] = cell_total[:, :, members].sum(axis=2)
         nets = [labels.index(f"{e}_net") for e in setup.ecosystems]
         cell_total[:, :, -1] = cell_total[:, :, nets].sum(axis=2)
         out_of_range[:, -1] = out_of_range[:, nets].sum(axis=1)
+        n_days[-1] = n_days[nets].sum(axis=0)
     cell_area = area.reshape(-1)
     region = np.einsum("smlpdc,c->smlpd", cell_total, cell_area) / G_PER_TG
     lo, hi = CI_QUANTILES[0], CI_QUANTILES[2]
@@ -391,7 +399,8 @@ def grid_block(setup: GridSetup, drivers: dict[str, np.ndarray], fractions: dict
     maps = np.stack([cell_total.mean(axis=4), quant[0], quant[1]])
     no_cell = ~np.isin(np.arange(n_lat * n_lon), cells)
     maps[..., no_cell] = np.nan
-    return maps.reshape(*maps.shape[:-1], n_lat, n_lon), region, out_of_range, np.int64(skipped)
+    return (maps.reshape(*maps.shape[:-1], n_lat, n_lon), region, out_of_range, n_days,
+            np.int64(skipped))
 
 
 def _block_inputs(ds: xr.Dataset, setup: GridSetup):
@@ -432,13 +441,13 @@ def project_grid(setup: GridSetup, ds: xr.Dataset, chunk_cells: tuple[int, int] 
     dates = ds["time"].values
     S, M, L, P, D = (len(setup.engine.scenarios), len(setup.engine.modes), len(setup.labels),
                      len(PERIODS), setup.engine.n_draws)
-    block = dask.delayed(grid_block, nout=4, pure=True)
+    block = dask.delayed(grid_block, nout=5, pure=True)
     shared = dask.delayed(setup)  # one graph node, not one copy per block
-    map_rows, regions, oors, skips = [], [], [], []
+    map_rows, regions, oors, days, skips = [], [], [], [], []
     for i, n_i in enumerate(lat_chunks):
         row = []
         for j, n_j in enumerate(lon_chunks):
-            maps_ij, region_ij, oor_ij, skip_ij = block(
+            maps_ij, region_ij, oor_ij, days_ij, skip_ij = block(
                 shared, {k: v[i, j, 0] for k, v in d_blocks.items()},
                 {k: v[i, j] for k, v in f_blocks.items()}, a_blocks[i, j],
                 ds["lat"].values[lat_edges[i]:lat_edges[i + 1]],
@@ -447,17 +456,19 @@ def project_grid(setup: GridSetup, ds: xr.Dataset, chunk_cells: tuple[int, int] 
                                        dtype=float))
             regions.append(da.from_delayed(region_ij, shape=(S, M, L, P, D), dtype=float)[None])
             oors.append(da.from_delayed(oor_ij, shape=(S, L, P), dtype=np.int64)[None])
+            days.append(da.from_delayed(days_ij, shape=(L, P), dtype=np.int64)[None])
             skips.append(da.from_delayed(skip_ij, shape=(), dtype=np.int64)[None])
         map_rows.append(row)
     maps = da.block(map_rows)
     region = da.concatenate(regions).sum(axis=0)
     oor = da.concatenate(oors).sum(axis=0)
+    n_days = da.concatenate(days).sum(axis=0)
     skipped = da.concatenate(skips).sum()
-    maps, region, oor, skipped = compute(maps, region, oor, skipped)
-    return _grid_dataset(setup, ds, maps, region, oor, skipped)
+    return _grid_dataset(setup, ds, *compute(maps, region, oor, n_days, skipped))
 
 
-def _grid_dataset(setup: GridSetup, ds: xr.Dataset, maps, region, oor, skipped) -> xr.Dataset:
+def _grid_dataset(setup: GridSetup, ds: xr.Dataset, maps, region, oor, n_days, skipped
+                  ) -> xr.Dataset:
     engine = setup.engine
     coords = {"scenario_c": list(engine.scenarios), "mode": list(engine.modes),
               "flux_class": list(setup.labels), "period": list(PERIODS),
@@ -470,6 +481,8 @@ def _grid_dataset(setup: GridSetup, ds: xr.Dataset, maps, region, oor, skipped) 
                           {"units": REGION_UNIT}),
          "out_of_range": (("scenario_c", "flux_class", "period"), oor,
                           {"long_name": "cell-days whose Ts + dT left the forest's training range"}),
+         "n_days": (("flux_class", "period"), n_days,
+                    {"long_name": "cell-days projected (counted once per ecosystem in a cell)"}),
          "cells_skipped": ((), skipped, {"long_name": "land cells without a complete soil "
                                                       "temperature series"})},
         coords=coords)
