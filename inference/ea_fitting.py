@@ -14,10 +14,12 @@ import numpy as np
 import pandas as pd
 import pymc as pm
 import xarray as xr
+from scipy.stats import norm
 
 from data.seasons import assign_seasons
 from data.table import Observations, flux_class
 from inference import runio
+from models.conventions import CI_QUANTILES
 from models.arrhenius import ArrheniusConfig, ArrheniusData, Priors, build_model, prepare_data
 from models.arrhenius_post import (derived_quantities, draw_site_effects, pointwise_log_likelihood,
                                    pooled_ols, predict_ln_flux, prior_site_effects)
@@ -40,8 +42,9 @@ def prepare(obs: Observations, scheme: str, config: ArrheniusConfig) -> Arrheniu
 
 
 def sample(data: ArrheniusData, config: ArrheniusConfig, *, chains: int, draws: int, tune: int,
-           seed: int, sampler: str = "pymc", progressbar: bool = False) -> xr.DataTree:
-    """NUTS on the model; one process per chain up to the cores this machine has.
+           seed: int, sampler: str = "nutpie", progressbar: bool = False) -> xr.DataTree:
+    """NUTS on the model. nutpie (the default) runs the chains in threads of one process with a
+    Rust sampler; PyMC's own sampler runs one process per chain up to the cores this machine has.
 
     PyMC's sampler adapts a dense mass matrix: lnR and E of a cell are strongly correlated when its
     temperatures lie far from T_C (non-growing seasons), and the hyperparameters are few, so the
@@ -139,7 +142,7 @@ def summary_table(dt: xr.DataTree, data: ArrheniusData) -> pd.DataFrame:
             p = post[name].mean(("chain", "draw")).to_series().reset_index(name="mean")
             rows.append(p.assign(quantity=name))
     ols = pooled_ols(data).rename(columns={"E_pooled_ols": "mean", "se": "sd"})
-    z = 1.959963984540054  # normal quantile matching the project's 95 % interval
+    z = norm.ppf(CI_QUANTILES[2])
     rows.append(ols.assign(quantity="E_pooled_ols", median=ols["mean"], ci_low=ols["mean"] - z * ols["sd"],
                            ci_high=ols["mean"] + z * ols["sd"]))
     # dE is undefined (NaN) for the reference season itself.

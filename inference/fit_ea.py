@@ -22,7 +22,7 @@ from data.seasons import SCHEMES
 from inference import ea_fitting
 from inference import runio
 
-SAMPLERS = ("pymc", "nutpie", "numpyro")
+SAMPLERS = ("nutpie", "pymc", "numpyro")
 
 
 def parser():
@@ -32,7 +32,8 @@ def parser():
                    help="season scheme")
     p.add_argument("--likelihood", default="normal", choices=("normal", "student"),
                    help="normal: exact marginal likelihood from sufficient statistics; student: robust, per observation")
-    p.add_argument("--sampler", default="pymc", choices=SAMPLERS, help="NUTS implementation")
+    p.add_argument("--sampler", default="nutpie", choices=SAMPLERS,
+                   help="NUTS implementation (nutpie: fastest here; pymc: PyMC's own)")
     p.add_argument("--t-ref", type=float, default=15.0, help="reference temperature T_C (°C)")
     p.add_argument("--min-obs", type=int, default=20, help="minimum observations per flux class × season")
     p.add_argument("--ppc-draws", type=int, default=100, help="posterior-predictive draws kept per chain")

@@ -93,8 +93,7 @@ def consistency_figure(run_dir: Path, variant: str | None = None, fmt: str = "pn
                       & (summary["method"] == "resampling")]
         p = float(row["median"].iloc[0]) if len(row) else None
         _panel(ax, flux, sel[f"{flux}_direct"].values, sel[f"{flux}_implied"].values, p, bayes)
-    axes[0].set_title(f"Variant '{variant}'; band: 95 % interval of the direct estimate "
-                      f"({CI_LABEL})", fontsize=8)
+    axes[0].set_title(f"Variant '{variant}'; band: {CI_LABEL} of the direct estimate", fontsize=8)
     fig.tight_layout()
     out = run_dir / "figures" / f"budget_consistency_{variant}.{fmt}"
     out.parent.mkdir(parents=True, exist_ok=True)

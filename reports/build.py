@@ -1,0 +1,467 @@
+"""Paper-ready report of saved runs: one self-contained HTML page per run folder.
+
+    python -m reports.build RUN_DIR [RUN_DIR …]
+
+Reads only what a job saved (fit_ea, fit_rr, project or budget, detected from the file names) and
+writes into each RUN_DIR:
+
+    report.html                 figures embedded, tables, methods paragraph, BARG checklist
+    figures/NAME.png, NAME.pdf  every figure of the report
+    tables/NAME.csv, .md, .tex  every table (CSV at full precision; LaTeX needs booktabs)
+    methods.md, methods.tex     the methods paragraph generated from the run's attrs
+
+Every posterior number and interval is computed from the saved DataTree with the project's single
+interval convention (models.conventions). Exit codes: 0 success; 2 bad input (a folder that is not
+a run, an unreadable file: one line on stderr, nothing written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib
+import inspect
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from inference import runio  # noqa: E402
+from inference.ea_fitting import GATED_VARIABLES  # noqa: E402
+from models import conventions  # noqa: E402
+from reports import diagnostic_figures, ea_figures, html, methods, tables  # noqa: E402
+from reports.load import Run, load_run  # noqa: E402
+
+FIGURE_DPI = 150
+EA_SAMPLED = ("E", "lnR", "tau_E", "tau_R", "sigma", "method_offset", "nu")
+
+
+@dataclasses.dataclass
+class Report:
+    run: Run
+    tables: list[tables.Table] = dataclasses.field(default_factory=list)
+    figures: list[html.FigureItem] = dataclasses.field(default_factory=list)
+    notes: list[str] = dataclasses.field(default_factory=list)
+    methods: methods.Methods | None = None
+    convergence: dict | None = None
+
+    @property
+    def fig_dir(self) -> Path:
+        return self.run.path / "figures"
+
+    @property
+    def table_dir(self) -> Path:
+        return self.run.path / "tables"
+
+    def table(self, name: str) -> tables.Table | None:
+        return next((t for t in self.tables if t.name == name), None)
+
+    def add_figure(self, name: str, title: str, caption: str, make) -> None:
+        """Draw a figure (a callable returning a Figure or None) and save it as PNG and PDF."""
+        fig = make()
+        if fig is None:
+            self.notes.append(f"Figure '{title}' was not drawn: the run lacks the data it needs.")
+            return
+        png, pdf = save_figure(fig, self.fig_dir, name)
+        self.figures.append(html.FigureItem(name, title, caption, png,
+                                            (f"figures/{png.name}", f"figures/{pdf.name}")))
+
+
+# ---------------------------------------------------------------- saving
+def _atomic_savefig(fig, path: Path, fmt: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, format=fmt, dpi=FIGURE_DPI)  # figures use constrained layout: no second draw for "tight"
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def save_figure(fig, folder: Path, name: str) -> tuple[Path, Path]:
+    """figures/NAME.png and NAME.pdf, each written atomically; the figure is closed."""
+    try:
+        return (_atomic_savefig(fig, Path(folder) / f"{name}.png", "png"),
+                _atomic_savefig(fig, Path(folder) / f"{name}.pdf", "pdf"))
+    finally:
+        plt.close(fig)
+
+
+def png_to_pdf(png: Path) -> Path:
+    """A PDF beside a PNG drawn by a module that writes PNG only (raster inside)."""
+    from PIL import Image
+
+    pdf = png.with_suffix(".pdf")
+    fd, tmp = tempfile.mkstemp(dir=png.parent, prefix=f".{pdf.name}.", suffix=".part")
+    os.close(fd)
+    try:
+        with Image.open(png) as im:
+            im.convert("RGB").save(tmp, format="PDF", resolution=FIGURE_DPI)
+        os.replace(tmp, pdf)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return pdf
+
+
+# ---------------------------------------------------------------- fit_ea
+def build_ea(run: Run) -> Report:
+    tree = run.tree
+    rep = Report(run)
+    runio.progress(f"{run.path}: tables")
+    rep.tables = tables.ea_tables(tree)
+    rep.convergence = tables.convergence_summary(tree, GATED_VARIABLES)
+    _check_against_saved_summary(rep)
+
+    ci = conventions.CI_LABEL
+    runio.progress(f"{run.path}: figures")
+    rep.add_figure("temperature_response", "CH₄ flux vs soil temperature",
+                   f"Observations (grey) per flux class × season with the posterior median (line) and {ci} "
+                   "(band, pointwise) of the class × season curve F = ±exp(lnR + δ + E·x), x = 1/(kT_C) − "
+                   "1/(kT), for the measurement method most of the cell's observations use. The curve is "
+                   "the typical site (a geometric mean), so it lies below the arithmetic mean of skewed data.",
+                   lambda: ea_figures.temperature_response(tree))
+    rep.add_figure("arrhenius", "Arrhenius plot",
+                   "ln|F| against 1/kT (top axis: soil temperature). Coloured points and lines: sites "
+                   "(posterior median line of each site's intercept and E over its temperature range); black: "
+                   f"the class × season line with its {ci}. A steeper fall to the right means a larger E.",
+                   lambda: ea_figures.arrhenius_plot(tree))
+    site, act = rep.table("site_activation_energy"), rep.table("activation_energy")
+    if site is not None:
+        pooled = act.data[act.data["quantity"] == "E"]
+        rep.add_figure("activation_energy_forest", "Forest plot of E per site × season and pooled",
+                       f"Posterior median and {ci} of E per site × season (points, lines) and of the "
+                       "class × season E (diamonds) — the numbers of tables site_activation_energy and "
+                       "activation_energy.",
+                       lambda: ea_figures.activation_energy_forest(site.data, pooled, run.synthetic))
+    rep.add_figure("season_difference", "Posterior of ΔE",
+                   f"Posterior density of ΔE per flux class with its {ci} (shaded) and median; the dashed "
+                   "line marks ΔE = 0 and P(ΔE > 0) is the share of draws above it.",
+                   lambda: ea_figures.season_difference(tree))
+    _diagnostic_figures(rep, EA_SAMPLED)
+    rep.add_figure("posterior_predictive", "Posterior predictive check",
+                   "Density of ln|F| replicated from posterior draws (blue, one line per draw) over the observed "
+                   "density (black), per flux class × season.",
+                   lambda: diagnostic_figures.predictive_plot(tree, "posterior_predictive"))
+    rep.add_figure("prior_predictive", "Prior predictive check",
+                   "Density of ln|F| simulated from the priors alone (one line per draw): the priors should "
+                   "cover, loosely, the range of the observed data (black).",
+                   lambda: diagnostic_figures.predictive_plot(tree, "prior_predictive", show_observed=True))
+    rep.methods = methods.ea_methods(run, rep.convergence)
+    sens = rep.table("prior_sensitivity")
+    _add_barg(rep, sens.data if sens is not None else None)
+    return rep
+
+
+def _check_against_saved_summary(rep: Report) -> None:
+    """Compare the recomputed E intervals with the job's own ea_summary.csv."""
+    saved = rep.run.summary
+    table = rep.table("activation_energy")
+    if saved is None or table is None:
+        return
+    mine = table.data[table.data["quantity"] == "E"].set_index(["flux_class", "season"])
+    theirs = saved[saved["quantity"] == "E"].set_index(["flux_class", "season"])
+    cols = ["median", "ci_low", "ci_high"]
+    joined = mine[cols].merge(theirs[cols], left_index=True, right_index=True, suffixes=("", "_saved"))
+    if joined.empty:
+        return
+    diff = max(float(np.nanmax(np.abs(joined[c] - joined[f"{c}_saved"]))) for c in cols)
+    if diff > 1e-9:
+        rep.notes.append(f"The intervals recomputed from ea_posterior.nc differ from ea_summary.csv by up to "
+                         f"{diff:.3g} eV: the interval convention ({conventions.CI_LABEL}) differs from the "
+                         "one the fit used, or the files come from different runs.")
+    else:
+        rep.notes.append("The recomputed E intervals equal those in the run's ea_summary.csv.")
+
+
+def _diagnostic_figures(rep: Report, preferred) -> None:
+    tree = rep.run.tree
+    names = diagnostic_figures.default_var_names(tree, preferred)
+    if not names:
+        return
+    rep.add_figure("rank", "Rank plots",
+                   "Fractional-rank ECDF difference per chain with its simultaneous band: chains that mix "
+                   "well give flat curves inside the band (Säilynoja et al. 2022).",
+                   lambda: diagnostic_figures.rank_plot(tree, names))
+    rep.add_figure("trace", "Trace plots", "Marginal posterior densities (left) and draws by iteration "
+                   "(right), one line style per chain.",
+                   lambda: diagnostic_figures.trace_plot(tree, names))
+    rep.add_figure("energy", "Energy plot", "Marginal energy vs energy-transition distributions and E-BFMI "
+                   "per chain; E-BFMI below 0.3 signals poor exploration of the tails (Betancourt 2016).",
+                   lambda: diagnostic_figures.energy_plot(tree))
+
+
+def _add_barg(rep: Report, sensitivity: pd.DataFrame | None) -> None:
+    figures = {f.name for f in rep.figures}
+    frame = methods.barg_checklist(rep.run, figures, {t.name for t in rep.tables}, rep.convergence, sensitivity)
+    rep.tables.append(tables.Table(
+        "barg_checklist", "BARG checklist",
+        "Bayesian analysis reporting guidelines (Kruschke 2021, Nat. Hum. Behav. 5:1282) with the status of "
+        "each item for this run: done, attention (reported but needs action before publication), not done, "
+        "n/a (does not apply).",
+        frame, {"step": ("step", tables.TEXT), "item": ("item", tables.TEXT), "guideline": ("guideline", tables.TEXT),
+                "status": ("status", tables.TEXT), "evidence": ("evidence", tables.TEXT)}))
+
+
+# ---------------------------------------------------------------- other run kinds
+def _external(rep: Report, module: str, names: tuple[str, ...], title: str, caption: str) -> None:
+    """Call another module's plotting function when it exists (imported lazily).
+
+    Its parameters are supplied by name: ``tree``/``dt``/``idata`` (the DataTree), ``summary``/``frame``
+    (the summary CSV), ``run_dir``/``path``/``folder`` (the run folder), ``out_dir`` (figures/). It may
+    return a Figure, a path, a list of paths, or None; a PNG-only function gets a PDF beside it
+    (vector when it takes ``fmt``, else a raster copy).
+    """
+    try:
+        mod = importlib.import_module(module)
+    except ImportError:
+        rep.notes.append(f"{title}: {module} is not available in this installation; section skipped.")
+        return
+    fn = next((getattr(mod, n) for n in names if callable(getattr(mod, n, None))), None)
+    if fn is None:
+        rep.notes.append(f"{title}: {module} has none of {', '.join(names)}; section skipped.")
+        return
+    run = rep.run
+    supply = {"tree": run.tree, "dt": run.tree, "idata": run.tree, "summary": run.summary,
+              "frame": run.summary, "run_dir": run.path, "path": run.path, "folder": run.path,
+              "out_dir": rep.fig_dir}
+    params = inspect.signature(fn).parameters
+    kwargs = {n: supply[n] for n in params if n in supply}
+    missing = [n for n, p in params.items() if n not in kwargs and p.default is inspect.Parameter.empty
+               and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    if missing:
+        rep.notes.append(f"{title}: {module}.{fn.__name__} needs {', '.join(missing)}; section skipped.")
+        return
+    try:
+        result = fn(**kwargs)
+    except Exception as exc:  # another module's failure must not lose the rest of the report
+        rep.notes.append(f"{title}: {module}.{fn.__name__} failed ({type(exc).__name__}: {exc}); section skipped.")
+        return
+    results = [r for r in (result if isinstance(result, (list, tuple)) else [result]) if r is not None]
+    for k, item in enumerate(results):
+        if isinstance(item, matplotlib.figure.Figure):
+            name = module.rsplit(".", 1)[-1] + (f"_{k}" if len(results) > 1 else "")
+            png, pdf = save_figure(item, rep.fig_dir, name)
+        else:
+            png = Path(item)
+            if png.suffix.lower() != ".png" or not png.exists():
+                continue
+            name, pdf = png.stem, png.with_suffix(".pdf")
+            if "fmt" in params and not pdf.exists():
+                try:
+                    fn(**kwargs, fmt="pdf")
+                except Exception:  # the PNG stands; a raster PDF replaces the vector one below
+                    pass
+            if not pdf.exists():
+                pdf = png_to_pdf(png)
+        rel = [f"figures/{p.name}" if p.parent == rep.fig_dir else str(p) for p in (png, pdf)]
+        label = title if len(results) == 1 else f"{title}: {name.replace('_', ' ')}"
+        rep.figures.append(html.FigureItem(name, label, caption, png, tuple(rel)))
+
+
+def build_rr(run: Run) -> Report:
+    rep = Report(run)
+    names = list(dict.fromkeys(run.summary["quantity"])) if run.summary is not None else []
+    table = tables.posterior_table("rr_posterior", "Response ratios and heterogeneity", run.tree, names)
+    if table is not None:
+        rep.tables.append(table)
+        done = set(table.data["quantity"])
+        rest = run.summary[~run.summary["quantity"].isin(done)] if run.summary is not None else None
+    else:
+        rest = run.summary
+    if rest is not None and len(rest):
+        rep.tables.append(tables.frame_table("rr_summary", "Meta-analysis summary (saved by fit_rr)",
+                                             "Rows of rr_summary.csv not recomputed from the draws.", rest))
+    if run.tree is not None and "posterior" in run.tree.children:
+        rep.convergence = tables.convergence_summary(run.tree)
+        _diagnostic_figures(rep, None)
+    _external(rep, "reports.forest_rr", ("forest_figure", "save_forest"), "RR forest plot by season",
+              "Observed response ratio of each experiment with its sampling interval (marker area ∝ weight), "
+              f"grouped by season; pooled RR per season (diamond: posterior median and {conventions.CI_LABEL}) "
+              "and the prediction interval for a new experiment (thin bar).")
+    rep.methods = methods.generic_methods(run, rep.convergence)
+    _add_barg(rep, None)
+    return rep
+
+
+def build_project(run: Run) -> Report:
+    rep = Report(run)
+    if run.summary is not None:
+        rep.tables.append(tables.frame_table(
+            "projection_summary", "Projected CH₄ flux by scenario, mode, class and period",
+            f"Totals with their {conventions.CI_LABEL} as saved by the projection job.", run.summary))
+    for name, title in (("forest_skill.csv", "Random-forest leave-one-site-out skill"),
+                        ("forest_importance.csv", "Random-forest driver importance")):
+        if run.file(name) is not None:
+            frame = pd.read_csv(run.file(name))
+            rep.tables.append(tables.frame_table(Path(name).stem, title, f"From {name}.", frame))
+    _external(rep, "reports.projection_figures", ("make_figures",), "Projection",
+              f"Projected CH₄ flux by warming scenario × season for both projection modes, with the "
+              f"{conventions.CI_LABEL} (whiskers), change versus control, and maps for gridded runs.")
+    rep.methods = methods.generic_methods(run)
+    _add_barg(rep, None)
+    return rep
+
+
+def build_budget(run: Run) -> Report:
+    rep = Report(run)
+    if run.summary is not None:
+        rep.tables.append(tables.frame_table(
+            "budget_summary", "Global GPP and soil-respiration budget",
+            f"Medians and {conventions.CI_LABEL} as saved by the budget job.", run.summary))
+    if run.tree is not None and "posterior" in run.tree.children:
+        rep.convergence = tables.convergence_summary(run.tree)
+        _diagnostic_figures(rep, None)
+    if run.file("budget_draws.nc") is not None:
+        _external(rep, "reports.budget_figures", ("consistency_figure",), "Budget densities",
+                  "Densities of the direct and implied estimates of GPP and soil respiration, with the "
+                  "agreement region shaded.")
+        _external(rep, "reports.budget_figures", ("rf_map_figure",), "Random-forest soil respiration map",
+                  "Upscaled annual soil respiration.")
+    else:
+        rep.notes.append("Budget densities: the run has no budget_draws.nc; figures skipped.")
+    rep.methods = methods.generic_methods(run)
+    _add_barg(rep, None)
+    return rep
+
+
+BUILDERS = {"fit_ea": build_ea, "fit_rr": build_rr, "project": build_project, "budget": build_budget}
+TITLES = {"fit_ea": "Activation energy of CH₄ flux (fit_ea)", "fit_rr": "Warming meta-analysis (fit_rr)",
+          "project": "CH₄ projections (project)", "budget": "Carbon-budget consistency (budget)"}
+
+
+# ---------------------------------------------------------------- writing
+def write_report(rep: Report) -> Path:
+    run = rep.run
+    for table in rep.tables:
+        tables.write_table(table, rep.table_dir)
+    if rep.methods is not None:
+        refs = methods.references()
+        runio.write_text(run.path / "methods.md", rep.methods.text + "\n\nReferences\n\n"
+                         + "\n".join(f"- {r}" for r in refs) + "\n")
+        runio.write_text(run.path / "methods.tex", "% Methods paragraph generated by python -m reports.build\n"
+                         + rep.methods.latex + "\n")
+    return runio.write_text(run.path / "report.html", render(rep))
+
+
+def _verdict_banner(rep: Report) -> str:
+    conv = rep.convergence
+    if conv is None:
+        return ""
+    gate = runio.GATE
+    failed = []
+    if not conv["r_hat_max"] <= gate["r_hat_max"]:
+        failed.append(f"R-hat {conv['r_hat_max']:.3f} > {gate['r_hat_max']}")
+    if not conv["ess_bulk_min"] >= gate["ess_bulk_min"]:
+        failed.append(f"bulk ESS {conv['ess_bulk_min']:.0f} < {gate['ess_bulk_min']}")
+    if not conv["ess_tail_min"] >= gate["ess_tail_min"]:
+        failed.append(f"tail ESS {conv['ess_tail_min']:.0f} < {gate['ess_tail_min']}")
+    if (conv["divergences"] or 0) > gate["divergences"]:
+        failed.append(f"{conv['divergences']} divergent transitions")
+    if failed:
+        return html.banner("Diagnostics: FAIL — " + "; ".join(failed)
+                           + ". Do not cite these numbers; sample longer and rebuild.", "fail")
+    return html.banner(f"Diagnostics: pass (R-hat ≤ {gate['r_hat_max']}, ESS ≥ {gate['ess_bulk_min']}, "
+                       f"{conv['divergences']} divergences).", "pass")
+
+
+def render(rep: Report) -> str:
+    run = rep.run
+    banners = []
+    if run.synthetic:
+        banners.append(html.banner("SYNTHETIC DATA — these results come from simulated data, not observations.",
+                                   "synthetic"))
+    verdict = _verdict_banner(rep)
+    if verdict:
+        banners.append(verdict)
+    banners += [html.banner(n, "note") for n in rep.notes]
+
+    def tab(t):
+        return html.table_html(t, tuple(f"tables/{t.name}.{ext}" for ext in ("csv", "md", "tex")))
+
+    figs = {f.name: f for f in rep.figures}
+    diagnostic_figs = ("rank", "trace", "energy", "posterior_predictive", "prior_predictive")
+    headline = [t for t in rep.tables if t.name in ("activation_energy", "season_difference")]
+    diag_tables = [t for t in rep.tables if t.name in ("convergence", "prior_sensitivity")]
+    other_tables = [t for t in rep.tables if t not in headline + diag_tables and t.name != "barg_checklist"]
+    sections = []
+    if headline:
+        sections.append(("results", "Key results", "".join(tab(t) for t in headline)))
+    result_figs = [f for n, f in figs.items() if n not in diagnostic_figs]
+    if result_figs:
+        sections.append(("figures", "Figures", "".join(html.figure_html(f) for f in result_figs)))
+    if other_tables:
+        sections.append(("tables", "Tables", "".join(tab(t) for t in other_tables)))
+    diag = "".join(tab(t) for t in diag_tables) + "".join(
+        html.figure_html(figs[n]) for n in diagnostic_figs if n in figs)
+    if diag:
+        sections.append(("diagnostics", "Diagnostics", diag))
+    if rep.methods is not None:
+        refs = "<ul>" + "".join(f"<li>{html.esc(r)}</li>" for r in methods.references()) + "</ul>"
+        sections.append(("methods", "Methods", html.paragraph(rep.methods.text, "methods")
+                         + '<p class="files">Files: <a href="methods.md">methods.md</a> · '
+                           '<a href="methods.tex">methods.tex</a></p>' + "<h3>References</h3>" + refs))
+    barg = next((t for t in rep.tables if t.name == "barg_checklist"), None)
+    if barg is not None:
+        sections.append(("barg", "BARG checklist", tab(barg)))
+    sections.append(("provenance", "Provenance", _provenance(run)))
+    subtitle = (f"Run folder {run.path.resolve()} · created {run.attrs.get('created', 'unknown')} · "
+                f"intervals: {conventions.CI_LABEL}")
+    return html.page(TITLES.get(run.kind, run.kind), subtitle, banners, sections)
+
+
+def _provenance(run: Run) -> str:
+    items = {"run kind": run.kind, "folder": str(run.path.resolve()),
+             "created": run.attrs.get("created", "–"), "command line": run.attrs.get("command_line", "–"),
+             "seed": run.attrs.get("seed", "–"), "data SHA-256": run.attrs.get("data_sha256", "–"),
+             "software": methods.software_versions(run.versions) or "–",
+             "interval convention": conventions.CI_LABEL}
+    out = html.definition_list(items)
+    if run.config:
+        out += "<h3>Run configuration (tpflux_config)</h3><pre>" + html.esc(
+            json.dumps(run.config, indent=2, sort_keys=True)) + "</pre>"
+    if run.diagnostics:
+        out += "<h3>diagnostics.json</h3><pre>" + html.esc(json.dumps(run.diagnostics, indent=2)) + "</pre>"
+    return out
+
+
+def build(folder: Path | str) -> Path:
+    """Build the report of one run folder; returns the path of report.html."""
+    run = load_run(folder)
+    return write_report(BUILDERS[run.kind](run))
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m reports.build", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="Writes RUN_DIR/report.html, figures/, tables/, methods.md, methods.tex.")
+    p.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR",
+                   help="folder written by python -m inference.fit_ea, fit_rr, project or budget")
+    return p
+
+
+@runio.cli
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    runs = [load_run(d) for d in args.run_dirs]  # all inputs checked before anything is written
+    for run in runs:
+        runio.progress(f"{run.path}: {run.kind} report")
+        path = write_report(BUILDERS[run.kind](run))
+        print(path)
+    return runio.EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,284 @@
+"""Figures of an activation-energy (fit_ea) run, drawn from its saved DataTree.
+
+Each function returns a matplotlib Figure (the caller saves it). Curves and bands are pointwise
+posterior medians and intervals of the project's single convention (``models.conventions``).
+The population curve of a flux class × season is drawn for the measurement method most of its
+observations use (its method offset added), so that it lies over the data it summarises.
+"""
+
+from __future__ import annotations
+
+import json
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import xarray as xr  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from models import conventions  # noqa: E402
+from models.arrhenius import K_BOLTZMANN_EV, KELVIN, arrhenius_x  # noqa: E402
+from reports.tables import SAMPLE_DIMS, reference_season, ci_percent, label  # noqa: E402
+
+FLUX_UNIT = "nmol m⁻² s⁻¹"
+SEASON_COLOURS = plt.get_cmap("tab10").colors
+
+
+def observations(tree: xr.DataTree) -> pd.DataFrame:
+    """The fitted observations (one row each) from ``constant_data``."""
+    cd = tree["constant_data"].to_dataset()
+    obs = pd.DataFrame({"site": cd["site"].to_numpy().astype(str),
+                        "flux_class": cd["obs_flux_class"].to_numpy().astype(str),
+                        "season": cd["obs_season"].to_numpy().astype(str),
+                        "soil_temp_c": cd["soil_temp_c"].to_numpy(), "flux": cd["flux"].to_numpy()})
+    obs["method"] = cd["method"].to_numpy().astype(str) if "method" in cd else ""
+    obs["group"] = obs["site"] + "|" + obs["flux_class"] + "|" + obs["season"]
+    return obs
+
+
+def t_ref_c(tree: xr.DataTree) -> float:
+    config = json.loads(tree.attrs.get("tpflux_config", "{}"))
+    return float(config.get("t_ref_c", 15.0))
+
+
+def _offset(post: xr.Dataset, method: str) -> np.ndarray:
+    """Draws of the lnR offset of ``method`` (zero for the reference method)."""
+    if "method_offset" in post and method in post["method"].to_numpy():
+        return post["method_offset"].sel({"method": method}).transpose(*SAMPLE_DIMS).to_numpy().ravel()
+    return np.zeros(post.sizes["chain"] * post.sizes["draw"])
+
+
+def _draws(post: xr.Dataset, name: str, **sel) -> np.ndarray:
+    return post[name].sel(sel).transpose(*SAMPLE_DIMS).to_numpy().ravel()
+
+
+def _mode(values: pd.Series) -> str:
+    return values.mode().iloc[0] if len(values) else ""
+
+
+def _band(curves: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    lo, mid, hi = np.quantile(curves, conventions.CI_QUANTILES, axis=0)
+    return lo, mid, hi
+
+
+def population_curve(post: xr.Dataset, obs: pd.DataFrame, flux_class: str, season: str,
+                     temps: np.ndarray, t_ref: float, log: bool = False):
+    """Pointwise (low, median, high) of sign·exp(lnR + δ + E·x(T)) (or of lnR + δ + E·x if ``log``)."""
+    cell = obs[(obs["flux_class"] == flux_class) & (obs["season"] == season)]
+    sign = 1.0 if np.median(cell["flux"]) >= 0 else -1.0
+    ln_r = _draws(post, "lnR", flux_class=flux_class, season=season) + _offset(post, _mode(cell["method"]))
+    e = _draws(post, "E", flux_class=flux_class, season=season)
+    ln_f = ln_r[:, None] + e[:, None] * arrhenius_x(temps, t_ref)[None, :]
+    return _band(ln_f if log else sign * np.exp(ln_f))
+
+
+def _grid(post: xr.Dataset, obs: pd.DataFrame, width: float = 4.2, height: float = 3.2):
+    classes = [str(c) for c in post["flux_class"].to_numpy()]
+    seasons = [str(s) for s in post["season"].to_numpy()]
+    fig, axes = plt.subplots(len(classes), len(seasons), figsize=(width * len(seasons), height * len(classes)),
+                             squeeze=False, layout="constrained")
+    return fig, axes, classes, seasons
+
+
+def _title(tree: xr.DataTree, text: str) -> str:
+    config = json.loads(tree.attrs.get("tpflux_config", "{}"))
+    return text + ("  [SYNTHETIC DATA]" if config.get("synthetic") else "")
+
+
+def temperature_response(tree: xr.DataTree, n_grid: int = 80) -> Figure:
+    """Soil temperature vs CH4 flux per flux class × season: data, posterior median curve and band."""
+    post, obs, t_ref = tree["posterior"].to_dataset(), observations(tree), t_ref_c(tree)
+    fig, axes, classes, seasons = _grid(post, obs)
+    for i, cls in enumerate(classes):
+        for j, season in enumerate(seasons):
+            ax = axes[i, j]
+            cell = obs[(obs["flux_class"] == cls) & (obs["season"] == season)]
+            ax.set_title(f"{label(cls)} · {label(season)}", fontsize=10)
+            if cell.empty:
+                ax.text(0.5, 0.5, "no observations", ha="center", va="center", transform=ax.transAxes)
+                continue
+            temps = np.linspace(cell["soil_temp_c"].min(), cell["soil_temp_c"].max(), n_grid)
+            lo, mid, hi = population_curve(post, obs, cls, season, temps, t_ref)
+            ax.scatter(cell["soil_temp_c"], cell["flux"], s=4, color="0.55", alpha=0.35, lw=0,
+                       rasterized=True, label=f"observations (n = {len(cell)})")
+            ax.fill_between(temps, lo, hi, color=SEASON_COLOURS[j], alpha=0.3, lw=0,
+                            label=f"{ci_percent()} interval")
+            ax.plot(temps, mid, color=SEASON_COLOURS[j], lw=2, label="posterior median")
+            ylo, yhi = np.quantile(cell["flux"], [0.005, 0.995])
+            ylo, yhi = min(ylo, lo.min(), 0.0), max(yhi, hi.max(), 0.0)
+            pad = 0.05 * (yhi - ylo or 1.0)
+            ax.set_ylim(ylo - pad, yhi + pad)
+            ax.axhline(0, color="0.3", lw=0.6)
+            ax.legend(fontsize=7, loc="upper left" if mid[-1] >= 0 else "lower left", frameon=False)
+            if i == len(classes) - 1:
+                ax.set_xlabel("soil temperature (°C)")
+            if j == 0:
+                ax.set_ylabel(f"CH₄ flux ({FLUX_UNIT})")
+    fig.suptitle(_title(tree, f"CH₄ flux vs soil temperature: posterior median curve and {conventions.CI_LABEL}"),
+                 fontsize=11)
+    return fig
+
+
+def inverse_kt(temp_c) -> np.ndarray:
+    return 1.0 / (K_BOLTZMANN_EV * (np.asarray(temp_c, dtype=float) + KELVIN))
+
+
+def _celsius_from_inverse_kt(v):
+    v = np.asarray(v, dtype=float)
+    with np.errstate(divide="ignore"):
+        return 1.0 / (K_BOLTZMANN_EV * v) - KELVIN
+
+
+def site_lines(post: xr.Dataset, obs: pd.DataFrame, t_ref: float, n_grid: int = 20) -> dict[str, tuple]:
+    """Per site group: (temperatures, pointwise median of a_g + b_g·x) over the group's data range."""
+    if "eps_R" not in post or "E_site" not in post:
+        return {}
+    out = {}
+    groups = [str(g) for g in post["group"].to_numpy()]
+    for g in groups:
+        cell = obs[obs["group"] == g]
+        if cell.empty:
+            continue
+        _, cls, season = g.split("|")
+        a = (_draws(post, "lnR", flux_class=cls, season=season) + _offset(post, _mode(cell["method"]))
+             + _draws(post, "eps_R", group=g))
+        b = _draws(post, "E_site", group=g)
+        temps = np.linspace(cell["soil_temp_c"].min(), cell["soil_temp_c"].max(), n_grid)
+        out[g] = (temps, np.median(a[:, None] + b[:, None] * arrhenius_x(temps, t_ref)[None, :], axis=0))
+    return out
+
+
+def arrhenius_plot(tree: xr.DataTree) -> Figure:
+    """ln|F| vs 1/kT per flux class × season, with one line per site and the class × season line."""
+    post, obs, t_ref = tree["posterior"].to_dataset(), observations(tree), t_ref_c(tree)
+    obs = obs[obs["flux"] != 0].assign(ln_abs=lambda d: np.log(np.abs(d["flux"])),
+                                       inv_kt=lambda d: inverse_kt(d["soil_temp_c"]))
+    lines = site_lines(post, obs, t_ref)
+    fig, axes, classes, seasons = _grid(post, obs)
+    cmap = plt.get_cmap("tab20")
+    sites = sorted(obs["site"].unique())
+    colour = {s: cmap(k % 20) for k, s in enumerate(sites)}
+    for i, cls in enumerate(classes):
+        for j, season in enumerate(seasons):
+            ax = axes[i, j]
+            cell = obs[(obs["flux_class"] == cls) & (obs["season"] == season)]
+            ax.set_title(f"{label(cls)} · {label(season)}", fontsize=10)
+            if cell.empty:
+                ax.text(0.5, 0.5, "no observations", ha="center", va="center", transform=ax.transAxes)
+                continue
+            for site, part in cell.groupby("site"):
+                ax.scatter(part["inv_kt"], part["ln_abs"], s=3, color=colour[site], alpha=0.3, lw=0,
+                           rasterized=True)
+                g = f"{site}|{cls}|{season}"
+                if g in lines:
+                    temps, ln_f = lines[g]
+                    ax.plot(inverse_kt(temps), ln_f, color=colour[site], lw=1.2)
+            temps = np.linspace(cell["soil_temp_c"].min(), cell["soil_temp_c"].max(), 40)
+            lo, mid, hi = population_curve(post, obs, cls, season, temps, t_ref, log=True)
+            ax.fill_between(inverse_kt(temps), lo, hi, color="k", alpha=0.2, lw=0,
+                            label=f"class × season, {ci_percent()} interval")
+            ax.plot(inverse_kt(temps), mid, color="k", lw=2.2, label="class × season median")
+            ax.legend(fontsize=7, frameon=False, loc="lower left")
+            top = ax.secondary_xaxis("top", functions=(_celsius_from_inverse_kt, inverse_kt_safe))
+            top.set_xlabel("soil temperature (°C)", fontsize=8)
+            top.tick_params(labelsize=7)
+            if i == len(classes) - 1:
+                ax.set_xlabel("1/kT (eV⁻¹)")
+            if j == 0:
+                ax.set_ylabel("ln |CH₄ flux|")
+    fig.suptitle(_title(tree, "Arrhenius plot: ln|F| vs 1/kT, site lines (colour) and class × season line "
+                              "(black; slope −E)"), fontsize=11)
+    return fig
+
+
+def inverse_kt_safe(temp_c):
+    t = np.asarray(temp_c, dtype=float) + KELVIN
+    with np.errstate(divide="ignore"):
+        return 1.0 / (K_BOLTZMANN_EV * np.where(t > 0, t, np.nan))
+
+
+def activation_energy_forest(site_frame: pd.DataFrame, pooled_frame: pd.DataFrame,
+                             synthetic: bool = False) -> Figure:
+    """Forest plot of E per site × season and the class × season (pooled) E, from the tables.
+
+    ``site_frame``: rows of the site table (site, flux_class, season, median, ci_low, ci_high);
+    ``pooled_frame``: rows of quantity E (flux_class, season, median, ci_low, ci_high).
+    Drawing from the table frames makes the figure show exactly the tabled numbers.
+    """
+    classes = sorted(set(pooled_frame["flux_class"]) | set(site_frame["flux_class"]))
+    seasons = list(dict.fromkeys(pooled_frame["season"]))
+    heights = []
+    for cls in classes:
+        n_sites = site_frame[site_frame["flux_class"] == cls].groupby("season").size()
+        heights.append(sum(int(n_sites.get(s, 0)) + 2 for s in seasons))
+    fig, axes = plt.subplots(len(classes), 1, figsize=(7.5, 0.22 * sum(heights) + 1.2 * len(classes)),
+                             height_ratios=heights, sharex=True, squeeze=False, layout="constrained")
+    for ax, cls in zip(axes[:, 0], classes):
+        y, ticks, names = 0.0, [], []
+        for k, season in enumerate(seasons):
+            colour = SEASON_COLOURS[k % 10]
+            rows = site_frame[(site_frame["flux_class"] == cls) & (site_frame["season"] == season)]
+            for r in rows.sort_values("site").itertuples():
+                ax.plot([r.ci_low, r.ci_high], [y, y], color=colour, lw=1.2)
+                ax.plot(r.median, y, "o", color=colour, ms=4)
+                ticks.append(y)
+                names.append(f"{r.site}")
+                y -= 1
+            pooled = pooled_frame[(pooled_frame["flux_class"] == cls) & (pooled_frame["season"] == season)]
+            for r in pooled.itertuples():
+                ax.fill([r.ci_low, r.median, r.ci_high, r.median], [y, y + 0.35, y, y - 0.35],
+                        color=colour, alpha=0.9)
+                ticks.append(y)
+                names.append(f"pooled E, {label(season)}")
+                y -= 2
+        ax.set_yticks(ticks, names, fontsize=7)
+        ax.set_title(label(cls), fontsize=10, loc="left")
+        ax.axvline(0, color="0.6", lw=0.6, ls=":")
+        ax.grid(axis="x", color="0.9")
+    axes[-1, 0].set_xlabel(f"activation energy E (eV): median and {ci_percent()} interval")
+    handles = [plt.Line2D([], [], color=SEASON_COLOURS[k % 10], marker="o", label=label(s))
+               for k, s in enumerate(seasons)]
+    axes[0, 0].legend(handles=handles, fontsize=7, frameon=False, loc="best")
+    fig.suptitle("E per site × season (points) and pooled class × season E (diamonds)"
+                 + ("\n[SYNTHETIC DATA]" if synthetic else ""), fontsize=10)
+    return fig
+
+
+def season_difference(tree: xr.DataTree, table: pd.DataFrame | None = None) -> Figure | None:
+    """Posterior density of ΔE per flux class with its interval and P(ΔE > 0)."""
+    from scipy.stats import gaussian_kde
+
+    post = tree["posterior"].to_dataset()
+    if "dE" not in post:
+        return None
+    d_e = post["dE"]
+    cells = [(str(c), str(s)) for c in d_e["flux_class"].to_numpy() for s in d_e["season"].to_numpy()
+             if bool(d_e.sel(flux_class=c, season=s).notnull().any())]
+    if not cells:
+        return None
+    fig, axes = plt.subplots(1, len(cells), figsize=(3.6 * len(cells), 3.0), squeeze=False,
+                             layout="constrained")
+    for ax, (cls, season) in zip(axes[0], cells):
+        draws = _draws(post, "dE", flux_class=cls, season=season)
+        draws = draws[np.isfinite(draws)]
+        lo, mid, hi = np.quantile(draws, conventions.CI_QUANTILES)
+        grid = np.linspace(draws.min(), draws.max(), 300)
+        dens = gaussian_kde(draws)(grid) if np.ptp(draws) > 0 else np.zeros_like(grid)
+        ax.plot(grid, dens, color="C0")
+        inside = (grid >= lo) & (grid <= hi)
+        ax.fill_between(grid[inside], dens[inside], color="C0", alpha=0.3,
+                        label=f"{ci_percent()} interval")
+        ax.axvline(mid, color="C0", lw=1.2, label="median")
+        ax.axvline(0, color="k", ls="--", lw=0.8)
+        p = float(np.mean(draws > 0))
+        ax.text(0.97, 0.95, f"P(ΔE > 0) = {p:.3f}", ha="right", va="top", transform=ax.transAxes, fontsize=9)
+        ax.set_title(f"{label(cls)}: {label(season)}", fontsize=10)
+        ax.set_xlabel("ΔE (eV)")
+        ax.set_yticks([])
+        ax.legend(fontsize=7, frameon=False, loc="upper left")
+    fig.suptitle(_title(tree, f"ΔE = E(season) − E({reference_season(post)}): posterior density"),
+                 fontsize=11)
+    return fig

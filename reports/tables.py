@@ -1,0 +1,508 @@
+"""Paper tables: one numeric frame per table, written as CSV (full precision), Markdown and LaTeX.
+
+Every posterior number is computed here from the run's DataTree (never copied from a summary CSV)
+with the project's single interval convention, ``models.conventions``, read at call time: change
+the constant and every table, label and figure follows. Displayed numbers are rounded to two
+significant digits of the quantity's narrowest interval width (a number printed more precisely
+than its uncertainty invites false precision); the CSV keeps full precision.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import re
+import warnings
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from models import conventions
+
+SAMPLE_DIMS = ("chain", "draw")
+STATS = ("median", "ci_low", "ci_high", "mean", "sd", "ess_bulk", "ess_tail", "r_hat")
+GROUP_PARTS = ("site", "flux_class", "season")  # fit_ea's group label is "site|flux_class|season"
+
+# Display kinds: how a column is rounded.
+ESTIMATE, ESS, RHAT, PROB, TEXT, COUNT, REAL = "estimate", "ess", "rhat", "prob", "text", "count", "real"
+
+
+# ---------------------------------------------------------------- the interval convention
+def ci_percent() -> str:
+    """The project's interval probability as a percentage label, e.g. for column headers."""
+    return f"{conventions.CI_PROB * 100:g} %"
+
+
+def ci_headers() -> tuple[str, str]:
+    p = ci_percent()
+    return f"{p} CI low", f"{p} CI high"
+
+
+def ci_quantile_text() -> str:
+    lo, _, hi = conventions.CI_QUANTILES
+    return f"the {lo * 100:g} % and {hi * 100:g} % quantiles of the posterior draws"
+
+
+# ---------------------------------------------------------------- posterior summaries
+def summarise(ds: xr.Dataset, names=None) -> pd.DataFrame:
+    """One row per scalar of each variable: its coordinates as columns, then ``STATS``.
+
+    Quantiles use ``conventions.CI_QUANTILES``; ESS (bulk, tail) and rank-normalised R-hat come
+    from ArviZ. Rows whose draws are all missing (e.g. ΔE of the reference season) are dropped.
+    """
+    names = list(ds.data_vars) if names is None else [n for n in names if n in ds]
+    frames = []
+    for name in names:
+        da = ds[name]
+        with warnings.catch_warnings():  # all-missing rows (ΔE of the reference season) are dropped below
+            warnings.simplefilter("ignore", RuntimeWarning)
+            stats = _draw_stats(da)
+        dims = [d for d in da.dims if d not in SAMPLE_DIMS]
+        if dims:
+            frame = pd.concat({k: v.transpose(*dims).to_series() for k, v in stats.items()}, axis=1)
+            frame = frame.reset_index()
+        else:
+            frame = pd.DataFrame({k: [float(v)] for k, v in stats.items()})
+        frame.insert(0, "quantity", name)
+        frames.append(frame)
+    if not frames:
+        return pd.DataFrame(columns=["quantity", *STATS])
+    out = pd.concat(frames, ignore_index=True)
+    out = out[out["median"].notna()].reset_index(drop=True)
+    if "group" in out:
+        parts = out["group"].str.split("|", expand=True)
+        for i, col in enumerate(GROUP_PARTS):
+            if i in parts:
+                out[col] = parts[i]
+        out = out.drop(columns="group")
+    lead = [c for c in out.columns if c not in STATS]
+    return out[lead + list(STATS)]
+
+
+def _draw_stats(da: xr.DataArray) -> dict[str, xr.DataArray]:
+    import arviz as az
+
+    lo, mid, hi = conventions.CI_QUANTILES
+    q = da.quantile([lo, mid, hi], dim=SAMPLE_DIMS)
+    one = xr.Dataset({"v": da})
+    return {
+        "median": q.isel(quantile=1, drop=True), "ci_low": q.isel(quantile=0, drop=True),
+        "ci_high": q.isel(quantile=2, drop=True), "mean": da.mean(SAMPLE_DIMS),
+        "sd": da.std(SAMPLE_DIMS, ddof=1),
+        "ess_bulk": az.ess(one, method="bulk")["v"], "ess_tail": az.ess(one, method="tail")["v"],
+        "r_hat": az.rhat(one)["v"] if da.sizes["chain"] > 1 else da.mean(SAMPLE_DIMS) * np.nan,
+    }
+
+
+def probability_positive(da: xr.DataArray) -> xr.DataArray:
+    """Posterior probability that a quantity is above zero (share of draws)."""
+    return (da > 0).where(da.notnull()).mean(SAMPLE_DIMS)
+
+
+# ---------------------------------------------------------------- tables
+@dataclasses.dataclass
+class Table:
+    """A numeric frame plus how to show it: ``columns`` maps data column → (header, display kind)."""
+
+    name: str
+    title: str
+    caption: str
+    data: pd.DataFrame
+    columns: dict[str, tuple[str, str]]
+
+    def display(self) -> pd.DataFrame:
+        """The displayed cells (strings), rounded as each column's kind says."""
+        decimals = row_decimals(self.data)
+        cells = {}
+        for col, (header, kind) in self.columns.items():
+            values = self.data[col] if col in self.data else pd.Series([None] * len(self.data))
+            cells[header] = [format_cell(v, kind, d) for v, d in zip(values, decimals)]
+        return pd.DataFrame(cells)
+
+
+def row_decimals(frame: pd.DataFrame) -> list[int]:
+    """Decimals per row: two significant digits of the narrowest interval width (or 4 sd) among
+    the rows of the same quantity, so that one quantity is rounded alike throughout a table."""
+    width = pd.Series(np.nan, index=frame.index)
+    if {"ci_low", "ci_high"} <= set(frame.columns):
+        width = pd.to_numeric(frame["ci_high"], errors="coerce") - pd.to_numeric(frame["ci_low"], errors="coerce")
+    if "sd" in frame.columns:
+        width = width.where(width > 0, 4 * pd.to_numeric(frame["sd"], errors="coerce"))
+    width = width.where(width > 0)
+    key = frame["quantity"] if "quantity" in frame.columns else pd.Series(0, index=frame.index)
+    narrowest = width.groupby(key).transform("min")
+    return [int(min(6, max(0, 1 - math.floor(math.log10(w))))) if w > 0 else 3 for w in narrowest]
+
+
+def _float(v) -> float:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return np.nan
+
+
+MINUS = "\u2212"
+DASH = "\u2013"
+
+
+def format_cell(value, kind: str, decimals: int = 3) -> str:
+    """One displayed cell; missing values show as an en dash."""
+    if kind == TEXT:
+        return DASH if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
+    v = _float(value)
+    if np.isnan(v):
+        return DASH
+    if kind == ESTIMATE:
+        text = f"{v:.{decimals}f}"
+    elif kind in (ESS, COUNT):
+        text = f"{v:.0f}"
+    elif kind in (RHAT, PROB):
+        text = f"{v:.3f}"
+    else:
+        text = f"{v:.4g}"
+    if text.startswith("-") and float(text) == 0:
+        text = text[1:]  # no "-0.00"
+    return text.replace("-", MINUS)
+
+
+def stat_columns(ess: bool = True) -> dict[str, tuple[str, str]]:
+    low, high = ci_headers()
+    cols = {"median": ("median", ESTIMATE), "ci_low": (low, ESTIMATE), "ci_high": (high, ESTIMATE)}
+    if ess:
+        cols |= {"ess_bulk": ("ESS bulk", ESS), "ess_tail": ("ESS tail", ESS), "r_hat": ("R-hat", RHAT)}
+    return cols
+
+
+def label(name: str) -> str:
+    """Readable class/season/site labels for tables and figures."""
+    return str(name).replace("_", " ")
+
+
+# ---------------------------------------------------------------- fit_ea tables
+QUANTITY_LABELS = {
+    "E": "E (class × season mean, eV)", "E_site_mean": "mean of site E (eV)",
+    "dE": "ΔE (eV)", "Q10": "Q10", "fold_change_0_30": "fold change 0→30 °C",
+    "lnR": "lnR (ln nmol m⁻² s⁻¹ at T_C)", "tau_E": "τ_E (eV)", "tau_R": "τ_R", "sigma": "σ",
+    "method_offset": "method offset δ", "nu": "ν (Student-t)", "E_site": "site E (eV)",
+}
+HYPERPARAMETERS = ("lnR", "tau_E", "tau_R", "sigma", "method_offset", "nu")
+
+
+def _with_labels(frame: pd.DataFrame) -> pd.DataFrame:
+    frame = frame.copy()
+    frame.insert(1, "label", frame["quantity"].map(QUANTITY_LABELS).fillna(frame["quantity"]))
+    return frame
+
+
+def ea_tables(tree: xr.DataTree) -> list[Table]:
+    """The fit_ea tables, every number from the DataTree."""
+    post = tree["posterior"].to_dataset()
+    cls_season = {"flux_class": ("flux class", TEXT), "season": ("season", TEXT)}
+    interval = f"{conventions.CI_LABEL} ({ci_quantile_text()})"
+    tables = []
+
+    e = _with_labels(summarise(post, ["E", "E_site_mean"]))
+    tables.append(Table(
+        "activation_energy", "Activation energy E by flux class and season",
+        "Posterior median and " + interval + " of the class × season activation energy E and of the "
+        "mean of the site-level E over the class's sites; bulk and tail effective sample size and "
+        "rank-normalised R-hat.",
+        e, {"label": ("quantity", TEXT), **cls_season, **stat_columns()}))
+
+    if "dE" in post:
+        d = summarise(post, ["dE"])
+        p = probability_positive(post["dE"]).to_series().rename("p_gt_0").reset_index()
+        d = _with_labels(d.merge(p, on=["flux_class", "season"], how="left"))
+        ref = reference_season(post)
+        tables.append(Table(
+            "season_difference", "Seasonal difference of the activation energy",
+            f"ΔE = E(season) − E({ref}) per flux class: posterior median, {interval}, and the "
+            "posterior probability P(ΔE > 0) (share of draws above zero).",
+            d, {**cls_season, **stat_columns(ess=False), "p_gt_0": ("P(ΔE > 0)", PROB),
+                **{k: v for k, v in stat_columns().items() if k.startswith(("ess", "r_hat"))}}))
+
+    q = _with_labels(summarise(post, ["Q10", "fold_change_0_30"]))
+    if "temp_range" in q:
+        q["temp_range"] = q["temp_range"].fillna("0-30 C").str.replace(" C", " °C")
+    tables.append(Table(
+        "temperature_sensitivity", "Temperature sensitivity: Q10 and fold change",
+        f"Q10 over the stated soil-temperature range and the flux ratio F(30 °C)/F(0 °C) implied by "
+        f"E; posterior median and {interval}.",
+        q, {"label": ("quantity", TEXT), **cls_season, "temp_range": ("range", TEXT), **stat_columns()}))
+
+    h = _with_labels(summarise(post, [n for n in HYPERPARAMETERS if n in post]))
+    tables.append(Table(
+        "hyperparameters", "Intercepts, site-to-site spread and residual scale",
+        f"lnR: ln|F| at the reference temperature; τ: site-to-site sd of E and lnR per season; σ: "
+        f"residual sd of ln|F| per class; δ: method offsets on lnR. Posterior median and {interval}.",
+        h, {"label": ("quantity", TEXT), **{c: (label(c), TEXT) for c in ("flux_class", "season", "method")
+                                             if c in h}, **stat_columns()}))
+
+    if "E_site" in post:
+        s = summarise(post, ["E_site"])
+        tables.append(Table(
+            "site_activation_energy", "Site-level activation energy",
+            f"E of each site × flux class × season (class × season mean plus the site effect); "
+            f"posterior median and {interval}.",
+            s, {"site": ("site", TEXT), **cls_season, **stat_columns()}))
+
+    tables.append(data_summary_table(tree))
+    tables.append(convergence_table(tree))
+    sens = prior_sensitivity_table(tree)
+    if sens is not None:
+        tables.append(sens)
+    return tables
+
+
+def reference_season(post: xr.Dataset) -> str:
+    """The season whose ΔE is missing (ΔE is measured against it)."""
+    if "dE" not in post:
+        return ""
+    missing = post["dE"].isnull().all(SAMPLE_DIMS + ("flux_class",))
+    refs = [str(s) for s, m in zip(post["season"].to_numpy(), missing.to_numpy()) if m]
+    return refs[0] if refs else "reference season"
+
+
+def data_summary_table(tree: xr.DataTree) -> Table:
+    cd = tree["constant_data"].to_dataset()
+    frame = pd.DataFrame({k: cd[k].to_numpy() for k in ("site", "obs_flux_class", "obs_season",
+                                                          "soil_temp_c", "flux")})
+    frame["abs_flux"] = frame["flux"].abs()
+    g = (frame.groupby(["obs_flux_class", "obs_season"], sort=True)
+         .agg(n_obs=("flux", "size"), n_sites=("site", "nunique"), soil_temp_min=("soil_temp_c", "min"),
+              soil_temp_max=("soil_temp_c", "max"), median_abs_flux=("abs_flux", "median"))
+         .reset_index().rename(columns={"obs_flux_class": "flux_class", "obs_season": "season"}))
+    return Table("data_summary", "Observations used in the fit",
+                 "Site-periods (observations), sites, soil-temperature range (°C) and median |CH4 flux| "
+                 "(nmol m⁻² s⁻¹) per flux class and season, after the fit's exclusions.",
+                 g, {"flux_class": ("flux class", TEXT), "season": ("season", TEXT),
+                     "n_obs": ("observations", COUNT), "n_sites": ("sites", COUNT),
+                     "soil_temp_min": ("min soil T (°C)", REAL), "soil_temp_max": ("max soil T (°C)", REAL),
+                     "median_abs_flux": ("median |F|", REAL)})
+
+
+def convergence_summary(tree: xr.DataTree, var_names=None) -> dict:
+    """R-hat, ESS, divergences, tree depth and E-BFMI computed from the DataTree."""
+    import arviz as az
+
+    post = tree["posterior"].to_dataset()
+    names = [v for v in (var_names or post.data_vars) if v in post]
+    sub = post[names]
+    with warnings.catch_warnings():  # ΔE of the reference season is all missing
+        warnings.simplefilter("ignore", RuntimeWarning)
+        rhat, ess_b, ess_t = az.rhat(sub), az.ess(sub, method="bulk"), az.ess(sub, method="tail")
+    out = {"r_hat_max": float(rhat.to_array().max()), "ess_bulk_min": float(ess_b.to_array().min()),
+           "ess_tail_min": float(ess_t.to_array().min()),
+           "chains": int(post.sizes["chain"]), "draws": int(post.sizes["draw"])}
+    stats = tree["sample_stats"].to_dataset() if "sample_stats" in tree.children else xr.Dataset()
+    out["divergences"] = int(stats["diverging"].sum()) if "diverging" in stats else None
+    out["mean_tree_depth"] = float(stats["tree_depth"].mean()) if "tree_depth" in stats else None
+    out["bfmi_min"] = None
+    if "energy" in stats:
+        energy = stats["energy"].transpose("chain", "draw").to_numpy()
+        bfmi = np.square(np.diff(energy, axis=1)).mean(axis=1) / np.var(energy, axis=1)
+        out["bfmi_min"] = float(bfmi.min())
+    return out
+
+
+def convergence_table(tree: xr.DataTree) -> Table:
+    from inference.ea_fitting import GATED_VARIABLES
+    from inference.runio import GATE
+
+    gated = convergence_summary(tree, GATED_VARIABLES)
+    every = convergence_summary(tree)
+    rows = [
+        ("max R-hat (sampled and site parameters)", gated["r_hat_max"], f"≤ {GATE['r_hat_max']}",
+         gated["r_hat_max"] <= GATE["r_hat_max"]),
+        ("min bulk ESS (sampled and site parameters)", gated["ess_bulk_min"], f"≥ {GATE['ess_bulk_min']}",
+         gated["ess_bulk_min"] >= GATE["ess_bulk_min"]),
+        ("min tail ESS (sampled and site parameters)", gated["ess_tail_min"], f"≥ {GATE['ess_tail_min']}",
+         gated["ess_tail_min"] >= GATE["ess_tail_min"]),
+        ("max R-hat (every posterior quantity)", every["r_hat_max"], f"≤ {GATE['r_hat_max']}",
+         every["r_hat_max"] <= GATE["r_hat_max"]),
+        ("min bulk ESS (every posterior quantity)", every["ess_bulk_min"], f"≥ {GATE['ess_bulk_min']}",
+         every["ess_bulk_min"] >= GATE["ess_bulk_min"]),
+        ("divergent transitions", gated["divergences"], f"≤ {GATE['divergences']}",
+         None if gated["divergences"] is None else gated["divergences"] <= GATE["divergences"]),
+        ("min E-BFMI over chains", gated["bfmi_min"], "≥ 0.3",
+         None if gated["bfmi_min"] is None else gated["bfmi_min"] >= 0.3),
+        ("mean tree depth", gated["mean_tree_depth"], DASH, None),
+        ("chains × draws", gated["chains"] * gated["draws"], DASH, None),
+    ]
+    frame = pd.DataFrame(rows, columns=["check", "value", "threshold", "ok"])
+    counts = frame["check"].str.contains("ESS|divergent|draws")
+    frame["shown"] = [format_cell(v, COUNT if c else REAL) if not c or v is None or v == v else DASH
+                      for v, c in zip(frame["value"], counts)]
+    frame["status"] = frame["ok"].map({True: "pass", False: "FAIL"}).fillna(DASH)
+    return Table("convergence", "MCMC convergence and resolution",
+                 "Rank-normalised split R-hat and bulk/tail effective sample size (Vehtari et al. 2021), "
+                 "divergent transitions and energy Bayesian fraction of missing information, computed "
+                 "from the saved draws.",
+                 frame, {"check": ("check", TEXT), "shown": ("value", TEXT), "threshold": ("threshold", TEXT),
+                         "status": ("status", TEXT)})
+
+
+# ---------------------------------------------------------------- prior sensitivity (BARG 5)
+def log_prior(post: xr.Dataset, priors: dict) -> xr.Dataset | None:
+    """log p(θ) of the top-level parameters from the priors recorded in the run's attrs."""
+    from scipy import stats
+
+    dens = {
+        "E": lambda v: stats.norm.logpdf(v, priors["E_mu"], priors["E_sd"]),
+        "lnR": lambda v: stats.norm.logpdf(v, priors["lnR_mu"], priors["lnR_sd"]),
+        "tau_E": lambda v: stats.halfnorm.logpdf(v, scale=priors["tau_E_sd"]),
+        "tau_R": lambda v: stats.halfnorm.logpdf(v, scale=priors["tau_R_sd"]),
+        "sigma": lambda v: stats.halfnorm.logpdf(v, scale=priors["sigma_sd"]),
+        "method_offset": lambda v: stats.norm.logpdf(v, 0.0, priors["method_sd"]),
+        # PyMC's Gamma(alpha, beta) has rate beta.
+        "nu": lambda v: stats.gamma.logpdf(v, priors["nu_alpha"], scale=1.0 / priors["nu_beta"]),
+    }
+    try:
+        out = {k: post[k].copy(data=f(post[k].to_numpy())) for k, f in dens.items() if k in post}
+    except KeyError:
+        return None  # a prior the run did not record
+    return xr.Dataset(out) if out else None
+
+
+def prior_sensitivity(tree: xr.DataTree, var_names=("E", "dE", "tau_E", "sigma")) -> pd.DataFrame | None:
+    """Power-scaling prior and likelihood sensitivity (Kallioinen et al. 2024) via ArviZ."""
+    import arviz as az
+
+    if "log_likelihood" not in tree.children or not tree.attrs.get("tpflux_config"):
+        return None
+    priors = json.loads(tree.attrs["tpflux_config"]).get("priors")
+    post = tree["posterior"].to_dataset()
+    lp = log_prior(post, priors) if priors else None
+    if lp is None:
+        return None
+    work = xr.DataTree.from_dict({"posterior": post, "log_likelihood": tree["log_likelihood"].to_dataset(),
+                                  "log_prior": lp})
+    names = [v for v in var_names if v in post]
+    log = logging.getLogger("arviz_stats.psense")
+    level = log.level
+    log.setLevel(logging.ERROR)  # ArviZ logs advice on flagged rows; the table carries the diagnosis
+    try:
+        frame = az.psense_summary(work, var_names=names, round_to=6)
+    finally:
+        log.setLevel(level)
+    frame = frame.reset_index(names="parameter").rename(columns={"diagnosis": "diagnosis"})
+    frame = frame[frame["prior"].notna()].reset_index(drop=True)
+    frame["diagnosis"] = frame["diagnosis"].replace({"✓": "ok"})
+    return frame
+
+
+def prior_sensitivity_table(tree: xr.DataTree) -> Table | None:
+    frame = prior_sensitivity(tree)
+    if frame is None:
+        return None
+    return Table("prior_sensitivity", "Prior and likelihood sensitivity (power scaling)",
+                 "Power-scaling sensitivity (Kallioinen et al. 2024, Stat. Comput. 34:57): the change of "
+                 "each posterior when the prior of the top-level parameters or the likelihood is raised "
+                 "to a power near 1, by importance sampling. Prior sensitivity above 0.05 with likelihood "
+                 "sensitivity above 0.05 flags a prior-data conflict; prior above and likelihood below "
+                 "0.05 flags a strong prior or weak likelihood.",
+                 frame, {"parameter": ("parameter", TEXT), "prior": ("prior", PROB),
+                         "likelihood": ("likelihood", PROB), "diagnosis": ("diagnosis", TEXT)})
+
+
+# ---------------------------------------------------------------- other run kinds
+_KIND_OF_COLUMN = {"median": ESTIMATE, "ci_low": ESTIMATE, "ci_high": ESTIMATE, "mean": ESTIMATE,
+                   "sd": ESTIMATE, "total": ESTIMATE, "change_vs_control": ESTIMATE,
+                   "ess_bulk": ESS, "ess_tail": ESS, "r_hat": RHAT}
+
+
+def frame_table(name: str, title: str, caption: str, frame: pd.DataFrame) -> Table:
+    """A table of a saved summary frame, columns shown as they are (intervals relabelled)."""
+    low, high = ci_headers()
+    cols = {}
+    for c in frame.columns:
+        if frame[c].isna().all():
+            continue
+        kind = _KIND_OF_COLUMN.get(c)
+        if kind is None:
+            lower = c.lower()
+            kind = (PROB if lower.startswith(("p_", "prob")) else
+                    REAL if pd.api.types.is_numeric_dtype(frame[c]) else TEXT)
+        header = {"ci_low": low, "ci_high": high}.get(c, label(c))
+        cols[c] = (header, kind)
+    return Table(name, title, caption, frame, cols)
+
+
+def posterior_table(name: str, title: str, tree: xr.DataTree, names) -> Table | None:
+    """Summary of named posterior variables of any run (e.g. fit_rr), from its DataTree."""
+    if tree is None or "posterior" not in tree.children:
+        return None
+    post = tree["posterior"].to_dataset()
+    frame = summarise(post, [n for n in names if n in post])
+    if frame.empty:
+        return None
+    dims = {c: (label(c), TEXT) for c in frame.columns if c not in STATS}
+    return Table(name, title, f"Posterior median and {conventions.CI_LABEL} ({ci_quantile_text()}), "
+                 "bulk and tail ESS and R-hat, computed from the saved draws.", frame,
+                 {**dims, **stat_columns()})
+
+
+# ---------------------------------------------------------------- writers
+_LATEX_MAP = {
+    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+    MINUS: "$-$", DASH: "--", "Δ": r"$\Delta$", "τ": r"$\tau$", "σ": r"$\sigma$", "ν": r"$\nu$",
+    "δ": r"$\delta$", "ε": r"$\varepsilon$", "°": r"$^\circ$", "×": r"$\times$", "≤": r"$\leq$",
+    "≥": r"$\geq$", "→": r"$\to$", "|": r"$|$", "·": r"$\cdot$", "—": "---", "√": r"$\surd$",
+    "≈": r"$\approx$", "±": r"$\pm$", "µ": r"$\mu$", "μ": r"$\mu$",
+    **{chr(0x2080 + d): f"$_{d}$" for d in range(10)},
+}
+_SUPERSCRIPT = str.maketrans("⁻⁰¹²³⁴⁵⁶⁷⁸⁹", "-0123456789")
+
+
+def latex_escape(text: str) -> str:
+    parts = re.split("([⁻⁰¹²³⁴⁵⁶⁷⁸⁹]+)", str(text))
+    out = "".join(f"$^{{{p.translate(_SUPERSCRIPT)}}}$" if i % 2 else
+                  "".join(_LATEX_MAP.get(ch, ch) for ch in p) for i, p in enumerate(parts))
+    return out.replace("$$", "")  # adjacent math pieces merge into one
+
+
+def to_markdown(table: Table) -> str:
+    shown = table.display()
+    kinds = [k for _, k in table.columns.values()]
+    align = ["---" if k == TEXT else "---:" for k in kinds]
+    lines = [f"**{table.title}.**", "",
+             "| " + " | ".join(shown.columns) + " |", "|" + "|".join(align) + "|"]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in shown.itertuples(index=False)]
+    lines += ["", f"Table: {table.caption}", ""]
+    return "\n".join(lines)
+
+
+def to_latex(table: Table) -> str:
+    shown = table.display()
+    kinds = [k for _, k in table.columns.values()]
+    spec = "".join("l" if k == TEXT else "r" for k in kinds)
+    body = [" & ".join(latex_escape(c) for c in row) + r" \\" for row in shown.itertuples(index=False)]
+    return "\n".join([
+        "% Needs \\usepackage{booktabs}.",
+        r"\begin{table}[htbp]", r"\centering",
+        rf"\caption{{{latex_escape(table.title)}. {latex_escape(table.caption)}}}",
+        rf"\label{{tab:{table.name}}}",
+        rf"\begin{{tabular}}{{{spec}}}", r"\toprule",
+        " & ".join(latex_escape(c) for c in shown.columns) + r" \\", r"\midrule",
+        *body, r"\bottomrule", r"\end{tabular}", r"\end{table}", ""])
+
+
+def to_csv_frame(table: Table) -> pd.DataFrame:
+    """The CSV content: the numeric frame at full precision."""
+    return table.data
+
+
+def write_table(table: Table, folder) -> list:
+    """tables/NAME.csv, .md and .tex, each written atomically."""
+    from pathlib import Path
+
+    from inference.runio import write_csv, write_text
+
+    folder = Path(folder)
+    return [write_csv(folder / f"{table.name}.csv", to_csv_frame(table)),
+            write_text(folder / f"{table.name}.md", to_markdown(table)),
+            write_text(folder / f"{table.name}.tex", to_latex(table))]
