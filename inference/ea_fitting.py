@@ -125,6 +125,13 @@ def assemble(idata: xr.DataTree, data: ArrheniusData, config: ArrheniusConfig, *
     return xr.DataTree.from_dict(groups)
 
 
+def mean_tree_depth(dt: xr.DataTree) -> float | None:
+    """Mean NUTS tree depth (PyMC calls it tree_depth, nutpie depth)."""
+    stats = dt["sample_stats"]
+    name = next((n for n in ("tree_depth", "depth") if n in stats), None)
+    return float(stats[name].mean()) if name else None
+
+
 def summary_table(dt: xr.DataTree, data: ArrheniusData) -> pd.DataFrame:
     """The tidy ``ea_summary.csv``: quantity, flux_class, season, site, … + SUMMARY_STATS."""
     post = dt["posterior"].to_dataset()

@@ -72,8 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = ea_fitting.summary_table(dt, prepared)
     diag = runio.diagnose(dt, ea_fitting.GATED_VARIABLES)
     diag.update({"sampling_seconds": wall, "n_observations": len(prepared.obs),
-                 "mean_tree_depth": float(dt["sample_stats"]["tree_depth"].mean())
-                 if "tree_depth" in dt["sample_stats"] else None,
+                 "mean_tree_depth": ea_fitting.mean_tree_depth(dt),
                  "synthetic": obs.synthetic})
     out = runio.out_dir("fit_ea", args.out)
     runio.write_datatree(out / "ea_posterior.nc", dt)
