@@ -1,0 +1,402 @@
+"""Reports: every number in the tables is the DataTree's, one interval constant drives tables and
+figures, every figure file exists, the HTML is self-contained and loads in a real browser.
+
+One small fit_ea run (NUTS replaced by prior draws: sampling quality is not the point here) is
+made and reported once per module; the tests read what ``python -m reports.build`` wrote.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import io
+import json
+import re
+import tokenize
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from inference import fit_ea, runio
+from models import conventions
+from reports import browser_check, build, ea_figures, methods, tables
+from reports.load import detect_kind
+
+REPORTS = Path(__file__).resolve().parent.parent / "reports"
+OWN_MODULES = ("build.py", "html.py", "tables.py", "methods.py", "ea_figures.py", "diagnostic_figures.py",
+               "load.py", "browser_check.py")
+EA_FIGURES = ("temperature_response", "arrhenius", "activation_energy_forest", "season_difference", "rank",
+              "trace", "energy", "posterior_predictive", "prior_predictive")
+EA_TABLES = ("activation_energy", "season_difference", "temperature_sensitivity", "hyperparameters",
+             "site_activation_energy", "data_summary", "convergence", "prior_sensitivity", "barg_checklist")
+POSTERIOR_TABLES = ("activation_energy", "season_difference", "temperature_sensitivity", "hyperparameters",
+                    "site_activation_energy")
+
+
+# Simulated wetland sites measured by three methods (so method offsets are fitted), thinned: a
+# report's cost grows with panels (classes × seasons), not with observations.
+SUBSET = {"SYN-EC01": 4, "SYN-EC04": 4, "SYN-AC01": 3, "SYN-SC01": 1, "SYN-SC04": 1, "SYN-SC07": 1}
+
+
+@pytest.fixture(scope="module")
+def ea_report(tmp_path_factory):
+    """A reported fit_ea run on a chamber CSV: (run folder, build exit code, seconds to build)."""
+    import time
+
+    import pymc as pm
+    from pymc.testing import mock_sample
+
+    from data.synthetic import simulate_observations
+
+    base = tmp_path_factory.mktemp("reports")
+    table = simulate_observations(0)[0].table
+    sub = pd.concat([table[table["site"] == site].iloc[::step] for site, step in SUBSET.items()])
+    sub = sub.assign(flux_unit="nmol m-2 s-1", date=sub["date"].dt.strftime("%Y-%m-%d"))
+    sub.to_csv(base / "chambers.csv", index=False)
+    out = base / "run"
+    rng = np.random.default_rng(5)
+    stats = {"diverging": lambda size: np.zeros(size, dtype=bool),
+             "tree_depth": lambda size: np.full(size, 3),
+             "energy": lambda size: rng.normal(size=size)}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(pm, "sample", functools.partial(mock_sample, sample_stats=stats))
+        code = fit_ea.main(["--data", str(base / "chambers.csv"), "--out", str(out), "--seed", "3",
+                            "--chains", "2", "--draws", "40", "--ppc-draws", "10", "--min-obs", "10",
+                            "--allow-unconverged"])
+    assert code == runio.EXIT_OK
+    t0 = time.perf_counter()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(build, "FIGURE_DPI", 60)  # the contract, not the resolution, is under test
+        code = build.main([str(out)])
+    return out, code, time.perf_counter() - t0
+
+
+@pytest.fixture(scope="module")
+def tree(ea_report):
+    with xr.open_datatree(ea_report[0] / "ea_posterior.nc", engine="h5netcdf") as dt:
+        return dt.load()
+
+
+def _draws(post: xr.Dataset, name: str, **where) -> np.ndarray:
+    return post[name].sel(where).transpose("chain", "draw").to_numpy().ravel()
+
+
+def _row_selection(row: pd.Series, name: str, post: xr.Dataset) -> dict:
+    """The coordinates of a table row in the DataTree."""
+    if name == "E_site":
+        return {"group": f"{row['site']}|{row['flux_class']}|{row['season']}"}
+    where = {}
+    for dim in post[name].dims:
+        if dim in ("chain", "draw"):
+            continue
+        value = row[dim]
+        if dim == "temp_range":
+            value = str(value).replace(" °C", " C")
+        where[dim] = value
+    return where
+
+
+# ---------------------------------------------------------------- files
+def test_build_writes_every_figure_and_table(ea_report):
+    out, code, _ = ea_report
+    assert code == runio.EXIT_OK
+    for name in EA_FIGURES:
+        png, pdf = out / "figures" / f"{name}.png", out / "figures" / f"{name}.pdf"
+        assert png.stat().st_size > 1000 and png.read_bytes().startswith(b"\x89PNG"), name
+        assert pdf.stat().st_size > 1000 and pdf.read_bytes().startswith(b"%PDF"), name
+    for name in EA_TABLES:
+        for ext in ("csv", "md", "tex"):
+            assert (out / "tables" / f"{name}.{ext}").stat().st_size > 0, (name, ext)
+    assert (out / "report.html").stat().st_size > 10_000
+    assert "ΔE" in (out / "methods.md").read_text(encoding="utf-8")
+    assert (out / "methods.tex").read_text(encoding="utf-8").isascii()
+    assert not list(out.rglob("*.part")), "no temporary files left behind"
+
+
+def test_html_is_self_contained_and_embeds_the_saved_figures(ea_report):
+    out = ea_report[0]
+    text = (out / "report.html").read_text(encoding="utf-8")
+    assert not re.search(r'(src|href)="(https?:)?//', text), "no external resources"
+    images = browser_check.embedded_images(text)
+    assert len(images) == len(list((out / "figures").glob("*.png"))) == len(EA_FIGURES)
+    assert all(i["embedded"] and i["decodes"] for i in images)
+    embedded = re.findall(r'data-figure="([^"]+)" src="data:image/png;base64,([^"]+)"', text)
+    import base64
+
+    for name, data in embedded:
+        assert base64.b64decode(data) == (out / "figures" / f"{name}.png").read_bytes(), name
+    for section in ("Key results", "Methods", "BARG checklist", "Diagnostics", "Provenance"):
+        assert f">{section}</h2>" in text
+    assert "chambers.csv" in text  # the data source is named
+
+
+# ---------------------------------------------------------------- contract: numbers
+def test_every_table_number_equals_the_datatree(ea_report, tree):
+    import arviz as az
+
+    out = ea_report[0]
+    post = tree["posterior"].to_dataset()
+    lo, mid, hi = conventions.CI_QUANTILES
+    checked = 0
+    for name in POSTERIOR_TABLES:
+        frame = pd.read_csv(out / "tables" / f"{name}.csv")
+        for _, row in frame.iterrows():
+            where = _row_selection(row, row["quantity"], post)
+            draws = _draws(post, row["quantity"], **where)
+            np.testing.assert_allclose([row["median"], row["ci_low"], row["ci_high"]],
+                                       np.quantile(draws, [mid, lo, hi]), rtol=1e-10, err_msg=str(where))
+            assert row["mean"] == pytest.approx(draws.mean(), rel=1e-10)
+            chains = post[row["quantity"]].sel(where).transpose("chain", "draw").to_numpy()
+            assert row["ess_bulk"] == pytest.approx(float(az.ess(chains, method="bulk")), rel=1e-8)
+            one = xr.Dataset({"v": (("chain", "draw"), chains)})
+            assert row["ess_tail"] == pytest.approx(float(az.ess(one, method="tail")["v"]), rel=1e-8)
+            assert row["r_hat"] == pytest.approx(float(az.rhat(chains)), rel=1e-8)
+            if name == "season_difference":
+                assert row["p_gt_0"] == pytest.approx(np.mean(draws > 0))
+            checked += 1
+    n_e = post["E"].sizes["flux_class"] * post["E"].sizes["season"]
+    assert checked >= 2 * n_e + post.sizes["group"]
+
+
+def _number(cell: str) -> float:
+    return float(cell.replace(tables.MINUS, "-").replace("$-$", "-"))
+
+
+def _displayed(path: Path) -> tuple[list[str], list[list[str]]]:
+    """(header, body rows) of a Markdown or LaTeX table file."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    if path.suffix == ".md":
+        rows = [[c.strip() for c in ln.strip().strip("|").split(" | ")] for ln in lines if ln.startswith("| ")]
+        return rows[0], rows[1:]
+    start, end = lines.index(r"\midrule"), lines.index(r"\bottomrule")
+    split = [[c.strip() for c in ln.removesuffix(r"\\").split(" & ")] for ln in lines[start - 1:end]]
+    return [c.replace(r"\%", "%") for c in split[0]], split[2:]
+
+
+@pytest.mark.parametrize("fmt", ["md", "tex"])
+def test_displayed_numbers_are_the_csv_numbers_rounded(ea_report, fmt):
+    out = ea_report[0]
+    low, high = tables.ci_headers()
+    for name in POSTERIOR_TABLES:
+        frame = pd.read_csv(out / "tables" / f"{name}.csv")
+        header, body = _displayed(out / "tables" / f"{name}.{fmt}")
+        assert len(body) == len(frame)
+        for col, label in (("median", "median"), ("ci_low", low), ("ci_high", high), ("r_hat", "R-hat"),
+                           ("ess_bulk", "ESS bulk")):
+            k = header.index(label)
+            for cell, value in zip((r[k] for r in body), frame[col]):
+                decimals = len(cell.split(".")[1]) if "." in cell else 0
+                assert abs(_number(cell) - value) <= 0.5 * 10 ** -decimals + 1e-12, (name, col, cell, value)
+
+
+def test_tables_agree_with_the_fit_jobs_summary(ea_report):
+    out = ea_report[0]
+    mine = pd.read_csv(out / "tables" / "activation_energy.csv")
+    theirs = pd.read_csv(out / "ea_summary.csv")
+    keys = ["quantity", "flux_class", "season"]
+    joined = mine.merge(theirs, on=keys, suffixes=("", "_fit"))
+    assert len(joined) == len(mine)
+    for col in ("median", "ci_low", "ci_high", "ess_bulk", "r_hat"):
+        np.testing.assert_allclose(joined[col], joined[f"{col}_fit"], rtol=1e-9)
+
+
+def test_convergence_table_is_computed_from_the_draws(ea_report, tree):
+    import arviz as az
+
+    frame = pd.read_csv(ea_report[0] / "tables" / "convergence.csv")
+    post = tree["posterior"].to_dataset()[["E", "lnR", "tau_E", "tau_R", "sigma", "E_site"]]
+    value = dict(zip(frame["check"], frame["value"]))
+    assert value["max R-hat (sampled and site parameters)"] == pytest.approx(float(az.rhat(post).to_array().max()))
+    assert value["divergent transitions"] == int(tree["sample_stats"]["diverging"].sum())
+    diag = json.loads((ea_report[0] / "diagnostics.json").read_text())
+    assert value["max R-hat (sampled and site parameters)"] == pytest.approx(diag["r_hat_max"])
+
+
+# ---------------------------------------------------------------- contract: one interval constant
+def test_interval_constant_drives_every_table_and_figure(tree, monkeypatch):
+    monkeypatch.setattr(conventions, "CI_PROB", 0.8)
+    monkeypatch.setattr(conventions, "CI_QUANTILES", (0.1, 0.5, 0.9))
+    monkeypatch.setattr(conventions, "CI_LABEL", "80 % equal-tailed interval")
+    post = tree["posterior"].to_dataset()
+    made = {t.name: t for t in tables.ea_tables(tree)}
+    for name in POSTERIOR_TABLES:
+        table = made[name]
+        row = table.data.iloc[0]
+        draws = _draws(post, row["quantity"], **_row_selection(row, row["quantity"], post))
+        np.testing.assert_allclose([row["ci_low"], row["ci_high"]], np.quantile(draws, [0.1, 0.9]), rtol=1e-10)
+        text = tables.to_markdown(table) + tables.to_latex(table)
+        assert "80 %" in text or r"80 \%" in text
+        assert not re.search(r"95 \\?%|2\.5 \\?%", text), name  # no stale label
+    cls, season = str(post["flux_class"][0].item()), str(post["season"][0].item())
+    obs = ea_figures.observations(tree)
+    temps = np.array([0.0, 10.0])
+    lo, mid, hi = ea_figures.population_curve(post, obs, cls, season, temps, 15.0, log=True)
+    method = ea_figures._mode(obs.loc[(obs.flux_class == cls) & (obs.season == season), "method"])
+    ln_f = (_draws(post, "lnR", flux_class=cls, season=season)[:, None]
+            + ea_figures._offset(post, method)[:, None]
+            + _draws(post, "E", flux_class=cls, season=season)[:, None]
+            * ea_figures.arrhenius_x(temps, 15.0)[None, :])
+    np.testing.assert_allclose(lo, np.quantile(ln_f, 0.1, axis=0))
+    fig = ea_figures.season_difference(tree)
+    labels = [t.get_text() for ax in fig.axes for t in ax.get_legend().get_texts()]
+    assert any("80 %" in t for t in labels) and not any("95" in t for t in labels)
+    text = methods.ea_methods(load_run_from_tree(tree), tables.convergence_summary(tree)).text
+    assert "80 % equal-tailed interval" in text and "10 % and 90 %" in text
+
+
+def load_run_from_tree(tree):
+    from reports.load import Run
+
+    return Run(path=Path("."), kind="fit_ea", tree=tree, summary=None, diagnostics=None, attrs=dict(tree.attrs),
+               config=json.loads(tree.attrs["tpflux_config"]), versions=json.loads(tree.attrs["package_versions"]))
+
+
+INTERVAL_NUMBERS = {0.025, 0.975, 0.89, 0.055, 0.945, 2.5, 97.5}
+INTERVAL_TEXT = re.compile(r"\b(95|89|97\.5|2\.5) ?%")
+
+
+@pytest.mark.parametrize("module", sorted(p.name for p in REPORTS.glob("*.py")))
+def test_no_hard_coded_interval_in_reports_source(module):
+    """Interval quantiles come from models.conventions; this package's own modules also never spell
+    an interval in a label."""
+    source = (REPORTS / module).read_bytes()
+    for tok in tokenize.tokenize(io.BytesIO(source).readline):
+        if tok.type == tokenize.NUMBER:
+            assert ast.literal_eval(tok.string) not in INTERVAL_NUMBERS, f"{module}:{tok.start[0]}: {tok.string}"
+        if module in OWN_MODULES and tok.type == tokenize.STRING:
+            assert not INTERVAL_TEXT.search(tok.string), f"{module}:{tok.start[0]}: {tok.string[:60]}"
+
+
+# ---------------------------------------------------------------- methods and BARG
+def test_methods_paragraph_describes_this_run_not_the_defaults(tree):
+    run = load_run_from_tree(tree)
+    conv = tables.convergence_summary(tree, ["E", "lnR", "tau_E", "tau_R", "sigma", "E_site"])
+    text = methods.ea_methods(run, conv).text
+    cfg = run.config
+    assert f"{cfg['chains']} chains of {cfg['draws']} draws" in text
+    assert f"Normal({cfg['priors']['E_mu']:g}, {cfg['priors']['E_sd']:g}) eV" in text
+    assert f"PyMC {run.versions['pymc']}" in text and f"ArviZ {run.versions['arviz']}" in text
+    assert f"{conv['r_hat_max']:.3f}" in text
+    assert cfg["data_path"] in text and "cite the data's authors" in text
+    # A run with other priors gets other text, and its prior justification is flagged.
+    cfg2 = json.loads(json.dumps(cfg))
+    cfg2["priors"]["E_sd"] = cfg["priors"]["E_sd"] / 2
+    run2 = load_run_from_tree(tree)
+    run2.config = cfg2
+    text2 = methods.ea_methods(run2, conv).text
+    assert f"Normal({cfg['priors']['E_mu']:g}, {cfg2['priors']['E_sd']:g}) eV" in text2
+    assert "differ from the package defaults" in text2
+    barg = methods.barg_checklist(run2, set(EA_FIGURES), set(EA_TABLES), conv)
+    assert barg.set_index(["step", "item"]).loc[("1 Model", "C"), "status"] == methods.ATTENTION
+
+
+def test_barg_convergence_items_follow_the_diagnostics(tree):
+    run = load_run_from_tree(tree)
+    conv = tables.convergence_summary(tree)
+    gate = runio.GATE
+    good = {**conv, "r_hat_max": gate["r_hat_max"] - 0.005, "ess_bulk_min": gate["ess_bulk_min"] + 1,
+            "ess_tail_min": gate["ess_tail_min"] + 1, "divergences": 0}
+    bad = {**good, "r_hat_max": gate["r_hat_max"] + 0.05}
+    status = {name: methods.barg_checklist(run, set(), set(), c).set_index(["step", "item"])["status"]
+              for name, c in (("good", good), ("bad", bad))}
+    assert status["good"][("2 Computation", "B")] == methods.DONE
+    assert status["bad"][("2 Computation", "B")] == methods.ATTENTION
+    # Without the predictive figures, the predictive-check items are not done.
+    assert status["good"][("1 Model", "E")] == methods.NOT_DONE
+    assert status["good"][("3 Posterior", "A")] == methods.NOT_DONE
+    # User-supplied data are not public: depositing them is flagged.
+    assert status["good"][("6 Reproducibility", "B")] == methods.ATTENTION
+
+
+def test_latex_tables_are_escaped(ea_report):
+    for path in (ea_report[0] / "tables").glob("*.tex"):
+        body = path.read_text(encoding="utf-8").split("\n", 1)[1]  # after the booktabs comment
+        plain = re.sub(r"\$[^$]*\$|\\label\{[^}]*\}", "", body)  # text outside math and labels
+        assert not re.search(r"(?<!\\)[_%&#]", plain.replace(" & ", " ")), path.name
+        assert body.count("$") % 2 == 0, path.name
+        assert body.isascii(), path.name
+
+
+# ---------------------------------------------------------------- inputs
+def test_detect_kind_from_file_names(tmp_path):
+    for kind, marker in (("fit_ea", "ea_posterior.nc"), ("fit_rr", "rr_summary.csv"),
+                         ("project", "projection_summary.csv"), ("budget", "budget_summary.csv")):
+        folder = tmp_path / kind
+        folder.mkdir()
+        (folder / marker).write_text("")
+        assert detect_kind(folder) == kind
+
+
+@pytest.mark.parametrize("case", ["missing", "empty", "corrupt"])
+def test_bad_run_folder_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, case):
+    folder = tmp_path / "run"
+    if case != "missing":
+        folder.mkdir()
+    if case == "corrupt":
+        (folder / "ea_posterior.nc").write_bytes(b"not a netcdf file")
+    code = build.main([str(folder)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == runio.EXIT_BAD_INPUT
+    assert len(err) == 1 and err[0].startswith("error: ") and str(folder) in err[0]
+    assert not (folder / "report.html").exists() and not (folder / "figures").exists()
+
+
+def test_budget_run_reports_its_summary_and_notes_missing_figures(tmp_path):
+    folder = tmp_path / "budget"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    q = np.sort(rng.uniform(50, 150, size=(3, 3)), axis=1)
+    summary = pd.DataFrame({"quantity": ["GPP_direct", "GPP_implied", "p_agree_GPP"],
+                            "median": q[:, 1], "ci_low": q[:, 0], "ci_high": q[:, 2]})
+    summary.to_csv(folder / "budget_summary.csv", index=False)
+    assert build.main([str(folder)]) == runio.EXIT_OK
+    saved = pd.read_csv(folder / "tables" / "budget_summary.csv")
+    np.testing.assert_allclose(saved[["median", "ci_low", "ci_high"]], summary[["median", "ci_low", "ci_high"]])
+    text = (folder / "report.html").read_text(encoding="utf-8")
+    assert "budget_draws.nc" in text and "BARG checklist" in text
+
+
+def test_meta_analysis_run_tables_are_recomputed_from_its_draws(tmp_path, monkeypatch):
+    monkeypatch.setattr(build, "FIGURE_DPI", 60)
+    folder = tmp_path / "rr"
+    rng = np.random.default_rng(2)
+    seasons = ["growing", "non-growing"]
+    ln_rr = rng.normal([0.2, 0.5], 0.1, size=(2, 200, 2))
+    post = xr.Dataset({"lnRR": (("chain", "draw", "season"), ln_rr),
+                       "RR": (("chain", "draw", "season"), np.exp(ln_rr)),
+                       "tau": (("chain", "draw"), np.abs(rng.normal(0.3, 0.05, size=(2, 200))))},
+                      coords={"chain": [0, 1], "draw": np.arange(200), "season": seasons})
+    stats = xr.Dataset({"diverging": (("chain", "draw"), np.zeros((2, 200), dtype=bool)),
+                        "energy": (("chain", "draw"), rng.normal(size=(2, 200)))},
+                       coords={"chain": [0, 1], "draw": np.arange(200)})
+    dt = xr.DataTree.from_dict({"posterior": post, "sample_stats": stats})
+    dt.attrs.update(runio.provenance({"dataset": "synthetic-warming", "synthetic": True}, "0" * 64, 1, []))
+    runio.write_datatree(folder / "rr_posterior.nc", dt)
+    saved = tables.summarise(post, ["RR", "tau"]).assign(p_agree=np.nan)
+    runio.write_csv(folder / "rr_summary.csv", pd.concat([saved, pd.DataFrame({"quantity": ["p_agree"],
+                                                                               "median": [0.4]})]))
+    assert build.main([str(folder)]) == runio.EXIT_OK
+    frame = pd.read_csv(folder / "tables" / "rr_posterior.csv")
+    for row in frame.itertuples():
+        where = {"season": row.season} if row.quantity == "RR" else {}
+        draws = post[row.quantity].sel(where).to_numpy().ravel()
+        np.testing.assert_allclose([row.median, row.ci_low, row.ci_high],
+                                   np.quantile(draws, [0.5, *conventions.CI_QUANTILES[::2]]), rtol=1e-10)
+    assert set(frame["quantity"]) == {"RR", "tau"}
+    rest = pd.read_csv(folder / "tables" / "rr_summary.csv")  # rows that are not posterior variables
+    assert list(rest["quantity"]) == ["p_agree"]
+    for name in ("rank", "trace", "energy"):
+        assert (folder / "figures" / f"{name}.png").stat().st_size > 0
+
+
+# ---------------------------------------------------------------- real browser
+@pytest.mark.skipif(browser_check.find_browser() is None, reason="Chromium not installed (CI machines lack it)")
+def test_report_renders_in_chromium_with_every_image_loaded(ea_report, tmp_path):
+    result = browser_check.check(ea_report[0] / "report.html", tmp_path / "shot.png", height=2000)
+    assert result["browser_total"] == len(EA_FIGURES)
+    assert result["browser_loaded"] == result["browser_total"]
+    assert result["screenshot_size"] == (1400, 2000)
+    assert result["ok"]
