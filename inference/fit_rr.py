@@ -1,7 +1,7 @@
 """Bayesian random-effects meta-analysis of CH4 response ratios (warmed / control) by moderator level.
 
     python -m inference.fit_rr (--table PATH | --dataset NAME) [--moderator COLUMN] [--warming-slope]
-                               [--tau-prior FAMILY:SCALE] [--tau-prior-sensitivity]
+                               [--tau-prior FAMILY:SCALE] [--tau-prior-sensitivity] [--tau-by-level]
                                [--chains --draws --tune --seed --out --allow-unconverged]
 
 Writes ``rr_posterior.nc`` (ArviZ DataTree), ``rr_summary.csv``, ``diagnostics.json`` (and with
@@ -54,6 +54,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--tau-prior", type=_tau_prior, default=RRSpec.tau_prior,
                    help="prior of τ_study and τ_site: halfnormal|halfcauchy|halfstudentt|"
                         "exponential|uniform:SCALE")
+    p.add_argument("--tau-by-level", action="store_true",
+                   help="a separate experiment-level heterogeneity τ_site per moderator level")
     p.add_argument("--tau-prior-sensitivity", action="store_true",
                    help="refit under alternative τ priors and write rr_prior_sensitivity.csv")
     p.add_argument("--mu-prior-sd", type=float, default=RRSpec.mu_prior_sd,
@@ -80,7 +82,8 @@ def _tau_prior(text: str):
 def spec_from_args(args, moderator: str) -> RRSpec:
     levels = tuple(x.strip() for x in args.levels.split(",")) if args.levels else None
     return RRSpec(moderator=moderator, warming_slope=args.warming_slope, tau_prior=args.tau_prior,
-                  mu_prior_sd=args.mu_prior_sd, levels=levels, parameterisation=args.parameterisation)
+                  mu_prior_sd=args.mu_prior_sd, levels=levels, tau_by_level=args.tau_by_level,
+                  parameterisation=args.parameterisation)
 
 
 # ---------------------------------------------------------------- steps
@@ -187,6 +190,7 @@ def summary_table(dt: xr.DataTree, d: RRData) -> pd.DataFrame:
                               "sd": data.loc[has_w, "warming_sd"]}))
     out = pd.concat(rows, ignore_index=True)
     lead = ["quantity", "level", "versus"]
+    out = out.reindex(columns=[*lead, *[c for c in out.columns if c not in lead]])
     return out[lead + [c for c in runio.SUMMARY_STATS if c in out.columns]]
 
 
@@ -198,6 +202,10 @@ def gated_variables(dt: xr.DataTree) -> list[str]:
 
 def _fmt(x: float, digits: int = 2) -> str:
     return "—" if x is None or not np.isfinite(x) else f"{x:.{digits}f}"
+
+
+def _interval(lo: float, hi: float) -> str:
+    return f"[{_fmt(lo)}, {_fmt(hi)}]"
 
 
 def result_text(summary: pd.DataFrame, moderator: str, synthetic: bool, dropped: dict) -> str:
@@ -222,9 +230,10 @@ def result_text(summary: pd.DataFrame, moderator: str, synthetic: bool, dropped:
         warm = f"{_fmt(wm, 2)} ± {_fmt(ws, 2)}" if np.isfinite(wm) else "—"
         lines.append(
             f"{lv:<18} {int(get('k', lv)):>3} {_fmt(get('RR', lv)):>6} "
-            f"{'[' + _fmt(get('RR', lv, col='ci_low')) + ', ' + _fmt(get('RR', lv, col='ci_high')) + ']':>15} "
-            f"{'[' + _fmt(get('RR_pred_low', lv)) + ', ' + _fmt(get('RR_pred_high', lv)) + ']':>15} "
-            f"{_fmt(get('tau')):>5} {_fmt(get('I2', lv)):>5} {warm:>12}")
+            f"{_interval(get('RR', lv, col='ci_low'), get('RR', lv, col='ci_high')):>15} "
+            f"{_interval(get('RR_pred_low', lv), get('RR_pred_high', lv)):>15} "
+            f"{_fmt(tau if np.isfinite(tau := get('tau', lv)) else get('tau')):>5} "
+            f"{_fmt(get('I2', lv)):>5} {warm:>12}")
     if "RR_per_degC" in set(summary["quantity"]):
         lines.append(f"RR per °C of warming: {_fmt(get('RR_per_degC'), 3)} "
                      f"[{_fmt(get('RR_per_degC', col='ci_low'), 3)}, "

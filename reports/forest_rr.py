@@ -129,7 +129,8 @@ def save_forest(run_dir: str | Path, path: str | Path | None = None) -> Path:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m reports.forest_rr", description=__doc__.split("\n\n")[0])
     p.add_argument("run_dir", type=Path, help="folder written by python -m inference.fit_rr")
-    p.add_argument("--out", type=Path, default=None, help="image path (default RUN_DIR/figures/forest_rr.png)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="image path (default RUN_DIR/figures/forest_rr.png)")
     args = p.parse_args(argv)
     try:
         print(save_forest(args.run_dir, args.out))

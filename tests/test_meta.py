@@ -1,0 +1,432 @@
+"""Model M3 (models/meta.py) and its entry point inference/fit_rr.py.
+
+Reference numbers: metafor 3.8-1 (R 4.2.2), produced by benchmarks/metafor_reference.R:
+  - dat.curtis1998 (Curtis & Wang 1998, Oecologia 113:299; Hedges, Gurevitch & Curtis 1999,
+    Ecology 80:1150), exported to tests/data/curtis1998.csv by that script; escalc("ROM") with
+    m1i = elevated CO2 (treatment), m2i = ambient (control); moderator = method.
+  - the COMPASS-DOE precipitation-manipulation CH4 table (../shared/data/misc/
+    EK_methane_precip_manipulation.csv, read at test time), sign-changing rows left out;
+    moderator = Measurement Period.
+  Model: rma.mv(yi, vi, mods = ~ 0 + level, random = list(~1 | study, ~1 | site), method = "REML").
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from scipy import stats
+
+from data.errors import DataError
+from data.synthetic_warming import WarmingTruth, simulate_warming
+from data.warming import load_warming, validate_warming
+from models.conventions import CI_PROB, CI_QUANTILES
+from models.meta import (RRSpec, TauPrior, agreement_probability, between_levels, build_rr_model,
+                         effect_sizes, level_pairs, nested_normal_logp, overlap_coefficient,
+                         parse_tau_prior, prepare, prob_greater, typical_variance)
+
+DATA = Path(__file__).parent / "data"
+CURTIS = DATA / "curtis1998.csv"
+
+# rma.mv REML estimates (benchmarks/metafor_reference.R output, metafor 3.8-1).
+METAFOR_REML = {
+    "dataset": ["curtis1998"] * 3 + ["ek-precip"] * 2,
+    "level": ["GC", "GH", "OTC", "Annual", "Growing season"],
+    "estimate": [0.2705160750, 0.2383572346, 0.3179734644, 0.6370941426, 0.7794748506],
+    "se": [0.03600794865, 0.03134389811, 0.07494135548, 1.01725888363, 0.78289226802],
+    "sigma2_study": [0.001828544522] * 3 + [2.387288518578] * 2,
+    "sigma2_site": [0.02443638243] * 3 + [0.61354994675] * 2,
+    "tau2": [0.02626492695] * 3 + [3.00083846533] * 2,
+    "k": [33, 62, 7, 4, 12],
+}
+# escalc("ROM") yi, vi of the first rows (same script).
+METAFOR_ESCALC = {
+    "curtis1998": [(0.5469558688, 0.03847154324), (0.1425469115, 0.01745537096),
+                   (0.4377533845, 0.03275250641)],
+    "ek-precip": [(0.6931471806, 0.25510204082), (-2.1972245773, 11.24828532236),
+                  (0.7777045686, 0.41906678024)],
+}
+WEAK = dict(tau_prior=TauPrior("halfcauchy", 5.0), mu_prior_sd=10.0)
+
+
+def _table(**over) -> pd.DataFrame:
+    base = dict(study=["a", "a", "b"], site=["x", "y", "z"], ecosystem="meadow",
+                season=["growing", "non-growing", "growing"], warming_c=[2.0, 4.0, 3.0],
+                control_mean=[2.0, 1.0, 3.0], control_sd=[0.5, 0.4, 0.6], control_n=4,
+                treatment_mean=[2.6, 1.8, 3.5], treatment_sd=[0.6, 0.5, 0.7], treatment_n=5)
+    base.update(over)
+    return validate_warming(pd.DataFrame(base))
+
+
+# ---------------------------------------------------------------- effect sizes
+@pytest.mark.parametrize("dataset", ["curtis1998", "ek-precip"])
+def test_effect_sizes_match_metafor_escalc(dataset):
+    wt = load_warming(CURTIS if dataset == "curtis1998" else "precip-manipulation")
+    e = effect_sizes(wt.table, on_sign_change="drop", source=wt.source)
+    got = e.table[["yi", "vi"]].to_numpy()[:3]
+    np.testing.assert_allclose(got, np.array(METAFOR_ESCALC[dataset]), rtol=1e-8)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.floats(0.05, 50), st.floats(0.05, 50), st.floats(0.05, 2),
+                          st.floats(0.05, 2), st.integers(2, 30), st.integers(2, 30)),
+                min_size=1, max_size=8),
+       st.booleans())
+def test_uptake_is_compared_as_magnitude(rows, corrected):
+    mc, mt, cvc, cvt, nc, nt = map(np.array, zip(*rows))
+    pos = _table(study=[f"s{i}" for i in range(len(mc))], site="x", season="g", warming_c=np.nan,
+                 ecosystem="m", control_mean=mc, control_sd=cvc * mc, control_n=nc,
+                 treatment_mean=mt, treatment_sd=cvt * mt, treatment_n=nt)
+    neg = pos.assign(control_mean=-pos["control_mean"], treatment_mean=-pos["treatment_mean"])
+    a, b = effect_sizes(pos, corrected).table, effect_sizes(neg, corrected).table
+    np.testing.assert_allclose(a[["yi", "vi"]], b[["yi", "vi"]], rtol=1e-12)
+    assert set(a["direction"]) == {"emission"} and set(b["direction"]) == {"uptake"}
+    if not corrected:
+        np.testing.assert_allclose(np.exp(b["yi"]), mt / mc, rtol=1e-12)
+
+
+def test_sign_change_and_zero_are_refused_with_the_row():
+    t = _table(treatment_mean=[2.6, -1.8, 3.5])
+    with pytest.raises(DataError) as err:
+        effect_sizes(t, source="tab.csv")
+    assert err.value.row == 3 and err.value.column == "control_mean" and err.value.file == "tab.csv"
+    assert "opposite signs" in str(err.value) and "--sign-change drop" in str(err.value)
+    with pytest.raises(DataError, match="zero"):
+        effect_sizes(_table(control_mean=[2.0, 1.0, 0.0]))
+    dropped = effect_sizes(t, on_sign_change="drop")
+    assert dropped.dropped == {"sign_change": 1} and len(dropped.table) == 2
+
+
+def test_real_table_sign_changes_are_named():
+    wt = load_warming("precip-manipulation")
+    with pytest.raises(DataError) as err:
+        effect_sizes(wt.table, source=wt.source, source_columns=wt.source_columns)
+    # Line 8 of the file: tundra control 0.14 vs snow-decrease -0.32 mg CH4 m-2 d-1.
+    assert err.value.row == 8 and err.value.column == "CH4_control"
+    assert "0.14 vs -0.32" in str(err.value)
+    assert effect_sizes(wt.table, on_sign_change="drop").dropped == {"sign_change": 5}
+
+
+def test_lajeunesse_correction_reduces_small_sample_bias():
+    # Replicates drawn with a known true ratio. With unequal CVs the plain lnRR is biased by about
+    # (CV_C² − CV_T²) / (2n) (Jensen's inequality on ln X̄); the Δ correction removes that term.
+    rng = np.random.default_rng(1)
+    n, cv_c, cv_t, true_c, true_t, reps = 4, 0.35, 0.1, 1.0, 1.5, 40000
+    c = rng.normal(true_c, cv_c * true_c, size=(reps, n))
+    t = rng.normal(true_t, cv_t * true_t, size=(reps, n))
+    keep = c.mean(1) > 0
+    table = pd.DataFrame({"study": "s", "site": "x", "ecosystem": "m", "season": "g",
+                          "warming_c": np.nan, "control_mean": c.mean(1)[keep],
+                          "control_sd": c.std(1, ddof=1)[keep], "control_n": n,
+                          "treatment_mean": t.mean(1)[keep],
+                          "treatment_sd": t.std(1, ddof=1)[keep], "treatment_n": n})
+    plain = effect_sizes(table, False).table
+    delta = effect_sizes(table, True).table
+    truth = np.log(true_t / true_c)
+    bias_plain, bias_delta = plain["yi"].mean() - truth, delta["yi"].mean() - truth
+    assert bias_plain > 5 * np.sqrt(plain["yi"].var() / len(plain))  # the bias is real
+    assert abs(bias_delta) < 0.4 * abs(bias_plain)
+    assert (delta["vi"] > plain["vi"]).all()
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.floats(0.1, 10), st.floats(0.1, 10), st.floats(0.05, 1.0))
+def test_correction_vanishes_with_many_replicates(mc, mt, cv):
+    big = _table(study=["s"], site=["x"], season=["g"], warming_c=[1.0], control_mean=[mc],
+                 control_sd=[cv * mc], control_n=[10**6], treatment_mean=[mt],
+                 treatment_sd=[cv * mt], treatment_n=[10**6])
+    a, b = effect_sizes(big, False).table, effect_sizes(big, True).table
+    assert abs(a["yi"].iloc[0] - b["yi"].iloc[0]) < 1e-5
+    assert abs(a["vi"].iloc[0] - b["vi"].iloc[0]) < 1e-9
+
+
+# ---------------------------------------------------------------- model pieces
+@pytest.fixture(scope="module")
+def nested_logp_fn():
+    import pytensor
+    import pytensor.tensor as pt
+
+    r, vi = pt.vector("r"), pt.vector("vi")
+    tk, ts = pt.vector("tk"), pt.scalar("ts")  # τ_site per site (tau_by_level), τ_study
+    site_of, sos = pt.matrix("site_of"), pt.matrix("sos")
+    return pytensor.function([r, vi, tk, ts, site_of, sos],
+                             nested_normal_logp(r, vi, tk, ts, site_of, sos))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.data())
+def test_nested_marginal_likelihood_equals_dense_normal(nested_logp_fn, data):
+    n_sites = data.draw(st.integers(1, 6))
+    study_of_site = np.array(data.draw(st.lists(st.integers(0, 3), min_size=n_sites,
+                                                max_size=n_sites)))
+    _, study_of_site = np.unique(study_of_site, return_inverse=True)
+    rows_per_site = data.draw(st.lists(st.integers(1, 3), min_size=n_sites, max_size=n_sites))
+    site = np.repeat(np.arange(n_sites), rows_per_site)
+    study = study_of_site[site]
+    n = site.size
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**16)))
+    vi, r = rng.uniform(0.01, 1.0, n), rng.normal(0, 1, n)
+    ts = data.draw(st.floats(0.0, 2.0))
+    tk = np.array(data.draw(st.lists(st.floats(0.0, 2.0), min_size=n_sites, max_size=n_sites)))
+    cov = (np.diag(vi) + ts**2 * (study[:, None] == study[None, :])
+           + tk[site][:, None] ** 2 * (site[:, None] == site[None, :]))
+    dense = stats.multivariate_normal(np.zeros(n), cov).logpdf(r)
+    site_of = np.eye(n_sites)[site].T
+    sos = np.zeros((study.max() + 1, n_sites))
+    sos[study_of_site, np.arange(n_sites)] = 1
+    got = nested_logp_fn(r, vi, tk, ts, site_of, sos)
+    assert got == pytest.approx(dense, rel=1e-9, abs=1e-9)
+
+
+def test_typical_variance_and_pairs():
+    assert typical_variance(np.full(5, 0.3)) == pytest.approx(0.3)
+    v = np.array([0.1, 0.2, 0.4])
+    assert min(v) < typical_variance(v) < max(v)
+    assert level_pairs(["growing", "non-growing"]) == [("non-growing", "growing")]
+    assert len(level_pairs(list("abcd"))) == 6
+
+
+def test_between_level_statistics_against_closed_forms():
+    rng = np.random.default_rng(2)
+    a, b = rng.normal(0, 1, 8000), rng.normal(1, 1, 8000)
+    # Overlap of N(0,1) and N(1,1) is 2Φ(−1/2); P(b > a) = Φ(1/√2).
+    assert overlap_coefficient(a, b) == pytest.approx(2 * stats.norm.cdf(-0.5), abs=0.03)
+    assert prob_greater(b, a) == pytest.approx(stats.norm.cdf(1 / np.sqrt(2)), abs=0.02)
+    assert overlap_coefficient(a, rng.normal(0, 1, 8000)) > 0.95
+    assert overlap_coefficient(a, a + 20) < 1e-3
+    assert agreement_probability(a, a) == pytest.approx(CI_PROB, abs=1e-9)
+    z = stats.norm.ppf(0.5 + CI_PROB / 2)
+    expect = stats.norm.cdf(z - 1) - stats.norm.cdf(-z - 1)  # draw of N(1,1) in N(0,1)'s interval
+    assert agreement_probability(b, a) == pytest.approx(expect, abs=0.02)
+    table = between_levels(np.column_stack([a, b]), ["g", "n"])
+    assert table.loc[0, "level"] == "n" and table.loc[0, "versus"] == "g"
+    assert table.loc[0, "P_diff_gt_0"] > 0.7
+
+
+def test_tau_prior_parsing():
+    assert parse_tau_prior("halfnormal:0.5") == TauPrior("halfnormal", 0.5)
+    assert str(parse_tau_prior("HalfCauchy:1")) == "halfcauchy:1"
+    for bad in ("gamma:1", "halfnormal:-1", "halfnormal:x"):
+        with pytest.raises(ValueError):
+            parse_tau_prior(bad)
+
+
+def test_model_refuses_what_it_cannot_use():
+    t = _table()
+    e = effect_sizes(t, source="t.csv")
+    with pytest.raises(DataError, match="moderator column 'period'"):
+        build_rr_model(e, RRSpec(moderator="period"))
+    blank = effect_sizes(_table(season=["growing", None, "growing"]), source="t.csv")
+    with pytest.raises(DataError) as err:
+        build_rr_model(blank)
+    assert err.value.row == 3 and err.value.column == "season"
+    no_w = effect_sizes(_table(warming_c=[2.0, np.nan, 3.0]))
+    with pytest.raises(DataError, match="warming"):
+        build_rr_model(no_w, RRSpec(warming_slope=True))
+    m = build_rr_model(e, RRSpec(warming_slope=True))
+    assert {"lnRR", "tau_study", "tau_site", "lnRR_per_degC"} <= {v.name for v in m.free_RVs}
+    assert prepare(e, RRSpec()).levels == ["growing", "non-growing"]
+    ordered = prepare(e, RRSpec(levels=("non-growing", "growing")))
+    assert ordered.levels == ["non-growing", "growing"] and list(ordered.level_idx) == [1, 0, 1]
+    with pytest.raises(DataError, match="not in the requested order"):
+        prepare(e, RRSpec(levels=("growing",)))
+
+
+@pytest.mark.parametrize("parameterisation", ["marginal", "noncentred"])
+@pytest.mark.parametrize("by_level", [False, True])
+def test_model_logp_is_finite_at_initial_point(parameterisation, by_level):
+    wt = simulate_warming(n_studies=6, seed=4)
+    spec = RRSpec(parameterisation=parameterisation, tau_by_level=by_level)
+    m = build_rr_model(effect_sizes(wt.table), spec)
+    assert np.isfinite(m.compile_logp()(m.initial_point()))
+    assert m["tau_site"].ndim == int(by_level)
+
+
+# ---------------------------------------------------------------- sampling
+def _fit(effects, spec, draws=500, chains=2, seed=11):
+    from inference.fit_rr import sample_rr
+
+    return sample_rr(effects, spec, chains=chains, draws=draws, tune=draws, seed=seed)
+
+
+def _check_against_reml(dt, dataset):
+    import arviz as az
+
+    post = dt["posterior"].to_dataset()
+    ref = pd.DataFrame(METAFOR_REML).query("dataset == @dataset")
+    mcse = az.mcse(post["lnRR"], method="mean")
+    for _, row in ref.iterrows():
+        x = post["lnRR"].sel(level=row["level"]).to_numpy().ravel()
+        sd = x.std(ddof=1)
+        # Within 0.1 posterior SD, allowing the Monte Carlo error of the mean.
+        allowed = 0.1 * sd + 3 * float(mcse.sel(level=row["level"]))
+        assert abs(x.mean() - row["estimate"]) <= allowed, (row["level"], x.mean(), row["estimate"], sd)
+        assert 0.5 < sd / row["se"] < 2.0
+    tau = np.median(post["tau"].to_numpy())
+    assert 0.5 < tau / np.sqrt(ref["tau2"].iloc[0]) < 2.0  # same magnitude
+
+
+def test_precipitation_table_matches_metafor_reml():
+    wt = load_warming("precip-manipulation")
+    e = effect_sizes(wt.table, on_sign_change="drop", source=wt.source)
+    dt = _fit(e, RRSpec(moderator="Measurement Period", **WEAK), draws=1000)
+    assert int(dt["sample_stats"]["diverging"].sum()) == 0
+    _check_against_reml(dt, "ek-precip")
+
+
+def test_curtis1998_matches_metafor_reml():
+    wt = load_warming(CURTIS)
+    assert len(wt.table) == 102 and wt.table["study"].nunique() == 29
+    e = effect_sizes(wt.table, source=wt.source)
+    dt = _fit(e, RRSpec(moderator="method", **WEAK), draws=1000)
+    assert int(dt["sample_stats"]["diverging"].sum()) == 0
+    _check_against_reml(dt, "curtis1998")
+
+
+@pytest.mark.slow
+def test_parameterisations_agree():
+    wt = simulate_warming(n_studies=12, seed=5)
+    e = effect_sizes(wt.table)
+    a = _fit(e, RRSpec(parameterisation="marginal"), draws=1000)["posterior"].to_dataset()
+    b = _fit(e, RRSpec(parameterisation="noncentred"), draws=1000)["posterior"].to_dataset()
+    for name in ("lnRR", "tau"):
+        diff = np.abs(a[name].mean(("chain", "draw")) - b[name].mean(("chain", "draw")))
+        assert float(diff.max()) < 0.25 * float(a[name].std(("chain", "draw")).min()), name
+
+
+def test_recovers_known_season_rr_with_warming_slope():
+    truth = WarmingTruth(beta_per_c=0.12)
+    wt = simulate_warming(n_studies=30, seed=8, truth=truth)
+    e = effect_sizes(wt.table)
+    d = prepare(e, RRSpec(warming_slope=True))
+    dt = _fit(e, RRSpec(warming_slope=True))
+    post = dt["posterior"].to_dataset()
+    q_lo, _, q_hi = CI_QUANTILES
+    lo, hi = (post["lnRR"].quantile(q, dim=("chain", "draw")) for q in (q_lo, q_hi))
+    for season, ln_rr in truth.ln_rr().items():
+        # lnRR[season] is the response at the table's mean warming.
+        expected = ln_rr + truth.beta_per_c * (d.warming_ref_c - truth.reference_warming_c)
+        assert float(lo.sel(level=season)) < expected < float(hi.sel(level=season)), season
+    beta = post["lnRR_per_degC"].to_numpy()
+    assert np.quantile(beta, q_lo) < truth.beta_per_c < np.quantile(beta, q_hi)
+    assert np.quantile(beta, q_lo) > 0  # the slope is detected
+
+
+@pytest.mark.slow
+def test_interval_coverage_over_repeated_simulations():
+    truth = WarmingTruth()
+    q_lo, _, q_hi = CI_QUANTILES
+    hits = []
+    for seed in range(20):
+        e = effect_sizes(simulate_warming(seed=100 + seed, truth=truth).table)
+        post = _fit(e, RRSpec(), draws=400, seed=seed)["posterior"].to_dataset()
+        for season, ln_rr in truth.ln_rr().items():
+            x = post["lnRR"].sel(level=season).to_numpy().ravel()
+            hits.append(np.quantile(x, q_lo) < ln_rr < np.quantile(x, q_hi))
+    assert np.mean(hits) >= 0.85  # 40 intervals at 95 %
+
+
+# ---------------------------------------------------------------- entry point
+@pytest.fixture(scope="module")
+def synthetic_run(tmp_path_factory):
+    from inference.fit_rr import main
+
+    out = tmp_path_factory.mktemp("rr") / "run"
+    rc = main(["--dataset", "synthetic-warming", "--chains", "2", "--draws", "500", "--tune", "500",
+               "--seed", "3", "--out", str(out), "--allow-unconverged"])
+    return rc, out
+
+
+def test_run_writes_the_contract(synthetic_run):
+    import arviz as az
+
+    rc, out = synthetic_run
+    assert rc == 0
+    summary = pd.read_csv(out / "rr_summary.csv")
+    assert list(summary.columns) == ["quantity", "level", "versus", "mean", "sd", "median",
+                                     "ci_low", "ci_high", "ess_bulk", "ess_tail", "r_hat"]
+    needed = {"RR", "lnRR", "tau", "I2", "RR_pred_low", "RR_pred_high", "P_diff_gt_0", "overlap",
+              "p_agree", "warming_c"}
+    assert needed <= set(summary["quantity"])
+    rr = summary[summary["quantity"] == "RR"].set_index("level")
+    pred_lo = summary[summary["quantity"] == "RR_pred_low"].set_index("level")["median"]
+    pred_hi = summary[summary["quantity"] == "RR_pred_high"].set_index("level")["median"]
+    assert (pred_lo < rr["ci_low"]).all() and (pred_hi > rr["ci_high"]).all()
+    pair = summary[summary["quantity"] == "P_diff_gt_0"].iloc[0]
+    assert (pair["level"], pair["versus"]) == ("non-growing", "growing")
+    diag = json.loads((out / "diagnostics.json").read_text())
+    assert {"r_hat_max", "ess_bulk_min", "ess_tail_min", "divergences", "verdict"} <= set(diag)
+    dt = az.from_netcdf(out / "rr_posterior.nc")
+    assert {"posterior", "observed_data", "constant_data", "sample_stats", "prior"} <= set(dt.children)
+    assert {"tpflux_config", "data_sha256", "package_versions", "seed", "command_line"} <= set(dt.attrs)
+    config = json.loads(dt.attrs["tpflux_config"])
+    assert config["synthetic"] and config["truth"]["RR"]["growing"] == 1.3
+
+
+def test_run_recovers_known_season_rr(synthetic_run):
+    _, out = synthetic_run
+    summary = pd.read_csv(out / "rr_summary.csv")
+    lnrr = summary[summary["quantity"] == "lnRR"].set_index("level")
+    for season, ln_rr in WarmingTruth().ln_rr().items():
+        assert lnrr.loc[season, "ci_low"] < ln_rr < lnrr.loc[season, "ci_high"], season
+    # The simulated seasons differ (ln 1.8 − ln 1.3 = 0.33).
+    p = summary[summary["quantity"] == "P_diff_gt_0"]["mean"].iloc[0]
+    assert p > 0.99
+
+
+def test_forest_plot_from_saved_run(synthetic_run):
+    from reports.forest_rr import save_forest
+
+    _, out = synthetic_run
+    png = save_forest(out)
+    assert png.exists() and png.stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_same_seed_same_summary(synthetic_run, tmp_path):
+    from inference.fit_rr import main
+
+    _, first = synthetic_run
+    again = tmp_path / "again"
+    main(["--dataset", "synthetic-warming", "--chains", "2", "--draws", "500", "--tune", "500",
+          "--seed", "3", "--out", str(again), "--allow-unconverged"])
+    pd.testing.assert_frame_equal(pd.read_csv(first / "rr_summary.csv"),
+                                  pd.read_csv(again / "rr_summary.csv"))
+
+
+@pytest.mark.slow
+def test_prior_sensitivity_table(tmp_path):
+    from inference.fit_rr import main
+    from models.meta import SENSITIVITY_TAU_PRIORS
+
+    out = tmp_path / "sens"
+    rc = main(["--dataset", "precip-manipulation", "--sign-change", "drop", "--chains", "2",
+               "--draws", "300", "--tune", "300", "--tau-prior-sensitivity", "--out", str(out),
+               "--allow-unconverged"])
+    assert rc == 0
+    table = pd.read_csv(out / "rr_prior_sensitivity.csv")
+    assert table["tau_prior"].nunique() == len(SENSITIVITY_TAU_PRIORS) + 1
+    tau = table[table["quantity"] == "tau"].set_index("tau_prior")["median"]
+    # A tighter prior pulls the few-study heterogeneity down.
+    assert tau["halfnormal:0.25"] < tau["halfcauchy:1"]
+
+
+def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys):
+    from inference.fit_rr import main
+
+    out = tmp_path / "never"
+    rc = main(["--dataset", "precip-manipulation", "--out", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and not out.exists()
+    assert len(err) == 1 and err[0].startswith("error: ") and ":8:CH4_control:" in err[0]
+    table = tmp_path / "t.csv"
+    _table().drop(columns="control_sd").to_csv(table, index=False)
+    assert main(["--table", str(table), "--out", str(out)]) == 2 and not out.exists()
+    _table().to_csv(table, index=False)
+    assert main(["--table", str(table), "--moderator", "nope", "--out", str(out)]) == 2
+    assert not out.exists()
