@@ -155,16 +155,21 @@ def validate_warming(table: pd.DataFrame, source: str | Path = "<table>",
     return out
 
 
-def read_warming_table(path: str | Path) -> WarmingTable:
-    """Read a warming table CSV (columns ``WARMING_COLUMNS``; extra columns are kept)."""
-    path = Path(path)
+def _read_strings(path: Path) -> pd.DataFrame:
+    """The CSV as strings (values are parsed and checked column by column afterwards)."""
     try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=["", "NA", "NaN"])
+        return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=["", "NA", "NaN"])
     except FileNotFoundError:
         raise DataError(path, None, None, "file not found", "check the path") from None
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
         raise DataError(path, None, None, f"not a readable CSV table ({exc})",
                         "save the table as comma-separated UTF-8 text with one header line") from None
+
+
+def read_warming_table(path: str | Path) -> WarmingTable:
+    """Read a warming table CSV (columns ``WARMING_COLUMNS``; extra columns are kept)."""
+    path = Path(path)
+    raw = _read_strings(path)
     raw.columns = [c.strip() for c in raw.columns]
     raw[ROW_COLUMN] = [file_row(i) for i in range(len(raw))]
     return WarmingTable(validate_warming(raw, path), str(path))
@@ -242,13 +247,7 @@ def read_precip_manipulation(path: str | Path) -> WarmingTable:
     nmol CH4 m⁻² s⁻¹ (the ratio does not depend on it, but the table's unit is then one).
     """
     path = Path(path)
-    try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=["", "NA", "NaN"])
-    except FileNotFoundError:
-        raise DataError(path, None, None, "file not found", "check the path") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
-        raise DataError(path, None, None, f"not a readable CSV table ({exc})",
-                        "save the table as comma-separated UTF-8 text") from None
+    raw = _read_strings(path)
     first = raw.columns[0]
     if first.strip() not in ("", "study") and not first.startswith("Unnamed"):
         raise DataError(path, 1, first, "first column should hold the study number",

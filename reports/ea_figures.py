@@ -83,6 +83,19 @@ def _grid(post: xr.Dataset, obs: pd.DataFrame, width: float = 4.2, height: float
     return fig, axes, classes, seasons
 
 
+def _cells(axes, classes, seasons, obs: pd.DataFrame):
+    """Each class × season panel with its observations; empty panels are labelled and skipped."""
+    for i, cls in enumerate(classes):
+        for j, season in enumerate(seasons):
+            ax = axes[i, j]
+            cell = obs[(obs["flux_class"] == cls) & (obs["season"] == season)]
+            ax.set_title(f"{label(cls)} · {label(season)}", fontsize=10)
+            if cell.empty:
+                ax.text(0.5, 0.5, "no observations", ha="center", va="center", transform=ax.transAxes)
+                continue
+            yield i, j, ax, cls, season, cell
+
+
 def _title(tree: xr.DataTree, text: str) -> str:
     config = json.loads(tree.attrs.get("tpflux_config", "{}"))
     return text + ("  [SYNTHETIC DATA]" if config.get("synthetic") else "")
@@ -92,31 +105,24 @@ def temperature_response(tree: xr.DataTree, n_grid: int = 80) -> Figure:
     """Soil temperature vs CH4 flux per flux class × season: data, posterior median curve and band."""
     post, obs, t_ref = tree["posterior"].to_dataset(), observations(tree), t_ref_c(tree)
     fig, axes, classes, seasons = _grid(post, obs)
-    for i, cls in enumerate(classes):
-        for j, season in enumerate(seasons):
-            ax = axes[i, j]
-            cell = obs[(obs["flux_class"] == cls) & (obs["season"] == season)]
-            ax.set_title(f"{label(cls)} · {label(season)}", fontsize=10)
-            if cell.empty:
-                ax.text(0.5, 0.5, "no observations", ha="center", va="center", transform=ax.transAxes)
-                continue
-            temps = np.linspace(cell["soil_temp_c"].min(), cell["soil_temp_c"].max(), n_grid)
-            lo, mid, hi = population_curve(post, obs, cls, season, temps, t_ref)
-            ax.scatter(cell["soil_temp_c"], cell["flux"], s=4, color="0.55", alpha=0.35, lw=0,
-                       rasterized=True, label=f"observations (n = {len(cell)})")
-            ax.fill_between(temps, lo, hi, color=SEASON_COLOURS[j], alpha=0.3, lw=0,
-                            label=f"{ci_percent()} interval")
-            ax.plot(temps, mid, color=SEASON_COLOURS[j], lw=2, label="posterior median")
-            ylo, yhi = np.quantile(cell["flux"], [0.005, 0.995])
-            ylo, yhi = min(ylo, lo.min(), 0.0), max(yhi, hi.max(), 0.0)
-            pad = 0.05 * (yhi - ylo or 1.0)
-            ax.set_ylim(ylo - pad, yhi + pad)
-            ax.axhline(0, color="0.3", lw=0.6)
-            ax.legend(fontsize=7, loc="upper left" if mid[-1] >= 0 else "lower left", frameon=False)
-            if i == len(classes) - 1:
-                ax.set_xlabel("soil temperature (°C)")
-            if j == 0:
-                ax.set_ylabel(f"CH₄ flux ({FLUX_UNIT})")
+    for i, j, ax, cls, season, cell in _cells(axes, classes, seasons, obs):
+        temps = np.linspace(cell["soil_temp_c"].min(), cell["soil_temp_c"].max(), n_grid)
+        lo, mid, hi = population_curve(post, obs, cls, season, temps, t_ref)
+        ax.scatter(cell["soil_temp_c"], cell["flux"], s=4, color="0.55", alpha=0.35, lw=0,
+                   rasterized=True, label=f"observations (n = {len(cell)})")
+        ax.fill_between(temps, lo, hi, color=SEASON_COLOURS[j], alpha=0.3, lw=0,
+                        label=f"{ci_percent()} interval")
+        ax.plot(temps, mid, color=SEASON_COLOURS[j], lw=2, label="posterior median")
+        ylo, yhi = np.quantile(cell["flux"], [0.005, 0.995])
+        ylo, yhi = min(ylo, lo.min(), 0.0), max(yhi, hi.max(), 0.0)
+        pad = 0.05 * (yhi - ylo or 1.0)
+        ax.set_ylim(ylo - pad, yhi + pad)
+        ax.axhline(0, color="0.3", lw=0.6)
+        ax.legend(fontsize=7, loc="upper left" if mid[-1] >= 0 else "lower left", frameon=False)
+        if i == len(classes) - 1:
+            ax.set_xlabel("soil temperature (°C)")
+        if j == 0:
+            ax.set_ylabel(f"CH₄ flux ({FLUX_UNIT})")
     fig.suptitle(_title(tree, f"CH₄ flux vs soil temperature: posterior median curve and {conventions.CI_LABEL}"),
                  fontsize=11)
     return fig
@@ -161,34 +167,27 @@ def arrhenius_plot(tree: xr.DataTree) -> Figure:
     cmap = plt.get_cmap("tab20")
     sites = sorted(obs["site"].unique())
     colour = {s: cmap(k % 20) for k, s in enumerate(sites)}
-    for i, cls in enumerate(classes):
-        for j, season in enumerate(seasons):
-            ax = axes[i, j]
-            cell = obs[(obs["flux_class"] == cls) & (obs["season"] == season)]
-            ax.set_title(f"{label(cls)} · {label(season)}", fontsize=10)
-            if cell.empty:
-                ax.text(0.5, 0.5, "no observations", ha="center", va="center", transform=ax.transAxes)
-                continue
-            for site, part in cell.groupby("site"):
-                ax.scatter(part["inv_kt"], part["ln_abs"], s=3, color=colour[site], alpha=0.3, lw=0,
-                           rasterized=True)
-                g = f"{site}|{cls}|{season}"
-                if g in lines:
-                    temps, ln_f = lines[g]
-                    ax.plot(inverse_kt(temps), ln_f, color=colour[site], lw=1.2)
-            temps = np.linspace(cell["soil_temp_c"].min(), cell["soil_temp_c"].max(), 40)
-            lo, mid, hi = population_curve(post, obs, cls, season, temps, t_ref, log=True)
-            ax.fill_between(inverse_kt(temps), lo, hi, color="k", alpha=0.2, lw=0,
-                            label=f"class × season, {ci_percent()} interval")
-            ax.plot(inverse_kt(temps), mid, color="k", lw=2.2, label="class × season median")
-            ax.legend(fontsize=7, frameon=False, loc="lower left")
-            top = ax.secondary_xaxis("top", functions=(_celsius_from_inverse_kt, inverse_kt_safe))
-            top.set_xlabel("soil temperature (°C)", fontsize=8)
-            top.tick_params(labelsize=7)
-            if i == len(classes) - 1:
-                ax.set_xlabel("1/kT (eV⁻¹)")
-            if j == 0:
-                ax.set_ylabel("ln |CH₄ flux|")
+    for i, j, ax, cls, season, cell in _cells(axes, classes, seasons, obs):
+        for site, part in cell.groupby("site"):
+            ax.scatter(part["inv_kt"], part["ln_abs"], s=3, color=colour[site], alpha=0.3, lw=0,
+                       rasterized=True)
+            g = f"{site}|{cls}|{season}"
+            if g in lines:
+                temps, ln_f = lines[g]
+                ax.plot(inverse_kt(temps), ln_f, color=colour[site], lw=1.2)
+        temps = np.linspace(cell["soil_temp_c"].min(), cell["soil_temp_c"].max(), 40)
+        lo, mid, hi = population_curve(post, obs, cls, season, temps, t_ref, log=True)
+        ax.fill_between(inverse_kt(temps), lo, hi, color="k", alpha=0.2, lw=0,
+                        label=f"class × season, {ci_percent()} interval")
+        ax.plot(inverse_kt(temps), mid, color="k", lw=2.2, label="class × season median")
+        ax.legend(fontsize=7, frameon=False, loc="lower left")
+        top = ax.secondary_xaxis("top", functions=(_celsius_from_inverse_kt, inverse_kt_safe))
+        top.set_xlabel("soil temperature (°C)", fontsize=8)
+        top.tick_params(labelsize=7)
+        if i == len(classes) - 1:
+            ax.set_xlabel("1/kT (eV⁻¹)")
+        if j == 0:
+            ax.set_ylabel("ln |CH₄ flux|")
     fig.suptitle(_title(tree, "Arrhenius plot: ln|F| vs 1/kT, site lines (colour) and class × season line "
                               "(black; slope −E)"), fontsize=11)
     return fig
