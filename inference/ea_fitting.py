@@ -56,7 +56,7 @@ def sample(data: ArrheniusData, config: ArrheniusConfig, *, chains: int, draws: 
     if sampler == "pymc" and config.likelihood == "normal":
         extra = {"init": "jitter+adapt_full"}
     elif sampler == "nutpie":
-        extra = {"nuts_sampler_kwargs": {"low_rank_modified_mass_matrix": True}}
+        extra = {"nuts": {"adaptation": "low_rank"}}
     with build_model(data, config):
         return pm.sample(draws=draws, tune=tune, chains=chains, cores=min(chains, os.cpu_count() or 1),
                          random_seed=seed, nuts_sampler=sampler, progressbar=progressbar,

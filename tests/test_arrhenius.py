@@ -90,7 +90,7 @@ def _sample(model, seed, draws=1000):
     with model:
         return pm.sample(draws=draws, tune=1000, chains=2, random_seed=seed, progressbar=False,
                          nuts_sampler="nutpie",
-                         nuts_sampler_kwargs={"low_rank_modified_mass_matrix": True},
+                         nuts={"adaptation": "low_rank"},
                          compute_convergence_checks=False)
 
 
