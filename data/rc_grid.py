@@ -46,6 +46,15 @@ def cell_area(lat: np.ndarray, dlat: float, dlon: float) -> np.ndarray:
     return EARTH_RADIUS_M**2 * np.deg2rad(dlon) * (np.sin(phi2) - np.sin(phi1))
 
 
+def _attr_text(value) -> str:
+    """An attribute as text; h5netcdf hands non-ASCII bytes back surrogate-escaped ('°' → '\\udcc2\\udcb0')."""
+    text = str(value)
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8")
+    except UnicodeError:
+        return text
+
+
 def read_rc_grid(path: str | Path | None = None) -> xr.Dataset:
     """The covariate grid as (lat, lon) with ascending coordinates and ``cell_area`` (m²)."""
     if path is None:
@@ -57,7 +66,7 @@ def read_rc_grid(path: str | Path | None = None) -> xr.Dataset:
         raise DataError(path, None, None, "grid file not found",
                         "check the dataset folder (data.registry.dataset_folder('jian-rc-grid'))")
     try:
-        raw = xr.open_dataset(path)
+        raw = xr.open_dataset(path, engine="h5netcdf")
     except (OSError, ValueError) as exc:
         raise DataError(path, None, None, f"cannot open as NetCDF ({exc})",
                         "give the global_Rt_contribution_to_Rs2.nc file") from None
@@ -67,7 +76,7 @@ def read_rc_grid(path: str | Path | None = None) -> xr.Dataset:
                 raise DataError(path, None, name, f"variable '{name}' is missing",
                                 f"the grid needs {', '.join(GRID_COVARIATES)}")
         for name, unit in GRID_COVARIATES.items():
-            got = str(raw[name].attrs.get("Unit", raw[name].attrs.get("units", unit)))
+            got = _attr_text(raw[name].attrs.get("Unit", raw[name].attrs.get("units", unit)))
             if got.replace(" ", "") != unit.replace(" ", ""):
                 raise DataError(path, None, name, f"unit '{got}' differs from the expected '{unit}'",
                                 "convert the variable to the unit of the published grid")
