@@ -450,6 +450,10 @@ def read_chamber_csv(path: str | Path) -> Observations:
     missing_t = keep & ~ok_t
     count_drop(dropped, "soil temperature missing", int(missing_t.sum()))
     keep &= ok_t
+    if n and not keep.any():
+        column = "flux" if missing_flux.all() else temp_col
+        raise DataError(path, 1, column, f"column '{column}' has no value on any row, so no row is usable",
+                        "fill the column (or remove the file from the analysis)")
     table = out.loc[keep].reset_index(drop=True) if keep.any() else empty_table()
     table = validate_observations(table[list(OUTPUT_COLUMNS)], path)
     return Observations(table=table, dropped=dropped, sources=[path])

@@ -411,6 +411,11 @@ def read_fluxnet_ch4(path: str | Path, *, flux_column: str = "FCH4",
                           lookup=lookup, dropped=dropped, skipped=skipped)
         if days is not None and len(days):
             parts.append(days)
+    if not parts and not skipped and dropped.get("flux missing"):
+        # Sites skipped whole are reported as skipped; a flux column that is empty on every day is
+        # an input error.
+        raise DataError(sources[0], 1, flux_column, f"column {flux_column} is missing on every day",
+                        "check the file, or use --flux-column FCH4_F for the gap-filled flux")
     table = pd.concat(parts, ignore_index=True) if parts else empty_table()
     table = validate_observations(table[list(OUTPUT_COLUMNS)], path)
     return Observations(table=table, dropped=dropped, skipped_sites=skipped, sources=sources)

@@ -38,7 +38,8 @@ def config_from_args(args) -> ArrheniusConfig:
 
 def prepare(obs: Observations, scheme: str, config: ArrheniusConfig) -> ArrheniusData:
     table = obs.table
-    return prepare_data(table, assign_seasons(table, scheme), config, flux_class(table))
+    source = obs.sources[0] if len(obs.sources) == 1 else None
+    return prepare_data(table, assign_seasons(table, scheme), config, flux_class(table), source)
 
 
 def sample(data: ArrheniusData, config: ArrheniusConfig, *, chains: int, draws: int, tune: int,

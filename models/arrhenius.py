@@ -118,10 +118,11 @@ class ArrheniusData:
 
 
 def prepare_data(table: pd.DataFrame, season: pd.Series, config: ArrheniusConfig,
-                 flux_class: pd.Series) -> ArrheniusData:
+                 flux_class: pd.Series, source=None) -> ArrheniusData:
     """Log-transform, label, drop zero fluxes and too-small classes, and compute group statistics.
 
-    ``season`` and ``flux_class`` are aligned with ``table`` (labels from data.seasons / data.table).
+    ``season`` and ``flux_class`` are aligned with ``table`` (labels from data.seasons / data.table);
+    ``source`` names the input file in errors.
     """
     if config.likelihood not in LIKELIHOODS:
         raise DataError(None, None, None, f"unknown likelihood '{config.likelihood}'",
@@ -149,7 +150,7 @@ def prepare_data(table: pd.DataFrame, season: pd.Series, config: ArrheniusConfig
         dropped["flux class too small"] = n_skip
         df = df.loc[~df["flux_class"].isin(list(skipped))]
     if df.empty:
-        raise DataError(None, None, "flux", "no flux class has enough observations to fit",
+        raise DataError(source, None, "flux", "no flux class has enough observations to fit",
                         f"provide at least {config.min_obs} non-zero fluxes per class and season")
     classes = sorted(df["flux_class"].unique())
 

@@ -319,9 +319,10 @@ def test_ameriflux_base_half_hourly_without_methane(folder):
     src = folder.parent / "misc" / "AMF_US-CRT_BASE_HH_2-5.csv"
     if not src.exists():
         pytest.skip("AmeriFlux example not available")
-    obs = read_fluxnet_ch4(src)  # '#' header lines, TS_1_1_1 names; the file has no FCH4 values
-    assert len(obs.table) == 0
-    assert obs.dropped == {"flux missing": 2}
+    # '#' header lines, TS_1_1_1 names are read; the file has no FCH4 value at all: an input error.
+    with pytest.raises(DataError, match="FCH4 is missing on every day") as err:
+        read_fluxnet_ch4(src)
+    assert err.value.column == "FCH4" and err.value.file == str(src)
 
 
 def test_truncated_gzip_half_hourly(tmp_path):

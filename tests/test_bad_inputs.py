@@ -1,0 +1,158 @@
+"""The malformed-input corpus (tests/bad_inputs/, listed in MANIFEST.csv) through every reader and
+entry point: exit code 2, one ``error: FILE:ROW:COLUMN: …`` line, no traceback, nothing written.
+
+Entries whose ``gap`` column is filled describe where the code falls short today; they are strict
+expected failures, so a fix turns them into an unexpected pass that asks for the mark's removal.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from data.errors import DataError
+
+CORPUS = Path(__file__).resolve().parent / "bad_inputs"
+REPO = CORPUS.parent.parent
+MANIFEST = list(csv.DictReader(open(CORPUS / "MANIFEST.csv", encoding="utf-8")))
+
+# entry → (module with main(argv), option taking the file, whether it takes --out)
+ENTRY_POINTS = {
+    "fit_ea": ("inference.fit_ea", "--data", True),
+    "inspect": ("data.inspect", "--data", False),
+    "fit_rr": ("inference.fit_rr", "--table", True),
+    "project": ("inference.project", "--drivers", True),
+    "budget": ("inference.budget", "--area-shares", True),
+}
+# What the issue asks the corpus to cover, as words of the manifest's "why" column.
+REQUIRED_KINDS = ("missing units", "unknown flux unit", "kelvin", "-9999", "all-missing column",
+                  "zero flux", "sign-mixed", "duplicate site-date", "a single site",
+                  "a single season", "unparseable date", "byte-order mark", "wrong delimiter",
+                  "absurd magnitude", "empty file", "truncated gzip", "wrong dimensions")
+MAX_ENTRY_BYTES = 64 * 1024
+
+
+def _case(row: dict, what: str):
+    marks = [pytest.mark.xfail(strict=True, reason=row["gap"])] if row["gap"] else []
+    return pytest.param(row, id=f"{row['file']}[{what}]", marks=marks)
+
+
+def _expected_prefix(row: dict) -> str:
+    return f"{CORPUS / row['error_file']}:{row['row']}:{row['column']}: "
+
+
+@pytest.fixture
+def fast_sampling(monkeypatch):
+    """NUTS replaced by prior draws of the sampled variables: a refusal must come before sampling,
+    and an input that is not refused reaches the end in seconds (and fails the test)."""
+    import pymc as pm
+    from pymc.testing import mock_sample
+
+    def sample(**kwargs):
+        model = pm.modelcontext(kwargs.get("model"))
+        names = [v.name for v in [*model.free_RVs, *model.deterministics]]
+        stats = {"diverging": lambda size: np.zeros(size, dtype=bool),
+                 "tree_depth": lambda size: np.full(size, 3)}
+        return mock_sample(**{**kwargs, "var_names": names}, sample_stats=stats)
+
+    monkeypatch.setattr(pm, "sample", sample)
+
+
+def test_corpus_is_complete_small_and_listed():
+    assert len(MANIFEST) >= 30
+    listed = {r["file"] for r in MANIFEST}
+    present = {p.name for p in CORPUS.iterdir()} - {"MANIFEST.csv", "make_corpus.py", "__pycache__"}
+    assert present == listed
+    for row in MANIFEST:
+        path = CORPUS / row["file"]
+        size = sum(f.stat().st_size for f in path.iterdir()) if path.is_dir() else path.stat().st_size
+        assert size <= MAX_ENTRY_BYTES, row["file"]
+        assert (CORPUS / row["error_file"]).exists(), row["error_file"]
+        assert row["entry"] in ENTRY_POINTS, row["entry"]
+        assert row["row"] == "-" or int(row["row"]) >= 1
+        assert row["column"] and row["why"]
+    whys = " | ".join(r["why"].lower() for r in MANIFEST)
+    missing = [k for k in REQUIRED_KINDS if k not in whys]
+    assert not missing, f"the corpus lacks: {missing}"
+    readers = {r["reader"].split(":")[0] for r in MANIFEST if r["reader"] != "-"}
+    assert {"data.chamber", "data.fluxnet", "data.cosore", "data.warming", "data.grid",
+            "data.jian2022"} <= readers
+
+
+@pytest.mark.parametrize("row", [_case(r, "entry") for r in MANIFEST])
+def test_entry_point_exits_2_with_one_line_and_writes_nothing(row, tmp_path, capsys, fast_sampling):
+    module, option, takes_out = ENTRY_POINTS[row["entry"]]
+    main = importlib.import_module(module).main
+    out = tmp_path / "run"
+    argv = [option, str(CORPUS / row["file"]), *shlex.split(row["args"])]
+    if takes_out:
+        argv += ["--out", str(out)]
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert code == 2, err
+    assert len(errors) == 1, err
+    assert errors[0].startswith("error: " + _expected_prefix(row)), errors[0]
+    # Anything else on stderr is a time-stamped progress line, never a warning.
+    others = [line for line in err.splitlines() if not line.startswith("error: ")]
+    assert all(re.match(r"\[\d\d:\d\d:\d\d\] ", line) for line in others), others
+    assert not out.exists()
+
+
+def _call_reader(row: dict):
+    module, name = row["reader"].split(":")
+    path = CORPUS / row["file"]
+    if row["reader"] == "models.meta:effect_sizes":
+        from data.warming import load_warming
+        from models.meta import effect_sizes
+
+        table = load_warming(path)
+        return effect_sizes(table.table, source=table.source)
+    return getattr(importlib.import_module(module), name)(path)
+
+
+@pytest.mark.parametrize("row", [_case(r, "reader") for r in MANIFEST if r["reader"] != "-"])
+def test_reader_raises_data_error_naming_file_row_column(row):
+    with pytest.raises(DataError) as info:
+        _call_reader(row)
+    exc = info.value
+    assert Path(exc.file) == CORPUS / row["error_file"]
+    assert str(exc.row) == row["row"]
+    assert exc.column == row["column"]
+    assert str(exc).startswith(f"{exc.file}:{exc.row}:{exc.column}: ")
+    assert " — " in str(exc)  # says what to do
+
+
+# One entry per entry point as a real command: what a user sees, warnings and all.
+_CLI_CASES = {}
+for _row in MANIFEST:
+    if not _row["gap"] and _row["entry"] not in _CLI_CASES:
+        _CLI_CASES[_row["entry"]] = _row
+
+
+@pytest.mark.parametrize("row", list(_CLI_CASES.values()), ids=list(_CLI_CASES))
+def test_command_line_prints_one_line_and_no_traceback(row, tmp_path):
+    module, option, takes_out = ENTRY_POINTS[row["entry"]]
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", module, option, str(CORPUS / row["file"]), *shlex.split(row["args"])]
+    if takes_out:
+        cmd += ["--out", str(out)]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and errors[0].startswith("error: " + _expected_prefix(row)), done.stderr
+    others = [line for line in done.stderr.splitlines() if not line.startswith("error: ")]
+    assert all(re.match(r"\[\d\d:\d\d:\d\d\] ", line) for line in others), done.stderr
+    assert not out.exists()
+    assert not any(tmp_path.iterdir())  # nothing written beside the run folder either
