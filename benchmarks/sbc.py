@@ -14,8 +14,8 @@ smallest over the ranked quantities) is below ``L`` is run again with twice the 
 twice), and the ESS reached is recorded per replicate.
 
 Models and designs (small: a few CPU seconds per fit, most of it compiling the model):
-``arrhenius``  the marginal (Gaussian) M1 as ``inference.fit_ea --sampler pymc`` samples it (PyMC
-               NUTS, dense mass matrix; ``--sampler nutpie`` for fit_ea's default sampler) on a
+``arrhenius``  the marginal (Gaussian) M1 as ``inference.fit_ea`` samples it (nutpie, low-rank
+               mass matrix; ``--sampler pymc`` for PyMC NUTS with a dense one) on a
                fixed design: two flux classes (wetland emission at 4 sites, one of them an
                autochamber so the method offset is in the model; grassland uptake at 3 sites),
                two seasons, 30–50 daily observations per site and season. Site effects are
@@ -187,23 +187,22 @@ def arrhenius_prior_draws(n: int, seed: int, config=None):
 
 
 def _arrhenius_fit(data, config, *, draws: int, tune: int, seed: int, sampler: str):
-    """NUTS as ``inference.ea_fitting.sample`` runs it (``--sampler pymc``: dense mass matrix;
-    ``nutpie``), with the chains in this process: the replicates, not the chains, run in
-    parallel."""
+    """NUTS with the options of ``inference.ea_fitting.sample``, the chains in this process: the
+    replicates, not the chains, run in parallel."""
     import pymc as pm
 
+    from inference.ea_fitting import sampler_options
     from models.arrhenius import build_model
 
-    extra = {"init": "jitter+adapt_full"} if sampler == "pymc" else {}
     with build_model(data, config), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return pm.sample(draws=draws, tune=tune, chains=2, cores=1, random_seed=seed,
-                         nuts_sampler=sampler, progressbar=False,
-                         compute_convergence_checks=False, quiet=True, **extra)
+                         nuts_sampler=sampler, progressbar=False, compute_convergence_checks=False,
+                         quiet=True, **sampler_options(sampler, config))
 
 
 def arrhenius_replicate(k: int, setup: dict, *, L: int, draws: int, tune: int, seed: int,
-                        max_refits: int = 2, sampler: str = "pymc") -> tuple[list[dict], dict]:
+                        max_refits: int = 2, sampler: str = "nutpie") -> tuple[list[dict], dict]:
     """Fit replicate ``k`` and rank its true parameters among L thinned posterior draws."""
     from models.arrhenius_post import draw_site_effects
 
@@ -419,14 +418,16 @@ def _worker(k: int):
 
 def run_sbc(model: str, n: int, out: Path | None = None, *, seed: int = 20261122, L: int = 99,
             draws: int = 300, tune: int = 300, workers: int = 1, bins: int = 20,
-            sampler: str = "pymc", log=print) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+            sampler: str | None = None, log=print) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Run ``n`` replicates; return (ranks, per-replicate info, uniformity) and, with ``out``,
     write them with the rank-histogram figure."""
     from inference import runio
 
     prior_fn, _, title = MODELS[model]
     setup = prior_fn(n, seed)
-    kwargs = {"L": L, "draws": draws, "tune": tune, "seed": seed, "sampler": sampler}
+    kwargs = {"L": L, "draws": draws, "tune": tune, "seed": seed}
+    if sampler is not None:  # else each model's entry-point default
+        kwargs["sampler"] = sampler
     ranks, infos = [], []
     t0 = time.perf_counter()
 
@@ -484,9 +485,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tune", type=int, default=300)
     p.add_argument("--bins", type=int, default=20, help="histogram bins ((L + 1) / bins ranks each)")
     p.add_argument("--workers", type=int, default=1, help="fits run in parallel processes")
-    p.add_argument("--sampler", choices=("pymc", "nutpie"), default="pymc",
-                   help="NUTS implementation (pymc: dense mass matrix, as fit_ea --sampler pymc "
-                        "and fit_rr run it)")
+    p.add_argument("--sampler", choices=("pymc", "nutpie"), default=None,
+                   help="NUTS implementation (default: as the entry point samples the model: "
+                        "nutpie for arrhenius as fit_ea, pymc for meta as fit_rr)")
     args = p.parse_args(argv)
     t0 = time.perf_counter()
     _, info, uniform = run_sbc(args.model, args.n, args.out, seed=args.seed, L=args.L,

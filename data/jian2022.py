@@ -422,7 +422,7 @@ def check_area_shares(shares: dict[str, float], mapping: pd.DataFrame | None = N
                             "give each group's fraction of land area")
     total = float(sum(shares.values()))
     if total > 1.0 + 1e-9:
-        raise DataError(source, None, None, f"area shares sum to {total:.3f} > 1",
+        raise DataError(source, None, "share", f"area shares sum to {total:.3f} > 1",
                         "shares are fractions of total land area; the remainder is 'other'")
     if mapping is not None:
         groups = set(mapping["IGBP_group"].astype(str))
@@ -440,6 +440,10 @@ def read_area_shares(path: str | Path) -> dict[str, float]:
     codes = t["IGBP_group"].astype(str).str.strip()
     _refuse(path, t, ~codes.isin(list(ECOSYSTEM_GROUPS)), "IGBP_group",
             "unknown IGBP group '{value}'", f"use {', '.join(ECOSYSTEM_GROUPS)}")
+    share = t["share"].to_numpy(dtype=float)
+    _refuse(path, t, ~((share >= 0.0) & (share <= 1.0)), "share",
+            "area share {value} is outside 0–1", "give each group's fraction of land area "
+            "(0.153, not 15.3 %)")
     shares = {ECOSYSTEM_GROUPS[c]: float(s) for c, s in zip(codes, t["share"])}
     return check_area_shares(shares, source=path)
 

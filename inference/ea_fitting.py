@@ -16,6 +16,7 @@ import pymc as pm
 import xarray as xr
 from scipy.stats import norm
 
+from data.errors import DataError
 from data.seasons import assign_seasons
 from data.table import Observations, flux_class
 from inference import runio
@@ -39,7 +40,15 @@ def config_from_args(args) -> ArrheniusConfig:
 def prepare(obs: Observations, scheme: str, config: ArrheniusConfig) -> ArrheniusData:
     table = obs.table
     source = obs.sources[0] if len(obs.sources) == 1 else None
-    return prepare_data(table, assign_seasons(table, scheme), config, flux_class(table), source)
+    data = prepare_data(table, assign_seasons(table, scheme), config, flux_class(table), source)
+    if scheme != "none" and len(data.seasons) < 2:
+        # Refused rather than fitted quietly: the season contrast is what the job reports.
+        raise DataError(source, None, "season",
+                        f"every observation falls in the '{data.seasons[0]}' season of the "
+                        f"{scheme} scheme, so there is no season contrast to estimate",
+                        "add data from the other seasons, or pass --seasons none to fit one E "
+                        "per flux class")
+    return data
 
 
 def sample(data: ArrheniusData, config: ArrheniusConfig, *, chains: int, draws: int, tune: int,
@@ -53,15 +62,20 @@ def sample(data: ArrheniusData, config: ArrheniusConfig, *, chains: int, draws: 
     low-rank adaptation vs 706 with its diagonal one; 874 vs 291 of 2 × 500 draws with PyMC's dense
     vs diagonal adaptation.
     """
-    extra: dict = {}
-    if sampler == "pymc" and config.likelihood == "normal":
-        extra = {"init": "jitter+adapt_full"}
-    elif sampler == "nutpie":
-        extra = {"nuts": {"adaptation": "low_rank"}}
     with build_model(data, config):
         return pm.sample(draws=draws, tune=tune, chains=chains, cores=min(chains, os.cpu_count() or 1),
                          random_seed=seed, nuts_sampler=sampler, progressbar=progressbar,
-                         compute_convergence_checks=False, quiet=not progressbar, **extra)
+                         compute_convergence_checks=False, quiet=not progressbar,
+                         **sampler_options(sampler, config))
+
+
+def sampler_options(sampler: str, config: ArrheniusConfig) -> dict:
+    """Mass-matrix adaptation per sampler (see ``sample``); shared with the calibration runs."""
+    if sampler == "pymc" and config.likelihood == "normal":
+        return {"init": "jitter+adapt_full"}
+    if sampler == "nutpie":
+        return {"nuts": {"adaptation": "low_rank"}}
+    return {}
 
 
 @contextlib.contextmanager

@@ -173,6 +173,7 @@ def prepare_data(table: pd.DataFrame, season: pd.Series, config: ArrheniusConfig
          "method": lambda m: m.mode().iloc[0]})
     groups = first.join(stats).reset_index()
     groups["label"] = groups["site"] + "|" + groups["flux_class"] + "|" + groups["season"]
+    _require_two_sites(groups, source)
 
     # A method offset is identifiable only where a class mixes methods.
     mixed = df.groupby("flux_class")["method"].nunique()
@@ -180,6 +181,20 @@ def prepare_data(table: pd.DataFrame, season: pd.Series, config: ArrheniusConfig
     methods = shared[1:] if len(shared) > 1 else []
     return ArrheniusData(obs=df, groups=groups, classes=classes, seasons=seasons, methods=methods,
                          dropped=dropped, skipped_classes=skipped)
+
+
+def _require_two_sites(groups: pd.DataFrame, source) -> None:
+    """τ_E[s], τ_R[s] are estimated from the spread between sites in season s: with one site they
+    would be their prior alone, and every class-level interval would silently inherit it."""
+    sites = groups.groupby("season", sort=False)["site"].unique()
+    lonely = sites[sites.map(len) < 2]
+    if len(lonely):
+        season, (site,) = lonely.index[0], lonely.iloc[0]
+        raise DataError(source, None, "site",
+                        f"only one site ({site}) has data in the '{season}' season, so the "
+                        "site-to-site spread τ cannot be estimated",
+                        "fit at least two sites per season (chambers or plots may be entered as "
+                        "sites)")
 
 
 def _index(values: pd.Series, labels: list[str]) -> np.ndarray:

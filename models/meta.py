@@ -276,6 +276,12 @@ def prepare(effects: Effects, spec: RRSpec) -> RRData:
     if spec.tau_by_level:
         site = site + "|" + labels
     studies = sorted(study.unique())
+    if len(studies) < 2:
+        raise DataError(effects.source, None, "study",
+                        f"only one study ({studies[0]}), so the between-study spread τ cannot be "
+                        "estimated and there is nothing to pool",
+                        "pool at least two studies (one experiment's response ratio is its own "
+                        "estimate, with its own standard error)")
     study_idx = pd.Categorical(study, categories=studies).codes.astype(int)
     sites = sorted(site.unique())
     site_idx = pd.Categorical(site, categories=sites).codes.astype(int)

@@ -60,7 +60,7 @@ def test_group_marginal_logp_equals_multivariate_normal():
 
 def test_site_effect_draws_follow_the_conditional_posterior():
     rng = np.random.default_rng(4)
-    table, season = _small_table(rng, n_sites=1, n_per=15)
+    table, season = _small_table(rng, n_sites=2, n_per=15)
     data = prepare_data(table, season, ArrheniusConfig(min_obs=5), flux_class(table))
     hyper = {"E": [[0.7, 1.0]], "lnR": [[2.0, 1.5]], "tau_E": [0.3, 0.3], "tau_R": [0.8, 0.8],
              "sigma": [0.5]}

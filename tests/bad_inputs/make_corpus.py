@@ -144,8 +144,7 @@ def build_chamber() -> None:
     chamber("chamber_single_site.csv", rows)
     entry("chamber_single_site.csv", "fit_ea", "-", "-", "site",
           "a single site: the site-to-site spread (τ) is not identifiable from one site",
-          args=TINY_FIT, gap="fit_ea samples it (τ from its prior alone) and writes outputs, with "
-          "no error and no documented fallback")
+          args=TINY_FIT)
 
     rows = [r.replace("HY-1", f"HY-{1 + k % 4}") for k, r in enumerate(rows[:20])]
     rows = [r.replace(f",{d},", f",{d2},") for r, d, d2 in
@@ -154,9 +153,7 @@ def build_chamber() -> None:
     chamber("chamber_single_season.csv", rows)
     entry("chamber_single_season.csv", "fit_ea", "-", "-", "season",
           "a single season: no non-growing data, so the season contrast the fit reports does "
-          "not exist", args="--min-obs 3 " + TINY_FIT,
-          gap="fit_ea fits it and silently reports no dE / P_dE_gt_0; no error and no documented "
-          "fallback")
+          "not exist", args="--min-obs 3 " + TINY_FIT)
 
     rows = list(base)
     rows[5] = rows[5].replace("2020-02-15", "15/02/2020")
@@ -231,7 +228,7 @@ def fluxnet_rows(n: int = 8) -> list[str]:
 
 def fluxnet(tag: str, rows: list[str], header: str = FX_HEADER, *, gz: bool = False) -> str:
     # A real site id (coordinates come from the package table); the data are made up.
-    name = f"FLX_US-Myb_FLUXNET-CH4_DD_2016-2016_{tag}.csv" + (".gz" if gz else "")
+    name = f"FLX_US-Myb_FLUXNET-CH4-synthetic_DD_2016-2016_{tag}.csv" + (".gz" if gz else "")
     text = "\n".join([header, *rows]) + "\n"
     if gz:
         (HERE / name).write_bytes(gzip.compress(text.encode(), mtime=0))
@@ -285,7 +282,7 @@ def build_fluxnet() -> None:
     (HERE / name).write_text("", encoding="utf-8")
     entry(name, "fit_ea", FLUXNET, "-", "-", "empty file")
 
-    name = f"FLX_US-Myb_FLUXNET-CH4_DD_2016-2016_truncated.csv.gz"
+    name = f"FLX_US-Myb_FLUXNET-CH4-synthetic_DD_2016-2016_truncated.csv.gz"
     full = gzip.compress(("\n".join([FX_HEADER, *fluxnet_rows(400)]) + "\n").encode(), mtime=0)
     (HERE / name).write_bytes(full[: len(full) * 2 // 3])
     entry(name, "fit_ea", FLUXNET, "-", "-", "truncated gzip")
@@ -418,9 +415,7 @@ def build_warming() -> None:
     warming("warming_single_study.csv", rows)
     entry("warming_single_study.csv", "fit_rr", "-", "-", "study",
           "a single study at a single site: between-study and between-site spread (τ) are not "
-          "identifiable", args="--chains 1 --draws 20 --tune 20",
-          gap="fit_rr samples it (both τ from their prior alone) and writes outputs, with no "
-          "error and no documented fallback")
+          "identifiable", args="--chains 1 --draws 20 --tune 20")
 
 
 # ---------------------------------------------------------------- NetCDF driver cubes
@@ -490,8 +485,7 @@ def build_budget() -> None:
     write("area_shares_sum_above_one.csv",
           "IGBP_group,share\nCRO,0.3\nDF,0.1\nEF,0.3\nMF,0.1\nGRA,0.4\nSH,0.1\n")
     entry("area_shares_sum_above_one.csv", "budget", SHARES, "-", "share",
-          "land-area shares add up to 1.3",
-          gap="the error names no column ('-:-:'); the offending column is share")
+          "land-area shares add up to 1.3")
 
     write("area_shares_unknown_group.csv", "IGBP_group,share\nCRO,0.15\nTUNDRA,0.1\nEF,0.18\n")
     entry("area_shares_unknown_group.csv", "budget", SHARES, 3, "IGBP_group",
@@ -499,9 +493,7 @@ def build_budget() -> None:
 
     write("area_shares_percent.csv", "IGBP_group,share\nCRO,15.3\nEF,18.3\n")
     entry("area_shares_percent.csv", "budget", SHARES, 2, "share",
-          "absurd magnitude: shares in percent, not fractions",
-          gap="the error gives row '-' and the group name 'agriculture' as the column, not line 2 "
-          "and column share")
+          "absurd magnitude: shares in percent, not fractions")
 
 
 def main() -> None:
