@@ -34,6 +34,8 @@ def parser():
                    help="normal: exact marginal likelihood from sufficient statistics; student: robust, per observation")
     p.add_argument("--sampler", default="nutpie", choices=SAMPLERS,
                    help="NUTS implementation (nutpie: fastest here; pymc: PyMC's own)")
+    p.add_argument("--target-accept", type=float, default=ea_fitting.TARGET_ACCEPT,
+                   help="NUTS target acceptance rate (higher: smaller steps, fewer divergences)")
     p.add_argument("--t-ref", type=float, default=15.0, help="reference temperature T_C (°C)")
     p.add_argument("--min-obs", type=int, default=20, help="minimum observations per flux class × season")
     p.add_argument("--ppc-draws", type=int, default=100, help="posterior-predictive draws kept per chain")
@@ -56,13 +58,14 @@ def main(argv: list[str] | None = None) -> int:
                    f"{config.likelihood} likelihood, sampler {args.sampler}")
     t0 = time.perf_counter()
     idata = ea_fitting.sample(prepared, config, chains=args.chains, draws=args.draws, tune=args.tune,
-                              seed=args.seed, sampler=args.sampler,
+                              seed=args.seed, sampler=args.sampler, target_accept=args.target_accept,
                               progressbar=sys.stderr.isatty())
     wall = time.perf_counter() - t0
     runio.progress(f"sampled in {wall:.1f} s; computing site effects, derived quantities, log-likelihood")
     dt = ea_fitting.assemble(idata, prepared, config, seed=args.seed, ppc_draws=args.ppc_draws)
     run_config = {**config.to_dict(), "season_scheme": args.seasons, "dataset": args.dataset,
-                  "data_path": args.data, "sampler": args.sampler, "chains": args.chains,
+                  "data_path": args.data, "sampler": args.sampler, "target_accept": args.target_accept,
+                  "chains": args.chains,
                   "draws": args.draws, "tune": args.tune, "flux_column": args.flux_column,
                   "per_chamber": args.per_chamber, "synthetic": obs.synthetic,
                   "skipped_classes": prepared.skipped_classes, "dropped": {**obs.dropped, **prepared.dropped},
@@ -81,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     print(ea_fitting.result_text(summary, synthetic=obs.synthetic))
     runio.progress(f"wrote {out}/ea_posterior.nc, ea_summary.csv, diagnostics.json")
     return runio.gate_exit(diag, args.allow_unconverged,
-                           "more --tune/--draws, or --likelihood normal; inspect the rank plots "
+                           "more --tune/--draws, --target-accept 0.99 for divergences, or "
+                           "--likelihood normal; inspect the rank plots "
                            "(python -m reports.build RUN_DIR)")
 
 

@@ -175,7 +175,8 @@ def ea_methods(run, convergence: dict) -> Methods:
     draws, tune = config.get("draws", convergence["draws"]), config.get("tune")
     w.add(f"The posterior was sampled with {SAMPLERS.get(config.get('sampler', 'pymc'), config.get('sampler'))}: "
           f"{chains} chains of {draws} draws after {tune} tuning steps ({int(chains) * int(draws)} draws in "
-          f"total; random seed {run.attrs.get('seed', 'not recorded')}).")
+          f"total; random seed {run.attrs.get('seed', 'not recorded')})"
+          + (f", target acceptance rate {config['target_accept']:g}." if "target_accept" in config else "."))
     ok = (convergence["r_hat_max"] <= GATE["r_hat_max"] and convergence["ess_bulk_min"] >= GATE["ess_bulk_min"]
           and convergence["ess_tail_min"] >= GATE["ess_tail_min"]
           and (convergence["divergences"] or 0) <= GATE["divergences"])

@@ -60,7 +60,9 @@ def test_unconverged_run_exits_3_and_keeps_outputs(tmp_path):
 
 
 def test_converged_run_exits_0_and_same_seed_same_result(tmp_path):
-    args = ("--chains", "2", "--draws", "500", "--tune", "500", "--ppc-draws", "10")
+    # 2 × 1000 draws: with 2 × 500 the largest R-hat over the ~100 gated quantities lands near the
+    # 1.01 gate by chance alone (1.0098 at target_accept 0.8, 1.0146 at 0.95, same seed).
+    args = ("--chains", "2", "--draws", "1000", "--tune", "500", "--ppc-draws", "10")
     code, out = _run(tmp_path, *args)
     assert code == runio.EXIT_OK
     assert json.loads((out / "diagnostics.json").read_text())["verdict"] == "pass"
