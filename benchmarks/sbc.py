@@ -186,23 +186,25 @@ def arrhenius_prior_draws(n: int, seed: int, config=None):
     return data, config, prior, y
 
 
-def _arrhenius_fit(data, config, *, draws: int, tune: int, seed: int, sampler: str):
+def _arrhenius_fit(data, config, *, draws: int, tune: int, seed: int, sampler: str,
+                   target_accept: float | None = None):
     """NUTS with the options of ``inference.ea_fitting.sample``, the chains in this process: the
     replicates, not the chains, run in parallel."""
     import pymc as pm
 
-    from inference.ea_fitting import sampler_options
+    from inference.ea_fitting import TARGET_ACCEPT, sampler_options
     from models.arrhenius import build_model
 
     with build_model(data, config), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return pm.sample(draws=draws, tune=tune, chains=2, cores=1, random_seed=seed,
                          nuts_sampler=sampler, progressbar=False, compute_convergence_checks=False,
-                         quiet=True, **sampler_options(sampler, config))
+                         quiet=True, **sampler_options(sampler, config, target_accept or TARGET_ACCEPT))
 
 
 def arrhenius_replicate(k: int, setup: dict, *, L: int, draws: int, tune: int, seed: int,
-                        max_refits: int = 2, sampler: str = "nutpie") -> tuple[list[dict], dict]:
+                        max_refits: int = 2, sampler: str = "nutpie",
+                        target_accept: float | None = None) -> tuple[list[dict], dict]:
     """Fit replicate ``k`` and rank its true parameters among L thinned posterior draws."""
     from models.arrhenius_post import draw_site_effects
 
@@ -216,7 +218,8 @@ def arrhenius_replicate(k: int, setup: dict, *, L: int, draws: int, tune: int, s
 
     def fit(n_draws, attempt):
         idata = _arrhenius_fit(data, config, draws=n_draws, tune=tune,
-                               seed=_seed(seed, k, attempt), sampler=sampler)
+                               seed=_seed(seed, k, attempt), sampler=sampler,
+                               target_accept=target_accept)
         post = idata["posterior"].to_dataset()
         post = post.merge(draw_site_effects(post, data, np.random.default_rng([seed, k, attempt, 1])))
         return idata, post
@@ -328,11 +331,13 @@ def _meta_scalars(ds, table: pd.DataFrame, levels: list[str]) -> dict[str, np.nd
 
 
 def meta_replicate(k: int, setup: dict, *, L: int, draws: int, tune: int, seed: int,
-                   max_refits: int = 2, sampler: str = "pymc") -> tuple[list[dict], dict]:
+                   max_refits: int = 2, sampler: str = "pymc",
+                   target_accept: float | None = None) -> tuple[list[dict], dict]:
     """Fit replicate ``k`` as ``inference.fit_rr.sample_rr`` does (PyMC NUTS, dense mass matrix,
-    target_accept 0.9), chains in this process, and rank its true parameters."""
+    its target acceptance), chains in this process, and rank its true parameters."""
     import pymc as pm
 
+    from inference.fit_rr import TARGET_ACCEPT
     from models.meta import build_rr_model
 
     table = setup["table"].copy()
@@ -345,7 +350,8 @@ def meta_replicate(k: int, setup: dict, *, L: int, draws: int, tune: int, seed: 
             warnings.simplefilter("ignore")
             idata = pm.sample(draws=n_draws, tune=tune, chains=2, cores=1,
                               random_seed=_seed(seed, k, attempt), nuts_sampler=sampler,
-                              init="jitter+adapt_full", target_accept=0.9, progressbar=False,
+                              init="jitter+adapt_full", progressbar=False,
+                              target_accept=target_accept or TARGET_ACCEPT,
                               compute_convergence_checks=False, quiet=True)
         return idata, idata["posterior"].to_dataset()
 
@@ -418,14 +424,15 @@ def _worker(k: int):
 
 def run_sbc(model: str, n: int, out: Path | None = None, *, seed: int = 20261122, L: int = 99,
             draws: int = 300, tune: int = 300, workers: int = 1, bins: int = 20,
-            sampler: str | None = None, log=print) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+            sampler: str | None = None, target_accept: float | None = None,
+            log=print) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Run ``n`` replicates; return (ranks, per-replicate info, uniformity) and, with ``out``,
     write them with the rank-histogram figure."""
     from inference import runio
 
     prior_fn, _, title = MODELS[model]
     setup = prior_fn(n, seed)
-    kwargs = {"L": L, "draws": draws, "tune": tune, "seed": seed}
+    kwargs = {"L": L, "draws": draws, "tune": tune, "seed": seed, "target_accept": target_accept}
     if sampler is not None:  # else each model's entry-point default
         kwargs["sampler"] = sampler
     ranks, infos = [], []
@@ -488,11 +495,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sampler", choices=("pymc", "nutpie"), default=None,
                    help="NUTS implementation (default: as the entry point samples the model: "
                         "nutpie for arrhenius as fit_ea, pymc for meta as fit_rr)")
+    p.add_argument("--target-accept", type=float, default=None,
+                   help="NUTS target acceptance (default: the entry point's own)")
     args = p.parse_args(argv)
     t0 = time.perf_counter()
     _, info, uniform = run_sbc(args.model, args.n, args.out, seed=args.seed, L=args.L,
                                draws=args.draws, tune=args.tune, workers=args.workers,
-                               bins=args.bins, sampler=args.sampler,
+                               bins=args.bins, sampler=args.sampler, target_accept=args.target_accept,
                                log=lambda m: print(m, file=sys.stderr, flush=True))
     print(uniform.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(f"{len(info)} fits in {time.perf_counter() - t0:.0f} s; divergences in "
