@@ -63,7 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     runio.progress(f"{n} observations common to schemes {', '.join(schemes)}")
     trees, verdicts = {}, {}
     for scheme, data in prepared.items():
-        runio.progress(f"fitting scheme '{scheme}' ({len(data.seasons)} seasons, {len(data.classes)} classes)")
+        n_s, n_c = len(data.seasons), len(data.classes)
+        runio.progress(f"fitting scheme '{scheme}' ({n_s} season{'s' * (n_s != 1)}, "
+                       f"{n_c} class{'es' * (n_c != 1)})")
         idata = ea_fitting.sample(data, config, chains=args.chains, draws=args.draws, tune=args.tune,
                                   seed=args.seed)
         trees[scheme] = ea_fitting.assemble(idata, data, config, seed=args.seed, ppc_draws=1)
