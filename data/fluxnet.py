@@ -339,6 +339,8 @@ def _read_site(site: str, files: list[Path], *, flux_column: str, min_coverage: 
     big = days["flux"].abs() > ABSURD_FLUX
     count_drop(dropped, "flux implausibly large", int(big.sum()))
     days = days.loc[~big]
+    if days.empty:  # nothing to place: a site without coordinates is only an error if it has data
+        return days
 
     info = lookup.get(site, files[0])
     days = days.assign(site=site, days=1, ecosystem=info.ecosystem, method="eddy_covariance",

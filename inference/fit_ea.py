@@ -65,8 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     dt = ea_fitting.assemble(idata, prepared, config, seed=args.seed, ppc_draws=args.ppc_draws)
     run_config = {**config.to_dict(), "season_scheme": args.seasons, "dataset": args.dataset,
                   "data_path": args.data, "sampler": args.sampler, "target_accept": args.target_accept,
-                  "chains": args.chains,
-                  "draws": args.draws, "tune": args.tune, "flux_column": args.flux_column,
+                  "chains": args.chains, "draws": args.draws, "tune": args.tune, "flux_column": args.flux_column,
                   "per_chamber": args.per_chamber, "synthetic": obs.synthetic,
                   "skipped_classes": prepared.skipped_classes, "dropped": {**obs.dropped, **prepared.dropped},
                   "skipped_sites": obs.skipped_sites, "sampling_seconds": round(wall, 2)}

@@ -320,7 +320,7 @@ def test_ameriflux_base_half_hourly_without_methane(folder):
     if not src.exists():
         pytest.skip("AmeriFlux example not available")
     # '#' header lines, TS_1_1_1 names are read; the file has no FCH4 value at all: an input error.
-    with pytest.raises(DataError, match="FCH4 is missing on every day") as err:
+    with pytest.raises(DataError, match="column FCH4 is missing on every day") as err:
         read_fluxnet_ch4(src)
     assert err.value.column == "FCH4" and err.value.file == str(src)
 
@@ -331,3 +331,12 @@ def test_truncated_gzip_half_hourly(tmp_path):
     path.write_bytes(body[:-40])
     with pytest.raises(DataError, match="truncated"):
         read_fluxnet_ch4(path, metadata=metadata_csv(tmp_path))
+
+
+def test_all_missing_flux_is_named_before_missing_coordinates(tmp_path):
+    """A site with no usable day needs no coordinates: the empty flux column is the error to show."""
+    rows = [f"202006{d:02d},-9999,-9999,12.5,11.0,-9999,40,0.3,50,-1,2" for d in range(1, 6)]
+    path = dd_file(tmp_path, rows, site="ZZ-Nop")
+    with pytest.raises(DataError, match="column FCH4 is missing on every day") as err:
+        read_fluxnet_ch4(path, metadata=metadata_csv(tmp_path))
+    assert err.value.column == "FCH4" and "no coordinates" not in str(err.value)
