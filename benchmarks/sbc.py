@@ -1,6 +1,7 @@
 """Simulation-based calibration (Talts et al. 2018) of model M1 (Arrhenius) and model M3 (meta-analysis).
 
-    python -m benchmarks.sbc --model arrhenius|meta|meta-noncentred --n 200 --out DIR [--workers W]
+    python -m benchmarks.sbc --model arrhenius|arrhenius-student|meta|meta-noncentred --n 200 --out DIR
+                             [--workers W]
 
 For each of ``n`` replicates a parameter vector θ̃ is drawn from the model's own prior, a data set
 ỹ from the model's own likelihood given θ̃ (``pm.sample_prior_predictive`` on the model itself, so
@@ -20,6 +21,8 @@ Models and designs (small: a few CPU seconds per fit, most of it compiling the m
                autochamber so the method offset is in the model; grassland uptake at 3 sites),
                two seasons, 30–50 daily observations per site and season. Site effects are
                drawn exactly after sampling (``draw_site_effects``) and ranked too.
+               ``--model arrhenius-student``: the same design, data drawn from and fitted with
+               ``fit_ea --likelihood student`` (per observation, ν ranked too).
 ``meta``       M3 (``build_rr_model`` with the default spec: marginal form, τ ~ HalfCauchy(0.5),
                lnRR ~ Normal(0, 2)) sampled as ``inference.fit_rr`` samples it, on 10 studies, 14
                sites, both seasons per site, sampling variances of 0.01–0.25 (typical of CH4
@@ -172,14 +175,16 @@ def _arrhenius_prepare(table: pd.DataFrame, config):
 
 def arrhenius_prior_draws(n: int, seed: int, config=None):
     """Design data and ``n`` joint prior draws (parameters + ln|F| of every observation) from the
-    per-observation form of M1, whose observed Normal likelihood is the model's likelihood."""
+    per-observation form of M1, whose observed Normal likelihood is the model's likelihood; with
+    ``likelihood="student"`` from the Student-t model itself (it is per-observation already)."""
     import pymc as pm
 
-    from models.arrhenius import ArrheniusConfig, build_naive_model
+    from models.arrhenius import ArrheniusConfig, build_model, build_naive_model
 
     config = config or ArrheniusConfig(min_obs=1)
     data = _arrhenius_prepare(arrhenius_design_table(seed=seed), config)
-    with build_naive_model(data, config):
+    generator = build_model if config.likelihood == "student" else build_naive_model
+    with generator(data, config):
         dt = pm.sample_prior_predictive(draws=n, random_seed=seed)
     prior = dt["prior"].to_dataset().squeeze("chain", drop=True)
     y = dt["prior_predictive"]["ln_flux"].to_numpy()[0]
@@ -221,7 +226,8 @@ def arrhenius_replicate(k: int, setup: dict, *, L: int, draws: int, tune: int, s
                                seed=_seed(seed, k, attempt), sampler=sampler,
                                target_accept=target_accept)
         post = idata["posterior"].to_dataset()
-        post = post.merge(draw_site_effects(post, data, np.random.default_rng([seed, k, attempt, 1])))
+        if "eps_E" not in post:  # marginal model: site effects drawn exactly, as fit_ea does
+            post = post.merge(draw_site_effects(post, data, np.random.default_rng([seed, k, attempt, 1])))
         return idata, post
 
     return _ranked_fit(k, fit, lambda ds: _arrhenius_scalars(ds, data),
@@ -244,6 +250,8 @@ def _arrhenius_scalars(ds, data) -> dict[str, np.ndarray]:
             out[f"{var}[{s}]"] = ds[var].to_numpy()[..., j]
     for i, c in enumerate(data.classes):
         out[f"sigma[{c}]"] = ds["sigma"].to_numpy()[..., i]
+    if "nu" in ds:
+        out["nu"] = ds["nu"].to_numpy()
     for k, m in enumerate(data.methods):
         out[f"method_offset[{m}]"] = ds["method_offset"].to_numpy()[..., k]
     for var in ("eps_E", "eps_R"):
@@ -395,6 +403,9 @@ MODELS = {
     "arrhenius": (lambda n, seed: dict(zip(("data", "config", "prior", "y"),
                                            arrhenius_prior_draws(n, seed))), arrhenius_replicate,
                   "M1 hierarchical Arrhenius (marginal likelihood)"),
+    "arrhenius-student": (lambda n, seed: dict(zip(("data", "config", "prior", "y"),
+                                                   arrhenius_prior_draws(n, seed, _student()))),
+                          arrhenius_replicate, "M1 hierarchical Arrhenius (Student-t, per observation)"),
     "meta": (meta_prior_draws, meta_replicate, "M3 random-effects meta-analysis of lnRR"),
     "meta-noncentred": (lambda n, seed: meta_prior_draws(n, seed, _noncentred()), meta_replicate,
                         "M3 random-effects meta-analysis of lnRR (non-centred form)"),
@@ -402,6 +413,12 @@ MODELS = {
 
 
 _STATE: dict = {}
+
+
+def _student():
+    from models.arrhenius import ArrheniusConfig
+
+    return ArrheniusConfig(min_obs=1, likelihood="student")
 
 
 def _noncentred():

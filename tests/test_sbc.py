@@ -116,7 +116,7 @@ def test_meta_data_are_drawn_from_the_model_itself():
     assert np.abs(np.mean(z)) < 1.5 and 0.3 < np.std(z) < 2.5
 
 
-@pytest.mark.parametrize("model, n", [("arrhenius", 5), ("meta", 10)])
+@pytest.mark.parametrize("model, n", [("arrhenius", 5), ("arrhenius-student", 4), ("meta", 10)])
 def test_sbc_run_writes_ranks_uniformity_and_figure(model, n, tmp_path, prior_draws_as_posterior):
     ranks, info, uniform = sbc.run_sbc(model, n, tmp_path, seed=3, L=19, draws=40, tune=10,
                                        bins=4, log=lambda m: None)
@@ -130,6 +130,8 @@ def test_sbc_run_writes_ranks_uniformity_and_figure(model, n, tmp_path, prior_dr
     expected = {"arrhenius": {"E[wetland_emission,growing]", "dE[grassland_uptake]", "tau_E[non-growing]",
                               "sigma[wetland_emission]", "method_offset[eddy_covariance]",
                               "eps_E[W1,growing]", "eps_R[G3,non-growing]"},
+                "arrhenius-student": {"E[wetland_emission,non-growing]", "nu", "tau_R[growing]",
+                                      "eps_E[W4,non-growing]"},
                 "meta": {"lnRR[growing]", "dlnRR[non-growing-growing]", "tau_study", "tau_site",
                          "tau", "lnRR_new[non-growing]"}}[model]
     assert expected <= set(uniform["parameter"])
