@@ -9,12 +9,8 @@ Writes ``ea_posterior.nc`` (ArviZ DataTree), ``ea_summary.csv``, ``diagnostics.j
 from __future__ import annotations
 
 import importlib.util
-import os
 import sys
 import time
-
-import numpy as np
-import pandas as pd
 
 from data.errors import DataError
 from data.registry import add_observation_arguments, observations_from_args

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from models.arrhenius import ArrheniusConfig, ArrheniusData, _index, arrhenius_x
+from models.arrhenius import ArrheniusData, _index, arrhenius_x
 
 # Derived temperature contrasts reported with every fit.
 Q10_RANGES_C = ((0.0, 10.0), (10.0, 20.0))

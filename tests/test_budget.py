@@ -13,16 +13,14 @@ from scipy import stats
 from data.errors import DataError
 from models import budget as mb
 from models import rs_upscaling as ru
+from tests.shared_data import require_data
 
 
 @pytest.fixture(scope="module")
 def inputs():
     from data.jian2022 import load_budget_inputs
 
-    try:
-        return load_budget_inputs()
-    except DataError:
-        pytest.skip("jian2022 dataset not available")
+    return require_data(load_budget_inputs)
 
 
 def _standardised(n: int, mean: float, sd: float, seed: int = 0) -> np.ndarray:
@@ -337,10 +335,7 @@ def test_cli_bad_input_exits_2_and_writes_nothing(tmp_path, capsys):
     from data.registry import dataset_folder
     from inference.budget import main
 
-    try:
-        src = dataset_folder("jian2022")
-    except DataError:
-        pytest.skip("jian2022 dataset not available")
+    src = require_data(dataset_folder, "jian2022")
     bad = tmp_path / "data"
     shutil.copytree(src, bad)
     text = (bad / "GlobalGPP_Sum.csv").read_text(encoding="latin1").replace(",109.29,", ",109.29 Pg,")

@@ -11,6 +11,7 @@ import pytest
 from data.cosore import read_cosore
 from data.errors import DataError
 from data.registry import dataset_folder
+from tests.shared_data import require_data
 
 DESCRIPTION = """# DESCRIPTION.txt
 # 	CSR_SITE_NAME: standard site name
@@ -26,10 +27,7 @@ HEADER = "CSR_PORT,CSR_TIMESTAMP_BEGIN,CSR_TIMESTAMP_END,CSR_FLUX_CH4,CSR_SM10,C
 
 @pytest.fixture(scope="module")
 def folder():
-    try:
-        return dataset_folder("hongyuan")
-    except DataError:
-        pytest.skip("Hongyuan shared data not available")
+    return require_data(dataset_folder, "hongyuan")
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ import pytest
 from data.errors import DataError
 from data.fluxnet import read_fluxnet_ch4, read_site_metadata, site_files
 from data.registry import dataset_folder
+from tests.shared_data import require_data, require_file
 
 REAL_SITES = ["CA-SCB", "DE-Hte", "DE-SfN", "DE-Zrk", "FI-Lom", "FI-Si2", "FI-Sii", "FR-LGt",
               "JP-BBY", "NZ-Kop", "RU-Ch2", "RU-Che", "SE-Deg", "US-BZB", "US-BZF", "US-EDN",
@@ -21,10 +22,7 @@ REAL_SITES = ["CA-SCB", "DE-Hte", "DE-SfN", "DE-Zrk", "FI-Lom", "FI-Si2", "FI-Si
 
 @pytest.fixture(scope="module")
 def folder():
-    try:
-        return dataset_folder("fluxnet-ch4")
-    except DataError:
-        pytest.skip("FLUXNET-CH4 shared data not available")
+    return require_data(dataset_folder, "fluxnet-ch4")
 
 
 @pytest.fixture(scope="module")
@@ -274,12 +272,8 @@ def test_half_hourly_gap_filled_uses_measured_coverage(tmp_path):
 
 def test_half_hourly_on_real_burns_bog_series(tmp_path):
     """Real CA-DBB half-hours written in FLUXNET-CH4 HH layout; daily means checked by day strings."""
-    try:
-        src = dataset_folder("fluxnet-ch4").parent / "ca_dbb_halfhourly" / "exampleWETBB_CA-DBB.csv.gz"
-    except DataError:
-        pytest.skip("shared data not available")
-    if not src.exists():
-        pytest.skip("CA-DBB example not available")
+    folder = require_data(dataset_folder, "fluxnet-ch4")
+    src = require_file(folder.parent / "ca_dbb_halfhourly" / "exampleWETBB_CA-DBB.csv.gz")
     raw = pd.read_csv(src)
     start = pd.to_datetime(raw["DateTime"], format="%Y-%m-%d %H:%M")
     frame = pd.DataFrame({
@@ -316,9 +310,7 @@ def test_daily_and_half_hourly_for_one_site(tmp_path):
 
 
 def test_ameriflux_base_half_hourly_without_methane(folder):
-    src = folder.parent / "misc" / "AMF_US-CRT_BASE_HH_2-5.csv"
-    if not src.exists():
-        pytest.skip("AmeriFlux example not available")
+    src = require_file(folder.parent / "misc" / "AMF_US-CRT_BASE_HH_2-5.csv")
     # '#' header lines, TS_1_1_1 names are read; the file has no FCH4 value at all: an input error.
     with pytest.raises(DataError, match="column FCH4 is missing on every day") as err:
         read_fluxnet_ch4(src)

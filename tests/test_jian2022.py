@@ -16,14 +16,12 @@ from data import jian2022 as jd
 from data import rc_grid
 from data.errors import DataError
 from data.registry import dataset_folder
+from tests.shared_data import require_data
 
 
 @pytest.fixture(scope="module")
 def folder() -> Path:
-    try:
-        return dataset_folder("jian2022")
-    except DataError:
-        pytest.skip("jian2022 dataset not available")
+    return require_data(dataset_folder, "jian2022")
 
 
 @pytest.fixture(scope="module")
@@ -170,10 +168,7 @@ def test_cell_areas_sum_to_the_sphere():
 
 
 def test_real_grid_is_lat_lon_ascending_with_published_land_cells():
-    try:
-        ds = rc_grid.read_rc_grid()
-    except DataError:
-        pytest.skip("jian-rc-grid dataset not available")
+    ds = require_data(rc_grid.read_rc_grid)
     assert ds["MAT"].dims == ("lat", "lon")
     assert np.all(np.diff(ds["lat"].values) > 0)
     cells = rc_grid.land_cells(ds)

@@ -13,6 +13,7 @@ import pytest
 
 from data import registry
 from data.errors import DataError
+from tests.shared_data import require_data
 
 JIAN = registry.DATASETS["jian2022"]
 
@@ -20,10 +21,7 @@ JIAN = registry.DATASETS["jian2022"]
 @pytest.fixture(scope="module")
 def pinned_folder() -> Path:
     """The real jian2022 folder, located through the registry (its files match the pins)."""
-    try:
-        return registry.dataset_folder("jian2022")
-    except DataError as exc:
-        pytest.skip(f"jian2022 data not available: {exc}")
+    return require_data(registry.dataset_folder, "jian2022")
 
 
 @pytest.fixture

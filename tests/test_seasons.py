@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from data.errors import DataError
 from data.seasons import (SCHEMES, assign_seasons, growing_like, non_growing_like, season_kind,
                           season_labels)
+from tests.shared_data import require_data, require_files
 
 NZ_KOP_LAT = -37.39
 WINDOW = 5
@@ -257,13 +258,8 @@ def _read_site(name: str) -> pd.DataFrame:
     fluxnet = pytest.importorskip("data.fluxnet")
     from data.registry import dataset_folder
 
-    try:
-        folder = dataset_folder("fluxnet-ch4")
-    except DataError:
-        pytest.skip("FLUXNET-CH4 files not available")
-    files = sorted(folder.glob(f"FLX_{name}_*"))
-    if not files:
-        pytest.skip(f"{name} not in the FLUXNET-CH4 folder")
+    folder = require_data(dataset_folder, "fluxnet-ch4")
+    files = require_files(folder, f"FLX_{name}_*")
     return fluxnet.read_fluxnet_ch4(files[0]).table
 
 

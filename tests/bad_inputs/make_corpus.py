@@ -282,7 +282,7 @@ def build_fluxnet() -> None:
     (HERE / name).write_text("", encoding="utf-8")
     entry(name, "fit_ea", FLUXNET, "-", "-", "empty file")
 
-    name = f"FLX_US-Myb_FLUXNET-CH4-synthetic_DD_2016-2016_truncated.csv.gz"
+    name = "FLX_US-Myb_FLUXNET-CH4-synthetic_DD_2016-2016_truncated.csv.gz"
     full = gzip.compress(("\n".join([FX_HEADER, *fluxnet_rows(400)]) + "\n").encode(), mtime=0)
     (HERE / name).write_bytes(full[: len(full) * 2 // 3])
     entry(name, "fit_ea", FLUXNET, "-", "-", "truncated gzip")
