@@ -216,7 +216,8 @@ def arrhenius_replicate(k: int, setup: dict, *, L: int, draws: int, tune: int, s
     data0, config, prior, y = setup["data"], setup["config"], setup["prior"], setup["y"]
     table = data0.obs[["site", "date", "days", "flux", "soil_temp_c", "ecosystem", "method",
                        "latitude", "longitude", "n_sub"]].copy()
-    table["flux"] = np.sign(table["flux"].to_numpy()) * np.exp(y[k])
+    with np.errstate(over="raise"):  # ln|F| beyond ±709 (Student-t, ν < 1) is no flux at all
+        table["flux"] = np.sign(table["flux"].to_numpy()) * np.exp(y[k])
     data = _arrhenius_prepare(table, config)
     if data.groups["label"].tolist() != data0.groups["label"].tolist():
         raise RuntimeError(f"replicate {k}: the design's groups changed")
@@ -436,7 +437,15 @@ def _init_worker(model: str, setup: dict, kwargs: dict) -> None:
 
 
 def _worker(k: int):
-    return MODELS[_STATE["model"]][1](k, _STATE["setup"], **_STATE["kwargs"])
+    """One replicate; one that cannot be fitted is recorded as failed, not fatal to the run.
+
+    Leaving such replicates out keeps the ranks uniform when what fails depends on the data only
+    (the truth given the data is still a posterior draw); the count is reported with the results.
+    """
+    try:
+        return MODELS[_STATE["model"]][1](k, _STATE["setup"], **_STATE["kwargs"])
+    except (RuntimeError, ValueError, FloatingPointError) as exc:
+        return [], {"replicate": k, "failed": f"{type(exc).__name__}: {str(exc).splitlines()[0]}"}
 
 
 def run_sbc(model: str, n: int, out: Path | None = None, *, seed: int = 20261122, L: int = 99,
@@ -521,7 +530,10 @@ def main(argv: list[str] | None = None) -> int:
                                bins=args.bins, sampler=args.sampler, target_accept=args.target_accept,
                                log=lambda m: print(m, file=sys.stderr, flush=True))
     print(uniform.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    print(f"{len(info)} fits in {time.perf_counter() - t0:.0f} s; divergences in "
+    failed = info["failed"].notna() if "failed" in info else pd.Series(False, index=info.index)
+    for _, row in info[failed].iterrows():
+        print(f"replicate {row['replicate']} left out: {row['failed']}")
+    print(f"{len(info)} fits ({int(failed.sum())} failed) in {time.perf_counter() - t0:.0f} s; divergences in "
           f"{int((info['divergences'] > 0).sum())} fits; min ESS < L in "
           f"{int((info[['ess_bulk_min', 'ess_tail_min']].min(axis=1) < args.L).sum())} fits; "
           f"{int((~uniform['uniform_at_1pct']).sum())} of {len(uniform)} quantities non-uniform "

@@ -140,6 +140,17 @@ def test_sbc_run_writes_ranks_uniformity_and_figure(model, n, tmp_path, prior_dr
     assert first["truth"].nunique() == n
 
 
+def test_a_replicate_that_cannot_be_fitted_is_left_out_with_its_reason():
+    """ln|F| = 800 has no floating-point flux (heavy Student-t tails draw such values): the
+    replicate is recorded as failed and the run goes on."""
+    setup = dict(zip(("data", "config", "prior", "y"), sbc.arrhenius_prior_draws(2, seed=5)))
+    setup["y"] = setup["y"].copy()
+    setup["y"][0, 3] = 800.0
+    sbc._init_worker("arrhenius", setup, {"L": 19, "draws": 40, "tune": 10, "seed": 1})
+    rows, info = sbc._worker(0)
+    assert rows == [] and info["replicate"] == 0 and info["failed"].startswith("FloatingPointError")
+
+
 # ---------------------------------------------------------------- the shipped calibration runs
 RUNS = Path(sbc.__file__).parent / "sbc_runs"
 
