@@ -27,7 +27,9 @@ def parser():
     p.add_argument("--seasons", default="julian", choices=SCHEMES,
                    help="season scheme")
     p.add_argument("--likelihood", default="normal", choices=("normal", "student"),
-                   help="normal: exact marginal likelihood from sufficient statistics; student: robust, per observation")
+                   help="normal: exact marginal likelihood from sufficient statistics (calibrated, "
+                        "benchmarks/sbc_runs); student: robust to outliers, per observation, less well "
+                        "calibrated on small designs")
     p.add_argument("--sampler", default="nutpie", choices=SAMPLERS,
                    help="NUTS implementation (nutpie: fastest here; pymc: PyMC's own)")
     p.add_argument("--target-accept", type=float, default=ea_fitting.TARGET_ACCEPT,
