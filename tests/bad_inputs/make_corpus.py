@@ -44,6 +44,13 @@ def entry(file: str, entry_point: str, reader: str, row, column: str, why: str, 
                  "gap": gap})
 
 
+def edited(rows: list[str], i: int, old: str, new: str) -> list[str]:
+    """A copy of ``rows`` with ``old`` replaced by ``new`` in row ``i``: one fault per file."""
+    rows = list(rows)
+    rows[i] = rows[i].replace(old, new)
+    return rows
+
+
 def write(name: str, text: str) -> Path:
     path = HERE / name
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -79,19 +86,16 @@ def build_chamber() -> None:
     entry("chamber_missing_flux_unit.csv", "fit_ea", CHAMBER, 1, "flux_unit",
           "missing units: no flux_unit column, so the flux cannot be converted")
 
-    rows = list(base)
-    rows[2] = rows[2].replace("nmol m-2 s-1", "furlongs m-2 fortnight-1")
+    rows = edited(base, 2, "nmol m-2 s-1", "furlongs m-2 fortnight-1")
     chamber("chamber_unknown_flux_unit.csv", rows)
     entry("chamber_unknown_flux_unit.csv", "fit_ea", CHAMBER, 4, "flux_unit", "unknown flux unit")
 
-    rows = list(base)
-    rows[1] = rows[1].replace("nmol m-2 s-1", "mg m-2 h-1")
+    rows = edited(base, 1, "nmol m-2 s-1", "mg m-2 h-1")
     chamber("chamber_mass_unit_without_species.csv", rows)
     entry("chamber_mass_unit_without_species.csv", "inspect", CHAMBER, 3, "flux_unit",
           "mass unit that does not say CH4 or CH4-C (a factor of 1.34 apart)")
 
-    rows = list(base)
-    rows[3] = rows[3].replace(",-3.2,", ",270.0,")
+    rows = edited(base, 3, ",-3.2,", ",270.0,")
     chamber("chamber_kelvin_soil_temp.csv", rows)
     entry("chamber_kelvin_soil_temp.csv", "fit_ea", CHAMBER, 5, "soil_temp_c",
           "soil temperature in Kelvin in a °C column")
@@ -103,14 +107,12 @@ def build_chamber() -> None:
     entry("chamber_unknown_temp_unit.csv", "fit_ea", CHAMBER, 2, "soil_temp_unit",
           "soil temperature declared in Fahrenheit, a unit the reader does not convert")
 
-    rows = list(base)
-    rows[4] = rows[4].replace(",2.40,", ",-9999,")
+    rows = edited(base, 4, ",2.40,", ",-9999,")
     chamber("chamber_fill_9999_flux.csv", rows)
     entry("chamber_fill_9999_flux.csv", "fit_ea", CHAMBER, 6, "flux",
           "-9999 missing-value fill left in the flux column (chamber CSVs use empty cells)")
 
-    rows = list(base)
-    rows[7] = rows[7].replace(",13.5,", ",-9999,")
+    rows = edited(base, 7, ",13.5,", ",-9999,")
     chamber("chamber_fill_9999_soil_temp.csv", rows)
     entry("chamber_fill_9999_soil_temp.csv", "inspect", CHAMBER, 9, "soil_temp_c",
           "-9999 missing-value fill left in the soil temperature column")
@@ -155,8 +157,7 @@ def build_chamber() -> None:
           "a single season: no non-growing data, so the season contrast the fit reports does "
           "not exist", args="--min-obs 3 " + TINY_FIT)
 
-    rows = list(base)
-    rows[5] = rows[5].replace("2020-02-15", "15/02/2020")
+    rows = edited(base, 5, "2020-02-15", "15/02/2020")
     chamber("chamber_bad_date.csv", rows)
     entry("chamber_bad_date.csv", "fit_ea", CHAMBER, 7, "date", "unparseable date (day-first)")
 
@@ -171,14 +172,12 @@ def build_chamber() -> None:
     write("chamber_tab_delimited.csv", "\n".join(l.replace(",", "\t") for l in [CH_HEADER, *base]) + "\n")
     entry("chamber_tab_delimited.csv", "inspect", CHAMBER, 1, "-", "wrong delimiter: tabs")
 
-    rows = list(base)
-    rows[8] = rows[8].replace("nmol m-2 s-1", "mg CH4 m-2 h-1").replace(",2.80,", ",900,")
+    rows = edited(edited(base, 8, "nmol m-2 s-1", "mg CH4 m-2 h-1"), 8, ",2.80,", ",900,")
     chamber("chamber_absurd_flux.csv", rows)
     entry("chamber_absurd_flux.csv", "fit_ea", CHAMBER, 10, "flux",
           "absurd magnitude: 900 mg CH4 m-2 h-1 (15,600 nmol m-2 s-1)")
 
-    rows = list(base)
-    rows[0] = rows[0].replace(",32.8,", ",328,")
+    rows = edited(base, 0, ",32.8,", ",328,")
     chamber("chamber_latitude_out_of_range.csv", rows)
     entry("chamber_latitude_out_of_range.csv", "fit_ea", CHAMBER, 2, "latitude",
           "absurd magnitude: latitude 328 (decimal point lost)")
@@ -240,8 +239,7 @@ def fluxnet(tag: str, rows: list[str], header: str = FX_HEADER, *, gz: bool = Fa
 def build_fluxnet() -> None:
     base = fluxnet_rows()
 
-    rows = list(base)
-    rows[2] = rows[2].replace(",15.0,", ",288.2,")
+    rows = edited(base, 2, ",15.0,", ",288.2,")
     name = fluxnet("kelvin-soil", rows)
     entry(name, "fit_ea", FLUXNET, 4, "TS_1", "soil temperature in Kelvin")
 
@@ -260,13 +258,11 @@ def build_fluxnet() -> None:
     entry(name, "fit_ea", FLUXNET, 1, "FCH4",
           "all-missing column: FCH4 is -9999 on every day", args=TINY_FIT)
 
-    rows = list(base)
-    rows[1] = rows[1].replace(",14.5,", ",-999,")
+    rows = edited(base, 1, ",14.5,", ",-999,")
     name = fluxnet("fill-999-soil", rows)
     entry(name, "fit_ea", FLUXNET, 3, "TS_1", "a -999 fill (not the -9999 code) in soil temperature")
 
-    rows = list(base)
-    rows[6] = rows[6].replace(",26.0,26.0,", ",missing,26.0,")
+    rows = edited(base, 6, ",26.0,26.0,", ",missing,26.0,")
     name = fluxnet("text-in-flux", rows)
     entry(name, "fit_ea", FLUXNET, 8, "FCH4", "text in a numeric column")
 
@@ -369,37 +365,31 @@ def build_warming() -> None:
     entry("warming_missing_column.csv", "fit_rr", WARMING, 1, "treatment_sd",
           "required column missing")
 
-    rows = list(base)
-    rows[3] = rows[3].replace(",3.1,1.2,", ",0,1.2,")
+    rows = edited(base, 3, ",3.1,1.2,", ",0,1.2,")
     warming("warming_zero_mean.csv", rows)
     entry("warming_zero_mean.csv", "fit_rr", EFFECTS, 5, "control_mean",
           "zero flux for the log model: ln(treatment/control) is undefined")
 
-    rows = list(base)
-    rows[1] = rows[1].replace(",-0.52,", ",0.52,")
+    rows = edited(base, 1, ",-0.52,", ",0.52,")
     warming("warming_sign_mixed.csv", rows)
     entry("warming_sign_mixed.csv", "fit_rr", EFFECTS, 3, "control_mean",
           "sign-mixed means (uptake in control, emission when warmed): no log response ratio")
 
-    rows = list(base)
-    rows[2] = rows[2].replace(",1.5,", ",274.65,")
+    rows = edited(base, 2, ",1.5,", ",274.65,")
     warming("warming_kelvin.csv", rows)
     entry("warming_kelvin.csv", "fit_rr", WARMING, 4, "warming_c",
           "applied warming given as a Kelvin temperature")
 
-    rows = list(base)
-    rows[4] = rows[4].replace(",18.0,4.0,", ",18.0,-4.0,")
+    rows = edited(base, 4, ",18.0,4.0,", ",18.0,-4.0,")
     warming("warming_negative_sd.csv", rows)
     entry("warming_negative_sd.csv", "fit_rr", WARMING, 6, "control_sd", "negative SD")
 
-    rows = list(base)
-    rows[0] = rows[0].replace(",0.30,4,", ",0.30,2.5,")
+    rows = edited(base, 0, ",0.30,4,", ",0.30,2.5,")
     warming("warming_fractional_n.csv", rows)
     entry("warming_fractional_n.csv", "fit_rr", WARMING, 2, "control_n",
           "replicate count 2.5")
 
-    rows = list(base)
-    rows[5] = rows[5].replace(",2.6,", ",2.6 mg,")
+    rows = edited(base, 5, ",2.6,", ",2.6 mg,")
     warming("warming_unit_in_value.csv", rows)
     entry("warming_unit_in_value.csv", "fit_rr", WARMING, 7, "treatment_mean",
           "a unit typed into a number cell")
