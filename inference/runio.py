@@ -15,7 +15,6 @@ import json
 import os
 import shlex
 import sys
-import tempfile
 import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -25,14 +24,13 @@ import pandas as pd
 import xarray as xr
 
 from data.errors import DataError
-from models.conventions import CI_QUANTILES
+from data.storage import RunFolder, as_saved, new_run_id, check_out_dir, dumps, write_csv, write_datatree, write_json, write_text
+from models.conventions import (CI_QUANTILES, DEFAULT_SEED, EXIT_BAD_INPUT, EXIT_GATE, EXIT_OK, GATE,
+                                SUMMARY_STATS)
 
-EXIT_OK, EXIT_BAD_INPUT, EXIT_GATE = 0, 2, 3
+__all__ = ["RunFolder", "as_saved", "check_out_dir", "write_csv", "write_datatree", "write_json", "write_text",
+           "EXIT_OK", "EXIT_BAD_INPUT", "EXIT_GATE", "GATE", "SUMMARY_STATS"]
 
-# Convergence gate for every posterior the suite reports.
-GATE = {"r_hat_max": 1.01, "ess_bulk_min": 400, "ess_tail_min": 400, "divergences": 0}
-
-SUMMARY_STATS = ("mean", "sd", "median", "ci_low", "ci_high", "ess_bulk", "ess_tail", "r_hat")
 PACKAGES = ("tpflux", "pymc", "pytensor", "arviz", "numpy", "pandas", "xarray", "scikit-learn",
             "scipy", "matplotlib")
 
@@ -44,7 +42,9 @@ def base_parser(job: str, description: str) -> argparse.ArgumentParser:
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--out", type=Path, default=None,
                         help=f"output folder (default results/{job}-<timestamp>/)")
-    parser.add_argument("--seed", type=int, default=20261122, help="random seed (same seed, same result)")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="random seed (same seed, same result)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the --out folder when it already holds a run (as a whole)")
     return parser
 
 
@@ -83,58 +83,6 @@ def progress(message: str) -> None:
     print(f"[{_dt.datetime.now():%H:%M:%S}] {message}", file=sys.stderr, flush=True)
 
 
-# ---------------------------------------------------------------- atomic writes
-@contextlib.contextmanager
-def _atomic_path(path: Path):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; outputs are ordinary files
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def write_text(path: Path, text: str) -> Path:
-    with _atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-    return Path(path)
-
-
-def write_json(path: Path, obj) -> Path:
-    return write_text(path, json.dumps(obj, indent=2, default=_json_default) + "\n")
-
-
-def write_csv(path: Path, table: pd.DataFrame) -> Path:
-    with _atomic_path(path) as tmp:
-        table.to_csv(tmp, index=False)
-    return Path(path)
-
-
-def write_datatree(path: Path, dt: xr.DataTree) -> Path:
-    with _atomic_path(path) as tmp:
-        dt.to_netcdf(tmp, engine="h5netcdf")
-    return Path(path)
-
-
-def _json_default(obj):
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (np.floating,)):
-        return float(obj)
-    if isinstance(obj, (np.ndarray,)):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"not JSON serialisable: {type(obj)}")
-
-
 # ---------------------------------------------------------------- provenance
 def package_versions() -> dict[str, str]:
     versions = {"python": sys.version.split()[0]}
@@ -144,15 +92,22 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def provenance(config: dict, data_sha256: str, seed: int, argv: Iterable[str] | None) -> dict[str, str]:
-    """Attrs stored on every saved DataTree (NetCDF attrs must be flat strings or numbers)."""
-    args = list(sys.argv[1:] if argv is None else argv)
+def provenance(config: dict, data_sha256: str, seed: int, argv: Iterable[str] | None,
+               job: str = "") -> dict[str, str]:
+    """Attrs stored on every saved DataTree (NetCDF attrs must be flat strings or numbers).
+
+    ``argv``: the command line's arguments, or None for a call from Python (recorded as such).
+    """
+    command = (shlex.join([f"python -m inference.{job}", *argv]) if argv is not None
+               else f"tpflux.{job}(...) from Python")
     return {
-        "tpflux_config": json.dumps(config, default=_json_default, sort_keys=True),
+        "tpflux_job": job,
+        "run_id": new_run_id(),
+        "tpflux_config": dumps(config, sort_keys=True),
         "data_sha256": data_sha256,
         "package_versions": json.dumps(package_versions(), sort_keys=True),
         "seed": int(seed),
-        "command_line": shlex.join([sys.argv[0] if argv is None else "tpflux", *args]),
+        "command_line": command,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
 

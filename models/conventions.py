@@ -1,6 +1,22 @@
-"""One interval convention for every table, figure and summary: 95 % equal-tailed."""
+"""Conventions every table, figure, summary and gate shares (no pymc: reports read them too).
+
+One interval convention: 95 % equal-tailed. One convergence gate for every posterior the suite
+reports. One set of summary columns.
+"""
 
 CI_PROB = 0.95
 CI_KIND = "eti"
 CI_QUANTILES = ((1 - CI_PROB) / 2, 0.5, 1 - (1 - CI_PROB) / 2)
 CI_LABEL = "95 % equal-tailed interval"
+
+# Convergence gate: R-hat (rank-normalised, split) at most 1.01, bulk and tail ESS at least 400
+# (Vehtari et al. 2021), no divergent transition.
+GATE = {"r_hat_max": 1.01, "ess_bulk_min": 400, "ess_tail_min": 400, "divergences": 0}
+
+SUMMARY_STATS = ("mean", "sd", "median", "ci_low", "ci_high", "ess_bulk", "ess_tail", "r_hat")
+
+# Exit codes of every entry point (DESIGN.md): success, bad input (nothing written), gate failed.
+EXIT_OK, EXIT_BAD_INPUT, EXIT_GATE = 0, 2, 3
+
+# Default random seed of every job and API function (same seed, same result).
+DEFAULT_SEED = 20261122

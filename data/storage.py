@@ -1,0 +1,231 @@
+"""Writing and reading files: one atomic writer for every output, one whole-run folder writer.
+
+Every file the suite writes (run outputs, reports, downloads) goes through ``atomic_path``: it is
+written beside its target under a hidden ``.part`` name and renamed into place, so a reader never
+sees half a file. A run is atomic as a whole (``RunFolder``): its files are written into a hidden
+temporary sibling folder that is renamed into place when complete, so a killed or failed run
+leaves the previous run untouched, or nothing. Readers turn every I/O failure into the one-line
+``DataError``. No pymc here: reports read through this module too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+import os
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from data.errors import DataError
+
+# Written into every run folder: which job wrote it, and the run id shared by its files.
+RUN_MARKER = "run.json"
+
+
+# ---------------------------------------------------------------- single files
+@contextlib.contextmanager
+def atomic_path(path: Path | str):
+    """Yield a temporary path beside ``path``; rename it onto ``path`` when the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; outputs are ordinary files
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_text(path: Path | str, text: str) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def strict_json(obj):
+    """``obj`` with NaN/inf floats as None and numpy/Path values as plain JSON types."""
+    if isinstance(obj, dict):
+        return {str(k): strict_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [strict_json(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return strict_json(obj.tolist())
+    if isinstance(obj, (np.bool_, bool)):
+        return bool(obj)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if math.isfinite(obj) else None
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def dumps(obj, **kwargs) -> str:
+    """Strict JSON text (``null`` for NaN, never a bare ``NaN``)."""
+    return json.dumps(strict_json(obj), allow_nan=False, **kwargs)
+
+
+def write_json(path: Path | str, obj) -> Path:
+    return write_text(path, dumps(obj, indent=2) + "\n")
+
+
+def write_csv(path: Path | str, table: pd.DataFrame) -> Path:
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, index=False)
+    return Path(path)
+
+
+def write_datatree(path: Path | str, dt) -> Path:
+    with atomic_path(path) as tmp:
+        dt.to_netcdf(tmp, engine="h5netcdf")
+    return Path(path)
+
+
+def save_figure(fig, path: Path | str, **kwargs) -> Path:
+    """A matplotlib Figure saved atomically (format from the suffix)."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format=path.suffix.lstrip("."), **kwargs)
+    return path
+
+
+def as_saved(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` exactly as reading its saved CSV gives it back (dtypes, missing values), so that
+    an in-memory summary and a reloaded one compare equal."""
+    return pd.read_csv(io.StringIO(table.to_csv(index=False)))
+
+
+# ---------------------------------------------------------------- reading
+def read_csv(path: Path | str, **kwargs) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path, **kwargs)
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        raise DataError(path, None, None, f"cannot read the CSV file ({exc})",
+                        "re-run the job that wrote it") from None
+
+
+def read_json(path: Path | str) -> dict:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DataError(path, None, None, f"cannot read the JSON file ({exc})",
+                        "re-run the job that wrote it") from None
+
+
+def read_datatree(path: Path | str):
+    """An ArviZ DataTree from NetCDF, loaded into memory (the file is closed afterwards)."""
+    import xarray as xr
+
+    try:
+        with xr.open_datatree(path, engine="h5netcdf") as tree:
+            return tree.load()
+    except (OSError, ValueError, KeyError) as exc:
+        raise DataError(path, None, None, f"cannot read the NetCDF file ({type(exc).__name__}: {exc})",
+                        "re-run the job that wrote it") from None
+
+
+# ---------------------------------------------------------------- whole runs
+def new_run_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+def read_marker(folder: Path | str) -> dict | None:
+    """The run marker of ``folder`` (job, run id), or None when it holds no tpflux run."""
+    path = Path(folder) / RUN_MARKER
+    if not path.is_file():
+        return None
+    with contextlib.suppress(OSError, ValueError):
+        marker = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(marker, dict):
+            return marker
+    return None
+
+
+def check_out_dir(out: Path | str, *, overwrite: bool = False) -> Path:
+    """Refuse an output location before any computation: a file, an unwritable parent, or a
+    folder that already holds something (unless ``overwrite``, which replaces it whole)."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise DataError(out, None, None, "the output path is an existing file",
+                        "pass --out a folder path (new, or a previous run with --overwrite)")
+    parent = out.parent if str(out.parent) else Path(".")
+    probe = parent
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise DataError(probe, None, None, "the output folder cannot be written here (permission denied)",
+                        "pass --out a folder you can write to")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        marker = read_marker(out)
+        what = (f"a previous {marker.get('job')} run ({marker.get('run_id')})" if marker
+                else "files that are not a tpflux run")
+        raise DataError(out, None, None, f"the output folder already holds {what}",
+                        "pass a new --out folder, or --overwrite to replace the whole folder")
+    return out
+
+
+class RunFolder:
+    """Write a run into a hidden sibling folder; ``commit`` renames it onto the target.
+
+        with RunFolder(out, job="fit_ea", overwrite=False) as run:
+            write_csv(run.path / "ea_summary.csv", table)
+        # complete here; on an exception the temporary folder is removed and ``out`` is untouched
+
+    ``overwrite`` replaces a previous folder as a whole (never mixing old and new files).
+    """
+
+    def __init__(self, out: Path | str, *, job: str, run_id: str | None = None,
+                 overwrite: bool = False):
+        self.target = check_out_dir(out, overwrite=overwrite)
+        self.job = job
+        self.run_id = run_id or new_run_id()
+        self.path: Path | None = None
+
+    def __enter__(self) -> "RunFolder":
+        parent = self.target.parent
+        parent.mkdir(parents=True, exist_ok=True)
+        self.path = Path(tempfile.mkdtemp(dir=parent, prefix=f".{self.target.name}.", suffix=".tmp"))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(self.path, 0o777 & ~umask)
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            try:
+                self.commit()
+                return
+            except BaseException:
+                shutil.rmtree(self.path, ignore_errors=True)
+                raise
+        shutil.rmtree(self.path, ignore_errors=True)
+
+    def commit(self) -> Path:
+        write_json(self.path / RUN_MARKER, {"job": self.job, "run_id": self.run_id})
+        old = None
+        if self.target.exists():
+            # Move the previous folder aside first: a rename onto a non-empty folder fails.
+            old = self.target.with_name(f".{self.target.name}.{new_run_id()}.old")
+            os.replace(self.target, old)
+        try:
+            os.replace(self.path, self.target)
+        except BaseException:
+            if old is not None:
+                os.replace(old, self.target)
+            raise
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        return self.target
