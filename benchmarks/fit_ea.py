@@ -21,6 +21,7 @@ import pymc as pm
 from data.registry import OBSERVATION_DATASETS, load_observations
 from inference import ea_fitting
 from models.arrhenius import ArrheniusConfig, build_naive_model
+from models.summary import mean_tree_depth
 
 HYPER = ["E", "lnR", "tau_E", "tau_R", "sigma"]
 
@@ -53,7 +54,7 @@ def main(argv=None) -> None:
         dt = ea_fitting.sample(data, config, chains=args.chains, draws=args.draws, tune=args.tune,
                                seed=args.seed, sampler=sampler)
         rows.append((f"marginal, {sampler}", time.perf_counter() - t0, _min_ess(dt),
-                     ea_fitting.mean_tree_depth(dt)))
+                     mean_tree_depth(dt)))
     if not args.skip_naive:
         t0 = time.perf_counter()
         with build_naive_model(data, config):
@@ -62,7 +63,7 @@ def main(argv=None) -> None:
                            nuts_sampler=args.naive_sampler, progressbar=False,
                            compute_convergence_checks=False)
         rows.append((f"naive, {args.naive_sampler}", time.perf_counter() - t0, _min_ess(nd),
-                     ea_fitting.mean_tree_depth(nd)))
+                     mean_tree_depth(nd)))
     print(f"{'model':<24}{'wall s':>9}{'min ESS':>10}{'ESS/s':>9}{'tree depth':>12}")
     for name, wall, ess, depth in rows:
         print(f"{name:<24}{wall:>9.1f}{ess:>10.0f}{ess / wall:>9.1f}{depth:>12.2f}")

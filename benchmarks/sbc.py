@@ -96,16 +96,16 @@ def bin_counts(ranks: np.ndarray, L: int, n_bins: int) -> np.ndarray:
 def plot_ranks(ranks: pd.DataFrame, uniform: pd.DataFrame, path: Path, title: str,
                n_bins: int = 20) -> None:
     """Histogram per parameter with the central 99 % band of a uniform histogram (Talts, Fig. 1)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
     from scipy import stats
+
+    from data.storage import save_figure
 
     names = list(uniform["parameter"])
     ncol = min(6, len(names))
     nrow = -(-len(names) // ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(2.4 * ncol, 1.9 * nrow), squeeze=False)
+    fig = Figure(figsize=(2.4 * ncol, 1.9 * nrow))
+    axes = fig.subplots(nrow, ncol, squeeze=False)
     p_by = uniform.set_index("parameter")["p_value"]
     for ax, name in zip(axes.flat, names):
         g = ranks[ranks["parameter"] == name]
@@ -125,8 +125,7 @@ def plot_ranks(ranks: pd.DataFrame, uniform: pd.DataFrame, path: Path, title: st
         ax.axis("off")
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
+    save_figure(fig, path, dpi=130)
 
 
 # ---------------------------------------------------------------- model M1
@@ -238,6 +237,8 @@ def arrhenius_replicate(k: int, setup: dict, *, L: int, draws: int, tune: int, s
 def _arrhenius_scalars(ds, data) -> dict[str, np.ndarray]:
     """Ranked quantities {name: values, draw axes first}: hyperparameters, the season contrast dE,
     and every site effect."""
+    from models.arrhenius_config import GROUP_SEPARATOR
+
     out = {}
     E = ds["E"].to_numpy()
     for var in ("E", "lnR"):
@@ -257,7 +258,7 @@ def _arrhenius_scalars(ds, data) -> dict[str, np.ndarray]:
         out[f"method_offset[{m}]"] = ds["method_offset"].to_numpy()[..., k]
     for var in ("eps_E", "eps_R"):
         for k, label in enumerate(data.groups["label"]):
-            site, _cls, season = label.split("|")
+            site, _cls, season = label.split(GROUP_SEPARATOR)
             out[f"{var}[{site},{season}]"] = ds[var].to_numpy()[..., k]
     return out
 

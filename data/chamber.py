@@ -28,9 +28,10 @@ Optional columns
 
 Flux units
     ``<amount> [species] m-2 <time>-1`` where amount is ``pmol|nmol|umol|mmol|mol`` (any species)
-    or ``ug|mg|g|kg`` followed by ``CH4`` or ``CH4-C`` (mass of methane or of its carbon), and
-    time is ``s|min|h|d|yr``. ``µ``/``μ`` are accepted for ``u``, ``/m2/h`` for ``m-2 h-1``.
-    Conversions use M(CH4) = 16.04 g mol⁻¹, M(C) = 12.011 g mol⁻¹ and 1 yr = 365.25 d.
+    or ``ng|ug|mg|g|kg`` followed by ``CH4`` or ``CH4-C`` (mass of methane or of its carbon), and
+    time is ``s|min|h|d|yr``; ``ha-1`` may stand for ``m-2``. ``µ``/``μ`` are accepted for ``u``,
+    ``/m2/h`` for ``m-2 h-1``. Conversions use the constants of ``data.constants``:
+    M(CH4) = 16.04246 g mol⁻¹, M(C) = 12.0107 g mol⁻¹ and 1 yr = 365.25 d.
 
 Every problem is a ``DataError`` naming the file, the 1-based file line and the column.
 Rows with an empty flux or soil temperature are dropped and counted in ``Observations.dropped``;
@@ -53,15 +54,12 @@ from typing import Callable, Iterable
 import numpy as np
 import pandas as pd
 
+from data.constants import (C_MOLAR_MASS, CH4_MOLAR_MASS, KELVIN, M2_PER, NMOL_PER_MOL, SECONDS_PER,
+                            SI_PREFIX)
 from data.errors import DataError
 from data.table import (ABSURD_FLUX, METHODS, OPTIONAL_DRIVERS, REQUIRED, Observations,
                         check_soil_temperature, count_drop, validate_observations)
 
-CH4_MOLAR_MASS = 16.04  # g mol⁻¹
-C_MOLAR_MASS = 12.011  # g mol⁻¹
-DAYS_PER_YEAR = 365.25
-SECONDS_PER = {"s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0, "yr": DAYS_PER_YEAR * 86400.0}
-PREFIX = {"p": 1e-12, "n": 1e-9, "u": 1e-6, "m": 1e-3, "": 1.0, "k": 1e3}
 KNOWN_FLUX_UNITS = ("nmol m-2 s-1", "umol m-2 s-1", "mg CH4 m-2 h-1", "ug CH4 m-2 h-1",
                     "mg CH4-C m-2 d-1", "g CH4 m-2 yr-1")
 NA_TOKENS = frozenset({"", "na", "nan", "n/a", "null", "none", "-", "--"})
@@ -296,9 +294,9 @@ def empty_table() -> pd.DataFrame:
 
 # ---------------------------------------------------------------- flux units
 _UNIT_RE = re.compile(
-    r"(?P<prefix>[pnumk]?)(?P<base>mol|g)\s*(?P<species>ch4-c|c-ch4|ch4)?\s*m-2\s*"
-    r"(?P<time>s|sec|min|h|hr|d|day|yr|y|a)-1")
-_TIME_ALIASES = {"sec": "s", "hr": "h", "day": "d", "y": "yr", "a": "yr"}
+    r"(?P<prefix>[pnumk]?)(?P<base>mol|g)\s*(?P<species>ch4-c|c-ch4|ch4)?\s*(?P<area>m-2|ha-1)\s*"
+    r"(?P<time>s|sec|min|h|hr|d|day|yr|y|year|a)-1")
+_TIME_ALIASES = {"sec": "s", "hr": "h", "day": "d", "y": "yr", "year": "yr", "a": "yr"}
 
 
 def _normalise_unit(unit: str) -> str:
@@ -307,6 +305,7 @@ def _normalise_unit(unit: str) -> str:
                  ("^", ""), ("·", " "), ("*", " "), ("₄", "4"), ("ch₄", "ch4")):
         u = u.replace(a, b)
     u = re.sub(r"\s*/\s*m\s*2", " m-2", u)
+    u = re.sub(r"\s*/\s*ha\b", " ha-1", u)
     u = re.sub(r"\s*/\s*(s|sec|min|h|hr|d|day|yr|y|a)\b", r" \1-1", u)
     u = re.sub(r"ch4\s*-\s*c\b", "ch4-c", u)
     u = re.sub(r"\bc\s*-\s*ch4", "c-ch4", u)
@@ -324,11 +323,11 @@ def flux_unit_factor(unit: str) -> float:
         raise DataError(None, None, "flux_unit", f"{why} {str(unit)[:40]!r}",
                         f"use one of {', '.join(KNOWN_FLUX_UNITS)} (or another "
                         "'<n|u|m>mol or <u|m>g CH4[-C] m-2 <s|h|d|yr>-1')")
-    amount = PREFIX[m["prefix"]]
+    amount = SI_PREFIX[m["prefix"]]
     if m["base"] == "g":  # grams of CH4 or of its carbon → moles of CH4
         amount /= C_MOLAR_MASS if m["species"] in ("ch4-c", "c-ch4") else CH4_MOLAR_MASS
     seconds = SECONDS_PER[_TIME_ALIASES.get(m["time"], m["time"])]
-    return amount / seconds * 1e9
+    return amount * NMOL_PER_MOL / M2_PER["m2" if m["area"] == "m-2" else "ha"] / seconds
 
 
 def convert_flux(values, unit: str, *, file: str | Path | None = None, row: int | None = None,
@@ -414,7 +413,7 @@ def read_chamber_csv(path: str | Path) -> Observations:
         _refuse(t, np.isfinite(temp) & known.isna().to_numpy(), "soil_temp_unit",
                 lambda i: f"unknown soil temperature unit {str(f['soil_temp_unit'].iloc[i])[:20]!r}",
                 "use C or K")
-        temp = np.where(known.to_numpy() == "K", temp - 273.15, temp)
+        temp = np.where(known.to_numpy() == "K", temp - KELVIN, temp)
     ok_t = np.isfinite(temp)
     check_soil_temperature(pd.Series(temp[ok_t]), path, temp_col, header_lines=1,
                            positions=t.lines[ok_t] - 2)

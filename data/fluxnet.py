@@ -36,9 +36,9 @@ spikes in the published product, e.g. DE-Hte 2014-12-20 at 3318 nmol m⁻² s⁻
 value is 176). Zero fluxes are kept (models decide). Days of skipped sites are not counted.
 
 Coordinates and ecosystem come from, in order: ``metadata=`` (a CSV with ID or site, LAT, LON,
-IGBP); a ``*site_metadata*.csv`` beside the data files or in the registry's ``fluxnet-ch4``
-folder (McNicol-Lab/upch4 FLUXNET-CH4 site table, ids upper-case, matched without case); the
-package table ``fluxnet_sites.csv``. IGBP ``WET`` → wetland, ``GRA`` → grassland, others → their
+IGBP); a ``*site_metadata*.csv`` beside the data files or in ``metadata_folders`` (the registry
+passes its ``fluxnet-ch4`` folder; McNicol-Lab/upch4 FLUXNET-CH4 site table, ids upper-case, matched
+without case); the package table ``fluxnet_sites.csv``. IGBP ``WET`` → wetland, ``GRA`` → grassland, others → their
 lower-case name (``CRO`` → cropland).
 """
 
@@ -47,6 +47,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import warnings
+from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
 
@@ -146,14 +147,8 @@ def _metadata_sources(folders: list[Path], metadata: str | Path | None) -> list[
     sources: list[Path | str] = []
     if metadata is not None:
         sources.append(Path(metadata))
-    candidates = list(folders)
-    try:
-        from data.registry import dataset_folder
-        candidates.append(dataset_folder("fluxnet-ch4"))
-    except DataError:
-        pass
     seen = set()
-    for folder in candidates:
+    for folder in folders:
         for f in sorted(folder.glob(METADATA_FILE_GLOB)):
             if f.resolve() not in seen:
                 seen.add(f.resolve())
@@ -379,11 +374,13 @@ def _resolution(f: Path) -> str | None:
 
 def read_fluxnet_ch4(path: str | Path, *, flux_column: str = "FCH4",
                      metadata: str | Path | None = None, min_coverage: float = 0.5,
-                     resolution: str | None = None) -> Observations:
+                     resolution: str | None = None,
+                     metadata_folders: Iterable[Path] = ()) -> Observations:
     """Read FLUXNET-CH4 site file(s) into validated daily Observations (see module docstring).
 
     ``resolution`` ("DD" or "HH") chooses between daily and half-hourly files where a folder holds
     both for a site; without it such a folder is refused rather than one of them guessed.
+    ``metadata_folders``: more folders searched for a ``*site_metadata*.csv`` after the data's own.
     """
     if not (isinstance(min_coverage, (int, float)) and 0.0 <= min_coverage <= 1.0):
         raise DataError(None, None, "min_coverage", f"min_coverage {min_coverage!r} is not in 0…1",
@@ -393,7 +390,7 @@ def read_fluxnet_ch4(path: str | Path, *, flux_column: str = "FCH4",
                         "use DD or HH")
     groups = site_files(path)
     folders = sorted({f.parent for fs in groups.values() for f in fs})
-    lookup = _SiteLookup(_metadata_sources(folders, metadata))
+    lookup = _SiteLookup(_metadata_sources([*folders, *map(Path, metadata_folders)], metadata))
     dropped: dict[str, int] = {}
     skipped: dict[str, str] = {}
     parts = []

@@ -32,12 +32,9 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from data.constants import EARTH_RADIUS_M, KELVIN, SECONDS_PER_DAY
 from data.errors import DataError
 from data.table import KELVIN_LOOKING_C, SOIL_TEMP_RANGE_C
-
-EARTH_RADIUS_M = 6_371_007.2  # authalic sphere radius, for cell areas
-SECONDS_PER_DAY = 86_400.0
-KELVIN = 273.15
 
 DIM_ALIASES = {"lat": ("lat", "latitude"), "lon": ("lon", "longitude"),
                "time": ("time", "valid_time", "date")}
@@ -246,16 +243,22 @@ def _default_chunks(ds: xr.Dataset, chunks: dict | None) -> dict:
     return {k: v for k, v in base.items() if k in ds.dims}
 
 
+def band_areas(lat, dlat: float, dlon: float) -> np.ndarray:
+    """Area (m²) of one dlat × dlon cell (degrees) centred on each latitude ``lat``, on the sphere
+    of radius ``EARTH_RADIUS_M``."""
+    lat = np.asarray(lat, dtype=float)
+    north = np.deg2rad(np.clip(lat + abs(dlat) / 2, -90, 90))
+    south = np.deg2rad(np.clip(lat - abs(dlat) / 2, -90, 90))
+    return EARTH_RADIUS_M ** 2 * (np.sin(north) - np.sin(south)) * np.deg2rad(abs(dlon))
+
+
 def cell_areas(lat: np.ndarray, lon: np.ndarray) -> xr.DataArray:
     """Cell areas (m²) of a regular lat/lon grid of cell centres, on a sphere."""
     lat = np.asarray(lat, dtype=float)
     lon = np.asarray(lon, dtype=float)
     dlat = abs(float(np.diff(lat).mean())) if lat.size > 1 else 1.0
     dlon = abs(float(np.diff(lon).mean())) if lon.size > 1 else 1.0
-    north = np.deg2rad(np.clip(lat + dlat / 2, -90, 90))
-    south = np.deg2rad(np.clip(lat - dlat / 2, -90, 90))
-    band = EARTH_RADIUS_M ** 2 * np.abs(np.sin(north) - np.sin(south)) * np.deg2rad(dlon)
-    area = np.repeat(band[:, None], lon.size, axis=1)
+    area = np.repeat(band_areas(lat, dlat, dlon)[:, None], lon.size, axis=1)
     return xr.DataArray(area, dims=("lat", "lon"), coords={"lat": lat, "lon": lon},
                         attrs={"units": "m2", "standard_name": "cell_area"})
 

@@ -3,7 +3,7 @@
 ``read_rc_grid`` opens ``global_Rt_contribution_to_Rs2.nc`` (dataset ``jian-rc-grid``:
 jinshijian/SoilRespirationPartitioning @c0072c04): 720 × 360 cells, variables stored as
 (lon, lat) with latitude descending; it is returned as a CF-style (lat, lon) Dataset with ascending
-coordinates and a ``cell_area`` (m², on a sphere of radius 6,371,007 m). Land cells are those with
+coordinates and a ``cell_area`` (m², on the sphere of ``data.constants.EARTH_RADIUS_M``). Land cells are those with
 all covariates present (47,694 cells, 55.25 °S – 82.25 °N: no Antarctica, no Greenland ice).
 
 ``srdb_rs_sites`` selects the SRDB-V5 records for upscaling annual soil respiration (g C m⁻² yr⁻¹)
@@ -19,9 +19,9 @@ import pandas as pd
 import xarray as xr
 
 from data.errors import DataError
+from data.grid import band_areas
 
 GRID_FILE = "global_Rt_contribution_to_Rs2.nc"
-EARTH_RADIUS_M = 6_371_007.0
 
 # Covariates of the grid usable as predictors of annual soil respiration (units as stored).
 GRID_COVARIATES = {
@@ -36,14 +36,6 @@ BAD_QUALITY_FLAGS = ("Q10", "Q11", "Q12", "Q13", "Q14")
 # Annual soil respiration above this is beyond any ecosystem measured (g C m⁻² yr⁻¹; the
 # largest tropical values are ≈ 3,000–4,000).
 MAX_RS_ANNUAL = 4500.0
-
-
-def cell_area(lat: np.ndarray, dlat: float, dlon: float) -> np.ndarray:
-    """Area (m²) of lat × lon cells centred on ``lat`` (degrees) on a sphere."""
-    lat = np.asarray(lat, dtype=float)
-    phi1 = np.deg2rad(np.clip(lat - dlat / 2, -90, 90))
-    phi2 = np.deg2rad(np.clip(lat + dlat / 2, -90, 90))
-    return EARTH_RADIUS_M**2 * np.deg2rad(dlon) * (np.sin(phi2) - np.sin(phi1))
 
 
 def _attr_text(value) -> str:
@@ -99,7 +91,7 @@ def read_rc_grid(path: str | Path | None = None) -> xr.Dataset:
     ds = ds.sortby("lat").sortby("lon")
     dlat = float(np.abs(np.diff(ds["lat"].values)).mean())
     dlon = float(np.abs(np.diff(ds["lon"].values)).mean())
-    area = cell_area(ds["lat"].values, dlat, dlon)
+    area = band_areas(ds["lat"].values, dlat, dlon)
     ds["cell_area"] = (("lat", "lon"), np.repeat(area[:, None], ds.sizes["lon"], axis=1),
                        {"units": "m2"})
     ds.attrs.update({"source": str(path), "resolution_deg": dlat})

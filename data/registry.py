@@ -11,11 +11,11 @@ import dataclasses
 import hashlib
 import os
 import shutil
-import tempfile
 import urllib.request
 from pathlib import Path
 
 from data.errors import DataError
+from data.storage import atomic_path
 
 ENV_VAR = "TPFLUX_DATA"
 
@@ -158,22 +158,18 @@ def fetch(ds: DatasetSpec, root: Path | None = None) -> Path:
         target = folder / rf.path
         if target.exists() and sha256(target) == rf.sha256:
             continue
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".part-")
         try:
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(rf.url, timeout=60) as resp:
-                shutil.copyfileobj(resp, out)
-            got = sha256(Path(tmp))
-            if got != rf.sha256:
-                raise DataError(rf.url, None, None, f"downloaded file has sha256 {got[:12]}…, "
-                                f"expected {rf.sha256[:12]}…", "the source changed; use a local copy "
-                                f"via {ENV_VAR}")
-            os.replace(tmp, target)
+            with atomic_path(target) as tmp:
+                with open(tmp, "wb") as out, urllib.request.urlopen(rf.url, timeout=60) as resp:
+                    shutil.copyfileobj(resp, out)
+                got = sha256(tmp)
+                if got != rf.sha256:
+                    raise DataError(rf.url, None, None, f"downloaded file has sha256 {got[:12]}…, "
+                                    f"expected {rf.sha256[:12]}…", "the source changed; use a local "
+                                    f"copy via {ENV_VAR}")
         except OSError as exc:
             raise DataError(rf.url, None, None, f"download failed ({exc})",
                             f"download it by hand and set {ENV_VAR}") from None
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
     return folder
 
 
@@ -226,14 +222,24 @@ def _read_path(path: Path, *, flux_column: str, per_chamber: bool):
         raise DataError(path, None, None, "no such file or folder", "check the path given to --data")
     if path.is_dir():
         if any(path.glob("FLX_*FLUXNET-CH4*")):
-            return fluxnet.read_fluxnet_ch4(path, flux_column=flux_column)
+            return fluxnet.read_fluxnet_ch4(path, flux_column=flux_column,
+                                            metadata_folders=_fluxnet_metadata_folders())
         if (path / "DESCRIPTION.txt").exists():
             return cosore.read_cosore(path, per_chamber=per_chamber)
         raise DataError(path, None, None, "folder holds neither FLUXNET-CH4 files nor a COSORE dataset",
                         "point --data at FLX_*_FLUXNET-CH4_*.csv files, a COSORE folder or a chamber CSV")
     if "FLUXNET-CH4" in path.name:
-        return fluxnet.read_fluxnet_ch4(path, flux_column=flux_column)
+        return fluxnet.read_fluxnet_ch4(path, flux_column=flux_column,
+                                        metadata_folders=_fluxnet_metadata_folders())
     return chamber.read_chamber_csv(path)
+
+
+def _fluxnet_metadata_folders() -> list[Path]:
+    """The registry's FLUXNET-CH4 folder, whose site table serves a user's own FLUXNET-CH4 files."""
+    try:
+        return [dataset_folder("fluxnet-ch4")]
+    except DataError:
+        return []
 
 
 def add_observation_arguments(parser) -> None:

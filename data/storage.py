@@ -11,6 +11,7 @@ leaves the previous run untouched, or nothing. Readers turn every I/O failure in
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import json
 import math
@@ -43,6 +44,11 @@ def atomic_path(path: Path | str):
     try:
         yield Path(tmp)
         os.replace(tmp, path)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DataError(path, None, None, "the disk filled up while writing; nothing of this run "
+                            "was kept", "free some space, or pass --out a folder on another disk") from None
+        raise
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -177,14 +183,106 @@ def check_out_dir(out: Path | str, *, overwrite: bool = False) -> Path:
     return out
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+_HELD_LOCKS: dict[Path, int] = {}
+
+
+def _lock_path(target: Path) -> Path:
+    return target.parent / f".{target.name}.lock"
+
+
+@contextlib.contextmanager
+def run_lock(out: Path | str):
+    """Hold the write lock of run folder ``out`` (a hidden ``.NAME.lock`` file beside it).
+
+    A second writer is refused at once with a DataError naming the folder and the holder; a lock
+    left by a killed process (its pid is gone) is taken over. Re-entrant within one process.
+    """
+    target = Path(out).absolute()
+    lock = _lock_path(target)
+    if _HELD_LOCKS.get(lock):
+        _HELD_LOCKS[lock] += 1
+        try:
+            yield
+        finally:
+            _HELD_LOCKS[lock] -= 1
+        return
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                holder = int(lock.read_text().split()[0])
+            except (OSError, ValueError, IndexError):
+                holder = -1
+            if holder > 0 and _pid_alive(holder):
+                raise DataError(target, None, None, f"the folder is being written by another run "
+                                f"(process {holder}, lock {lock.name})",
+                                "wait for that run to finish, or pass a different --out") from None
+            with contextlib.suppress(FileNotFoundError):
+                lock.unlink()  # stale: its process is gone
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(f"{os.getpid()}\n")
+        break
+    else:
+        raise DataError(target, None, None, "could not take the folder's write lock",
+                        f"remove {lock} if no run is writing there")
+    _HELD_LOCKS[lock] = 1
+    try:
+        yield
+    finally:
+        del _HELD_LOCKS[lock]
+        with contextlib.suppress(FileNotFoundError):
+            lock.unlink()
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    ok = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+    return ok
+
+
+def _remove_stale_temporaries(target: Path) -> None:
+    """Temporary folders of killed runs into ``target`` (their pid is gone)."""
+    for tmp in target.parent.glob(f".{target.name}.*.tmp"):
+        with contextlib.suppress(ValueError, IndexError):
+            pid = int(tmp.name[len(target.name) + 2:].split(".")[0])
+            if not _pid_alive(pid):
+                shutil.rmtree(tmp, ignore_errors=True)
+    for old in target.parent.glob(f".{target.name}.*.old"):
+        shutil.rmtree(old, ignore_errors=True)
+
+
 class RunFolder:
-    """Write a run into a hidden sibling folder; ``commit`` renames it onto the target.
+    """Write a run into a hidden sibling folder; on success it replaces the target as a whole.
 
         with RunFolder(out, job="fit_ea", overwrite=False) as run:
             write_csv(run.path / "ea_summary.csv", table)
         # complete here; on an exception the temporary folder is removed and ``out`` is untouched
 
-    ``overwrite`` replaces a previous folder as a whole (never mixing old and new files).
+    ``overwrite`` replaces a previous run folder. The previous folder and the new one are swapped
+    in one atomic rename where the system allows it (Linux), so a reader, or a kill at any moment,
+    sees the old complete run or the new complete run, never a mix. The folder's write lock
+    (``run_lock``) is held throughout.
     """
 
     def __init__(self, out: Path | str, *, job: str, run_id: str | None = None,
@@ -193,39 +291,48 @@ class RunFolder:
         self.job = job
         self.run_id = run_id or new_run_id()
         self.path: Path | None = None
+        self._lock = run_lock(self.target)
 
     def __enter__(self) -> "RunFolder":
-        parent = self.target.parent
-        parent.mkdir(parents=True, exist_ok=True)
-        self.path = Path(tempfile.mkdtemp(dir=parent, prefix=f".{self.target.name}.", suffix=".tmp"))
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(self.path, 0o777 & ~umask)
+        self._lock.__enter__()
+        try:
+            parent = self.target.parent
+            parent.mkdir(parents=True, exist_ok=True)
+            _remove_stale_temporaries(self.target)
+            self.path = Path(tempfile.mkdtemp(dir=parent, prefix=f".{self.target.name}.{os.getpid()}.",
+                                              suffix=".tmp"))
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(self.path, 0o777 & ~umask)
+        except BaseException:
+            self._lock.__exit__(None, None, None)
+            raise
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            try:
+        try:
+            if exc_type is None:
                 self.commit()
-                return
-            except BaseException:
+        finally:
+            if self.path is not None and self.path.exists():
                 shutil.rmtree(self.path, ignore_errors=True)
-                raise
-        shutil.rmtree(self.path, ignore_errors=True)
+            self._lock.__exit__(None, None, None)
 
     def commit(self) -> Path:
         write_json(self.path / RUN_MARKER, {"job": self.job, "run_id": self.run_id})
-        old = None
+        if self.target.exists() and _exchange(self.path, self.target):
+            shutil.rmtree(self.path, ignore_errors=True)  # now holds the previous run
+            return self.target
         if self.target.exists():
-            # Move the previous folder aside first: a rename onto a non-empty folder fails.
+            # No atomic swap here: move the previous folder aside, then rename the new one in.
             old = self.target.with_name(f".{self.target.name}.{new_run_id()}.old")
             os.replace(self.target, old)
-        try:
-            os.replace(self.path, self.target)
-        except BaseException:
-            if old is not None:
+            try:
+                os.replace(self.path, self.target)
+            except BaseException:
                 os.replace(old, self.target)
-            raise
-        if old is not None:
+                raise
             shutil.rmtree(old, ignore_errors=True)
+            return self.target
+        os.replace(self.path, self.target)
         return self.target

@@ -37,13 +37,10 @@ import copy
 import numpy as np
 import pandas as pd
 
+from data.constants import DAYS_PER_YEAR, K_BOLTZMANN_EV, T_REF_C, arrhenius_x
 from data.errors import DataError
 from data.seasons import assign_seasons, season_labels
 from data.table import Observations, validate_observations
-
-K_BOLTZMANN_EV = 8.617333e-5  # eV K⁻¹
-T_REF_K = 288.15  # 15 °C
-KELVIN = 273.15
 
 SEASONS = season_labels("julian")  # ("growing", "non-growing")
 FLUX_CLASSES = ("wetland_emission", "grassland_emission", "grassland_uptake")
@@ -65,7 +62,7 @@ DEFAULT_TRUTH: dict = {
     "tau_E": 0.2,
     "tau_R": 0.5,
     "rho": 0.0,
-    "t_ref_k": T_REF_K,
+    "t_ref_c": T_REF_C,
 }
 
 # (name, method, flux class, record span in years; None = one static-chamber campaign)
@@ -92,7 +89,7 @@ def simulate_observations(seed: int = 0, *, n_obs_target: int = 6500,
 
     ``truth`` overrides entries of ``DEFAULT_TRUTH`` (nested dicts merge per class and season).
     The returned truth holds ``E`` and ``lnR`` (flux_class → season → value), ``sigma``
-    (flux_class → value), ``tau_E``, ``tau_R``, ``rho``, ``t_ref_k``, ``k_ev``, ``seed``,
+    (flux_class → value), ``tau_E``, ``tau_R``, ``rho``, ``t_ref_c``, ``k_ev``, ``seed``,
     ``site_effects`` (DataFrame: site, flux_class, season, eps_E, eps_R), ``sites`` (DataFrame of
     the site design) and ``site_years``.
     """
@@ -155,12 +152,6 @@ def truth_table(truth: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def arrhenius_x(soil_temp_c, t_ref_k: float = T_REF_K) -> np.ndarray:
-    """x = 1/(k·T_C) − 1/(k·T) in eV⁻¹ for soil temperature in °C."""
-    t_k = np.asarray(soil_temp_c, dtype=float) + KELVIN
-    return 1.0 / (K_BOLTZMANN_EV * t_ref_k) - 1.0 / (K_BOLTZMANN_EV * t_k)
-
-
 # ---------------------------------------------------------------- pieces
 def _check_class(cls: str) -> None:
     if cls not in FLUX_CLASSES:
@@ -183,7 +174,7 @@ def _draw_sites(rng: np.random.Generator) -> pd.DataFrame:
     campaign_start = pd.Timestamp("2012-01-01") + pd.to_timedelta(rng.integers(0, 7 * 365, n), "D")
     first = pd.to_datetime(pd.DataFrame({"year": start_year, "month": start_month, "day": 1}))
     sites["first"] = np.where(continuous, first, campaign_start).astype("datetime64[ns]")
-    span_days = np.where(continuous, np.round(sites["span_years"].fillna(0) * 365.25),
+    span_days = np.where(continuous, np.round(sites["span_years"].fillna(0) * DAYS_PER_YEAR),
                          rng.integers(330, 401, n)).astype(int)
     sites["last"] = sites["first"] + pd.to_timedelta(span_days - 1, "D")
     # static chambers: site-specific sampling intervals (days) in and outside May–Sep
@@ -223,7 +214,7 @@ def _draw_soil_temperature(sites: pd.DataFrame, frame: pd.DataFrame,
     for s in sites.itertuples():
         days = pd.date_range(s.first, s.last, freq="D")
         doy = days.day_of_year.to_numpy()
-        cycle = s.temp_mean_c - s.temp_half_range_c * np.cos(2 * np.pi * (doy - s.coldest_doy) / 365.25)
+        cycle = s.temp_mean_c - s.temp_half_range_c * np.cos(2 * np.pi * (doy - s.coldest_doy) / DAYS_PER_YEAR)
         shocks = rng.standard_normal(len(days)) * sd * np.sqrt(1 - phi**2)
         anomaly = np.empty(len(days))
         anomaly[0] = rng.standard_normal() * sd
@@ -298,7 +289,7 @@ def _flux(frame: pd.DataFrame, sites: pd.DataFrame, effects: pd.DataFrame, param
     lnr_cs = np.array([params["lnR"][c][s] for c, s in zip(cls, season)])
     sigma = np.array([params["sigma"][c] for c in cls])
     sign = np.array([_SIGN[c] for c in cls])
-    x = arrhenius_x(frame["soil_temp_c"].to_numpy(), params["t_ref_k"])
+    x = arrhenius_x(frame["soil_temp_c"].to_numpy(), params["t_ref_c"])
     log_abs = ((e_cs + eff["eps_E"].to_numpy()) * x + lnr_cs + eff["eps_R"].to_numpy()
                + sigma * z_noise)
     return sign * np.exp(log_abs)

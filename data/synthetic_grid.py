@@ -24,7 +24,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from data.grid import KELVIN, SECONDS_PER_DAY, cell_areas
+from data.constants import DAYS_PER_YEAR, KELVIN, SECONDS_PER_DAY
+from data.grid import cell_areas
 
 SYNTHETIC_TITLE = "SYNTHETIC Tibetan Plateau driver grid (simulated, not observations)"
 
@@ -49,7 +50,7 @@ def simulate_tibetan_grid(n_lat: int = 10, n_lon: int = 16, start: str = "2015-0
     half_range = 9.0 + 2.0 * upland
 
     doy = time.day_of_year.to_numpy(dtype=float)
-    seasonal = np.cos(2.0 * np.pi * (doy - 205.0) / 365.25)  # warmest in late July
+    seasonal = np.cos(2.0 * np.pi * (doy - 205.0) / DAYS_PER_YEAR)  # warmest in late July
     anomaly = np.empty((n_lat, n_lon, n_days))
     anomaly[..., 0] = rng.normal(0.0, 1.5, (n_lat, n_lon))
     innovations = rng.normal(0.0, 1.5 * np.sqrt(1 - 0.8 ** 2), (n_lat, n_lon, n_days))

@@ -20,7 +20,7 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from data.warming import WARMING_COLUMNS, WarmingTable, validate_warming
+from data.table import WARMING_COLUMNS, WarmingTable, validate_warming
 
 SOURCE = "synthetic-warming"
 

@@ -1,7 +1,13 @@
-"""The canonical observation table every reader produces and every model consumes.
+"""The canonical tables every reader produces and every model consumes.
 
-One row per site × day (or per multi-day period for chamber means). Units are converted at the
-reader: flux in nmol CH4 m⁻² s⁻¹ (positive = emission), soil temperature in °C.
+Observations (model M1): one row per site × day (or per multi-day period for chamber means).
+Units are converted at the reader: flux in nmol CH4 m⁻² s⁻¹ (positive = emission), soil
+temperature in °C.
+
+Warming experiments (model M3, data/warming.py reads them): one row per experiment (one site ×
+season × treatment contrast) with the columns of ``WARMING_COLUMNS``: the control and the
+treatment group's mean CH4 flux, its standard deviation and number of replicates, and the
+applied warming in °C.
 """
 
 from __future__ import annotations
@@ -93,7 +99,7 @@ def validate_observations(table: pd.DataFrame, source: str | Path = "<table>") -
     for col in ("flux", "soil_temp_c"):
         bad = np.flatnonzero(~np.isfinite(out[col].to_numpy()))
         if bad.size:
-            raise DataError(source, file_row(bad[0]), col, f"value is missing or not a number",
+            raise DataError(source, file_row(bad[0]), col, "value is missing or not a number",
                             "drop the row or fill the value before building the table")
     check_soil_temperature(out["soil_temp_c"], source, "soil_temp_c")
     absurd = np.flatnonzero(np.abs(out["flux"].to_numpy()) > ABSURD_FLUX)
@@ -128,3 +134,129 @@ def flux_class(table: pd.DataFrame) -> pd.Series:
     label = np.where(sign > 0, "emission", np.where(sign < 0, "uptake", ""))
     cls = table["ecosystem"].astype(str).str.cat(pd.Series(label, index=table.index), sep="_")
     return cls.where(sign != 0)
+
+
+# ---------------------------------------------------------------- warming experiments
+WARMING_COLUMNS = ("study", "site", "ecosystem", "season", "warming_c",
+                   "control_mean", "control_sd", "control_n",
+                   "treatment_mean", "treatment_sd", "treatment_n")
+LABEL_COLUMNS = ("study", "site", "ecosystem", "season")
+MEAN_COLUMNS = ("control_mean", "treatment_mean")
+SD_COLUMNS = ("control_sd", "treatment_sd")
+N_COLUMNS = ("control_n", "treatment_n")
+# 1-based line of each row in its source file; carried so later errors can name the row.
+ROW_COLUMN = "source_row"
+
+# Applied warming outside this range is not a field warming experiment in °C.
+WARMING_RANGE_C = (-10.0, 30.0)
+MIN_REPLICATES = 2
+
+
+@dataclasses.dataclass
+class WarmingTable:
+    """A validated warming table and where it came from.
+
+    ``default_moderator`` is the grouping column the source is meant to be split by (``season`` for
+    warming tables, ``Measurement Period`` for the precipitation table). ``truth`` holds the known
+    parameters of a simulated table (None for real data).
+    """
+
+    table: pd.DataFrame
+    source: str
+    default_moderator: str = "season"
+    synthetic: bool = False
+    truth: dict | None = None
+    source_columns: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    def column(self, name: str) -> str:
+        """The source file's name of canonical column ``name`` (for error messages)."""
+        return self.source_columns.get(name, name)
+
+
+def first_index(mask: np.ndarray) -> int:
+    return int(np.flatnonzero(mask)[0])
+
+
+def source_row(table: pd.DataFrame, position: int) -> int:
+    """The source-file line of row ``position`` (from ``ROW_COLUMN`` when the table carries it)."""
+    if ROW_COLUMN in table.columns:
+        return int(table[ROW_COLUMN].iloc[position])
+    return file_row(position)
+
+
+def _blank(values: pd.Series) -> np.ndarray:
+    return (values.isna() | values.astype(str).str.strip().eq("")).to_numpy()
+
+
+def validate_warming(table: pd.DataFrame, source: str | Path = "<table>",
+                     source_columns: dict[str, str] | None = None) -> pd.DataFrame:
+    """Check a warming table's columns, types and ranges; return it with canonical dtypes.
+
+    Blank ``ecosystem``, ``season`` and ``warming_c`` are allowed (a model that needs them refuses
+    later). Zero or sign-changing means are valid data here; the effect size refuses them.
+    ``source_columns`` maps canonical names to the source file's, for error messages.
+    """
+    name = (source_columns or {}).get
+    missing = [c for c in WARMING_COLUMNS if c not in table.columns]
+    if missing:
+        raise DataError(source, 1, missing[0], f"required column '{missing[0]}' is missing",
+                        f"provide columns {', '.join(WARMING_COLUMNS)}")
+    out = table.copy().reset_index(drop=True)
+    if ROW_COLUMN not in out.columns:
+        out[ROW_COLUMN] = [file_row(i) for i in range(len(out))]
+    if out.empty:
+        raise DataError(source, None, None, "the table has no rows",
+                        "give at least one experiment (one row per control/treatment contrast)")
+    for col in ("study", "site"):
+        blank = _blank(out[col])
+        if blank.any():
+            raise DataError(source, source_row(out, first_index(blank)), name(col, col), f"{col} is blank",
+                            f"name the {col} of every experiment")
+    for col in LABEL_COLUMNS:
+        keep = ~_blank(out[col])
+        out[col] = out[col].astype(object).where(keep, np.nan)
+        out.loc[keep, col] = out.loc[keep, col].astype(str).str.strip()
+    for col in ("warming_c", *MEAN_COLUMNS, *SD_COLUMNS, *N_COLUMNS):
+        raw = out[col]
+        num = pd.to_numeric(raw, errors="coerce")
+        bad = num.isna().to_numpy() & ~_blank(raw)
+        if bad.any():
+            i = first_index(bad)
+            raise DataError(source, source_row(out, i), name(col, col), f"'{raw.iloc[i]}' is not a number",
+                            "write a plain number (decimal point, no units)")
+        out[col] = num.astype(float)
+    for col in (*MEAN_COLUMNS, *SD_COLUMNS, *N_COLUMNS):
+        bad = ~np.isfinite(out[col].to_numpy())
+        if bad.any():
+            raise DataError(source, source_row(out, first_index(bad)), name(col, col), "value is missing",
+                            "fill it from the study, or remove the experiment")
+    for col in SD_COLUMNS:
+        bad = out[col].to_numpy() <= 0
+        if bad.any():
+            i = first_index(bad)
+            raise DataError(source, source_row(out, i), name(col, col),
+                            f"standard deviation {out[col].iloc[i]:g} is not positive",
+                            "give the SD of the replicates (convert SE with SD = SE·√n)")
+    for col in N_COLUMNS:
+        n = out[col].to_numpy()
+        bad = (n != np.round(n)) | (n < MIN_REPLICATES)
+        if bad.any():
+            i = first_index(bad)
+            raise DataError(source, source_row(out, i), name(col, col),
+                            f"replicate count {n[i]:g} is not a whole number ≥ {MIN_REPLICATES}",
+                            "give the number of replicate plots behind the mean and SD")
+        out[col] = n.astype(int)
+    w = out["warming_c"].to_numpy()
+    kelvin = w > KELVIN_LOOKING_C
+    if kelvin.any():
+        i = first_index(kelvin)
+        raise DataError(source, source_row(out, i), "warming_c", f"warming {w[i]:g} looks like a Kelvin "
+                        "temperature, not a difference", "give the warmed − control difference in °C")
+    lo, hi = WARMING_RANGE_C
+    bad = np.isfinite(w) & ((w < lo) | (w > hi))
+    if bad.any():
+        i = first_index(bad)
+        raise DataError(source, source_row(out, i), "warming_c",
+                        f"warming {w[i]:g} °C is outside {lo:g}…{hi:g} °C",
+                        "give the applied soil warming (warmed − control) in °C")
+    return out

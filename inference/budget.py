@@ -2,7 +2,7 @@
 
     python -m inference.budget [--dataset jian2022 | --data FOLDER] [--variant NAME ...]
         [--sd-fill max-cv|median-cv|ignore|zero] [--n-draws 10000] [--bayes/--no-bayes]
-        [--rf/--no-rf] [--out DIR] [--seed N]
+        [--rf/--no-rf] [--out DIR] [--overwrite] [--seed N]
 
 Writes to the run folder:
 - ``budget_summary.csv``: ``quantity`` (GPP_direct, GPP_implied, RS_direct, RS_implied, p_agree_GPP,
@@ -14,6 +14,9 @@ Writes to the run folder:
   posterior draws, ``rf`` per-tree global totals and ``rf_map`` the upscaled map);
 - with ``--bayes``: ``budget_posterior.nc`` (ArviZ DataTree with provenance attrs) and
   ``diagnostics.json``; exit code 3 when the convergence gate fails.
+
+The same run from Python: ``tpflux.budget(...)``; at the same seed both give identical tables and
+draws.
 """
 
 from __future__ import annotations
@@ -27,7 +30,6 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from data.errors import DataError
 from inference import runio
 from models.conventions import CI_LABEL
 
@@ -39,10 +41,11 @@ CONTRACT = ("GPP_direct", "GPP_implied", "RS_direct", "RS_implied", "p_agree_GPP
 def parser() -> argparse.ArgumentParser:
     from data.jian2022 import RATIO_SOURCES
     from models.budget import DEFAULT_VARIANT, GPP_SETS, N_DRAWS, SAMPLE_SIZE, SD_FILLS, VARIANTS
+    from tpflux.carbon_budget import DATASETS, SAMPLERS
 
     p = runio.base_parser(JOB, __doc__.split("\n\n")[0])
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--dataset", default="jian2022", choices=["jian2022"],
+    src.add_argument("--dataset", default=DATASETS[0], choices=DATASETS,
                      help="registered dataset with the GlobalC tables")
     src.add_argument("--data", type=Path, default=None,
                      help="folder with the GlobalC tables (GlobalRs.csv, GlobalGPP_Sum.csv, …)")
@@ -70,20 +73,19 @@ def parser() -> argparse.ArgumentParser:
                    help="also upscale SRDB annual soil respiration with a random forest")
     p.add_argument("--rf-trees", type=int, default=200, help="trees of the random forest")
     runio.add_sampling_args(p, chains=2, draws=1000, tune=1000)
-    p.add_argument("--sampler", default="auto", choices=["auto", "nutpie", "pymc"],
+    p.add_argument("--sampler", default="auto", choices=SAMPLERS,
                    help="NUTS implementation (auto: nutpie when installed)")
     return p
 
 
-def _published_columns(summary: pd.DataFrame) -> pd.DataFrame:
-    from models.budget import PUBLISHED
-
-    pub = pd.DataFrame([(q, *v) for q, v in PUBLISHED.items()],
-                       columns=["quantity", "published", "published_low", "published_high"])
-    return summary.merge(pub, on="quantity", how="left")
+# ---------------------------------------------------------------- steps
+SUMMARY_COLUMNS = ("quantity", "variant", "method", "term", "median", "ci_low", "ci_high", "mean",
+                   "sd", "published", "published_low", "published_high")
+TARGET_ACCEPT = 0.9
 
 
-def _sampler(choice: str) -> str:
+def sampler_name(choice: str) -> str:
+    """``auto``: nutpie when installed, else PyMC's own NUTS."""
     if choice != "auto":
         return choice
     try:
@@ -93,45 +95,48 @@ def _sampler(choice: str) -> str:
     return "nutpie"
 
 
-def run_bayes(inputs, config, args, seed: int, argv) -> tuple[xr.DataTree, dict, list[dict]]:
+def run_bayes(inputs, config, *, chains: int, draws: int, tune: int, seed: int,
+              sampler: str = "auto") -> tuple[xr.DataTree, pd.DataFrame, dict]:
+    """NUTS on the Bayesian pooling model: the DataTree, its summary rows and the groups the model
+    was built with (method and ratio groups) for the run record."""
     import pymc as pm
 
     from models.budget import bayes_data, build_bayes_model, summarise_bayes
 
     model = build_bayes_model(inputs, config)
-    runio.progress(f"Bayesian pooling model: {args.chains} chains × ({args.tune} tune + "
-                   f"{args.draws} draws)")
     with model:
-        dt = pm.sample(draws=args.draws, tune=args.tune, chains=args.chains,
-                       cores=min(args.chains, os.cpu_count() or 1), random_seed=seed,
-                       nuts_sampler=_sampler(args.sampler), target_accept=0.9, progressbar=False)
+        dt = pm.sample(draws=draws, tune=tune, chains=chains, cores=min(chains, os.cpu_count() or 1),
+                       random_seed=seed, nuts_sampler=sampler_name(sampler),
+                       target_accept=TARGET_ACCEPT, progressbar=False)
     data = bayes_data(inputs, config)
-    model_config = {"model": "budget pooling", "gpp_method_groups": data["gpp_levels"],
-                    "rs_method_groups": data["rs_levels"], "area_shares": inputs.area_shares,
-                    "ratio_groups": {r: data[r]["levels"] for r in ("RC", "Froot", "RaGPP")},
-                    "chains": args.chains, "draws": args.draws, "tune": args.tune}
-    dt.attrs.update(runio.provenance(model_config, inputs.sha256, seed, argv))
-    diag = runio.diagnose(dt)
-    rows = summarise_bayes(dt["posterior"].to_dataset())
-    return dt, diag, rows
+    record = {"model": "budget pooling", "gpp_method_groups": data["gpp_levels"],
+              "rs_method_groups": data["rs_levels"],
+              "ratio_groups": {r: data[r]["levels"] for r in ("RC", "Froot", "RaGPP")}}
+    return dt, pd.DataFrame(summarise_bayes(dt["posterior"].to_dataset())), record
 
 
-def run_rf(args, seed: int):
+def bayes_draws(dt: xr.DataTree) -> xr.Dataset:
+    """The four fluxes' posterior draws, flattened (the ``bayes`` group of budget_draws.nc)."""
+    post = dt["posterior"].to_dataset()
+    return xr.Dataset({k: ("sample", post[k].values.reshape(-1))
+                       for k in ("GPP_direct", "GPP_implied", "RS_direct", "RS_implied")})
+
+
+def run_rf(folder: Path, *, n_trees: int, seed: int, say=runio.progress):
+    """Random-forest upscaling of SRDB annual soil respiration: the result, the records left out
+    (reason → count) and the upscaled map."""
     from data.jian2022 import FILES, read_srdb
     from data.rc_grid import GRID_COVARIATES, attach_covariates, land_cells, read_rc_grid, srdb_rs_sites
-    from data.registry import dataset_folder
     from models.rs_upscaling import upscale_rs
 
-    folder = args.data if args.data is not None else dataset_folder(args.dataset)
     grid = read_rc_grid()
     cells = land_cells(grid)
     sites, dropped = srdb_rs_sites(read_srdb(Path(folder) / FILES["srdb"]))
     sites, no_cell = attach_covariates(sites, grid)
     if no_cell:
         dropped["no land cell within 1 grid cell"] = no_cell
-    runio.progress(f"random forest: {len(sites)} SRDB annual RS records, {len(cells)} land cells, "
-                   f"{args.rf_trees} trees")
-    result = upscale_rs(sites, cells, tuple(GRID_COVARIATES), n_trees=args.rf_trees, seed=seed)
+    say(f"random forest: {len(sites)} SRDB annual RS records, {len(cells)} land cells, {n_trees} trees")
+    result = upscale_rs(sites, cells, tuple(GRID_COVARIATES), n_trees=n_trees, seed=seed)
     rf_map = np.full((grid.sizes["lat"], grid.sizes["lon"]), np.nan, dtype=np.float32)
     i = np.searchsorted(grid["lat"].values, cells["lat"].to_numpy())
     j = np.searchsorted(grid["lon"].values, cells["lon"].to_numpy())
@@ -141,103 +146,86 @@ def run_rf(args, seed: int):
     return result, dropped, map_ds
 
 
-def _print_tables(summary: pd.DataFrame, comparison: pd.DataFrame, headline: str) -> None:
-    fmt = lambda x: "" if pd.isna(x) else f"{x:.4f}" if abs(x) < 1 else f"{x:.1f}"  # noqa: E731
-    print(f"\nGlobal carbon-budget consistency — headline variant '{headline}' ({CI_LABEL})")
+def rf_rows(rf) -> pd.DataFrame:
+    """Summary rows of the random-forest part: the global total, skill, sizes, importances."""
+    lo, _, hi = rf.interval
+    blank = {"variant": "", "method": "rf", "term": ""}
+    return pd.DataFrame([
+        {"quantity": "RS_rf_global", **blank, "median": rf.total, "ci_low": lo, "ci_high": hi,
+         "mean": float(rf.tree_totals.mean()), "sd": float(rf.tree_totals.std(ddof=1))},
+        *({"quantity": q, **blank, "median": v}
+          for q, v in (("rf_oob_r2", rf.oob_r2), ("rf_cv_r2_by_study", rf.cv_r2),
+                       ("rf_n_records", rf.n_records), ("rf_n_studies", rf.n_studies),
+                       ("rf_land_area_Mkm2", rf.land_area_m2 / 1e12))),
+        *({"quantity": "rf_importance", **blank, "term": k, "median": v}
+          for k, v in rf.importance.items()),
+    ])
+
+
+def summary_table(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """``budget_summary.csv``: every part's rows with the published numbers beside them."""
+    from models.budget import PUBLISHED
+
+    pub = pd.DataFrame([(q, *v) for q, v in PUBLISHED.items()],
+                       columns=["quantity", "published", "published_low", "published_high"])
+    summary = pd.concat(parts, ignore_index=True).merge(pub, on="quantity", how="left")
+    return summary[list(SUMMARY_COLUMNS)]
+
+
+def comparison_table(summary: pd.DataFrame, variants) -> pd.DataFrame:
+    """``budget_comparison.csv``: reproduced vs published numbers per variant (and Bayesian)."""
+    from models.budget import comparison_table as one_variant
+
+    comparison = pd.concat([one_variant(summary, v) for v in variants], ignore_index=True)
+    bayes = summary[(summary["method"] == "bayes") & summary["quantity"].isin(CONTRACT)]
+    if bayes.empty:
+        return comparison
+    return pd.concat([comparison, bayes.assign(
+        variant="bayes", rel_diff_median=bayes["median"] / bayes["published"] - 1
+    )[comparison.columns]], ignore_index=True)
+
+
+def result_text(summary: pd.DataFrame, comparison: pd.DataFrame, headline: str) -> str:
+    """The printed result: the headline variant's contract rows (with RF and Bayesian ones), then
+    reproduced vs published numbers for every variant."""
+    def fmt(x):
+        return "" if pd.isna(x) else f"{x:.4f}" if abs(x) < 1 else f"{x:.1f}"
+
     head = summary[summary["quantity"].isin(CONTRACT)
                    & (((summary["variant"] == headline) & (summary["method"] == "resampling"))
                       | (summary["method"] == "rf"))]
     bayes = summary[(summary["method"] == "bayes") & summary["quantity"].isin(CONTRACT)]
     table = pd.concat([head, bayes])[["quantity", "method", "median", "ci_low", "ci_high", "published"]]
-    print(table.to_string(index=False, formatters={c: fmt for c in ("median", "ci_low", "ci_high",
-                                                                    "published")}))
-    print("\nReproduced vs published (Jian et al. 2022), all variants:")
     wide = comparison.pivot(index="quantity", columns="variant", values="median")
     wide["published"] = comparison.groupby("quantity")["published"].first()
     order = [q for q in CONTRACT if q in wide.index]
-    print(wide.loc[order].to_string(float_format=lambda x: f"{x:.4f}" if abs(x) < 1 else f"{x:.1f}"))
+    return "\n".join([
+        f"Global carbon-budget consistency — headline variant '{headline}' ({CI_LABEL})",
+        table.to_string(index=False, formatters={c: fmt for c in ("median", "ci_low", "ci_high",
+                                                                  "published")}),
+        "\nReproduced vs published (Jian et al. 2022), all variants:",
+        wide.loc[order].to_string(float_format=fmt)])
 
 
+# ---------------------------------------------------------------- entry point
 @runio.cli
 def main(argv: list[str] | None = None) -> int:
-    from data.jian2022 import load_budget_inputs, read_area_shares
-    from models.budget import BudgetConfig, comparison_table, run_resampling
+    from tpflux.carbon_budget import budget, gate_advice
 
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser().parse_args(argv)
-    if args.n_draws < 10 or args.sample_size < 1 or args.rf_trees < 1 or args.rf_trees > 1000:
-        raise DataError(None, None, None, "--n-draws must be ≥ 10, --sample-size ≥ 1, "
-                        "--rf-trees in 1…1000", "use the published settings (10000 draws of 10)")
-    folder = args.data
-    shares = read_area_shares(args.area_shares) if args.area_shares is not None else None
-    inputs = load_budget_inputs(folder, ratio_source=args.ratio_source, area_shares=shares)
-    config = BudgetConfig(n_draws=args.n_draws, sample_size=args.sample_size, sd_fill=args.sd_fill,
-                          gpp_set=args.gpp_set, variants=tuple(dict.fromkeys(args.variant)))
-    headline = config.variants[0]
-    out = runio.out_dir(JOB, args.out)
-
-    runio.progress(f"resampling {len(config.variants)} variant(s) × {config.n_draws} draws")
-    result = run_resampling(inputs, config, seed=args.seed)
-    rows = [result.summary]
-    groups: dict[str, xr.Dataset] = {"resampling": result.draws}
-
-    dt, diag = None, None
-    if args.bayes:
-        dt, diag, bayes_rows = run_bayes(inputs, config, args, args.seed, argv)
-        rows.append(pd.DataFrame(bayes_rows))
-        post = dt["posterior"].to_dataset()
-        flat = {k: ("sample", post[k].values.reshape(-1)) for k in
-                ("GPP_direct", "GPP_implied", "RS_direct", "RS_implied")}
-        groups["bayes"] = xr.Dataset(flat)
-
-    rf_note = {}
-    if args.rf:
-        rf, dropped, rf_map = run_rf(args, args.seed)
-        lo, mid, hi = rf.interval
-        rows.append(pd.DataFrame([
-            {"quantity": "RS_rf_global", "variant": "", "method": "rf", "term": "", "median": rf.total,
-             "ci_low": lo, "ci_high": hi, "mean": float(rf.tree_totals.mean()),
-             "sd": float(rf.tree_totals.std(ddof=1))},
-            *({"quantity": q, "variant": "", "method": "rf", "term": "", "median": v}
-              for q, v in (("rf_oob_r2", rf.oob_r2), ("rf_cv_r2_by_study", rf.cv_r2),
-                           ("rf_n_records", rf.n_records), ("rf_n_studies", rf.n_studies),
-                           ("rf_land_area_Mkm2", rf.land_area_m2 / 1e12))),
-            *({"quantity": "rf_importance", "variant": "", "method": "rf", "term": k, "median": v}
-              for k, v in rf.importance.items()),
-        ]))
-        groups["rf"] = xr.Dataset({"tree_total": ("tree", rf.tree_totals, {"units": "Pg C yr-1"})})
-        groups["rf_map"] = rf_map
-        rf_note = {"dropped": dropped, "n_records": rf.n_records}
-
-    summary = _published_columns(pd.concat(rows, ignore_index=True))
-    cols = ["quantity", "variant", "method", "term", "median", "ci_low", "ci_high", "mean", "sd",
-            "published", "published_low", "published_high"]
-    summary = summary[cols]
-    comparison = pd.concat([comparison_table(summary, v) for v in config.variants], ignore_index=True)
-    bayes_cmp = summary[(summary["method"] == "bayes") & summary["quantity"].isin(CONTRACT)]
-    if not bayes_cmp.empty:
-        comparison = pd.concat([comparison, bayes_cmp.assign(
-            variant="bayes", rel_diff_median=bayes_cmp["median"] / bayes_cmp["published"] - 1
-        )[comparison.columns]], ignore_index=True)
-
-    config_record = {"variants": list(config.variants), "headline": headline,
-                     "sd_fill": config.sd_fill, "n_draws": config.n_draws,
-                     "sample_size": config.sample_size, "gpp_set": config.gpp_set,
-                     "min_pub_year": config.min_pub_year, "ratio_source": args.ratio_source,
-                     "area_shares": inputs.area_shares, "rf": rf_note, "bayes": bool(args.bayes)}
-    tree = xr.DataTree.from_dict({"/": xr.Dataset(), **{f"/{k}": v for k, v in groups.items()}})
-    tree.attrs.update(runio.provenance(config_record, inputs.sha256, args.seed, argv))
-    runio.write_csv(out / "budget_summary.csv", summary)
-    runio.write_csv(out / "budget_comparison.csv", comparison)
-    runio.write_datatree(out / "budget_draws.nc", tree)
-    code = runio.EXIT_OK
-    if dt is not None:
-        runio.write_datatree(out / "budget_posterior.nc", dt)
-        runio.write_json(out / "diagnostics.json", diag)
-        code = runio.gate_exit(diag, args.allow_unconverged,
-                               "more --tune/--draws, or --chains 4")
-    _print_tables(summary, comparison, headline)
-    runio.progress(f"wrote {out}")
-    return code
+    out = runio.check_out_dir(runio.out_dir(JOB, args.out), overwrite=args.overwrite)
+    result = budget(args.data, dataset=args.dataset, variants=args.variant, sd_fill=args.sd_fill,
+                    n_draws=args.n_draws, sample_size=args.sample_size, gpp_set=args.gpp_set,
+                    ratio_source=args.ratio_source, area_shares=args.area_shares, bayes=args.bayes,
+                    rf=args.rf, rf_trees=args.rf_trees, chains=args.chains, draws=args.draws,
+                    tune=args.tune, sampler=args.sampler, seed=args.seed, command_line=argv)
+    result.save(out, overwrite=args.overwrite)
+    print(result.result_text())
+    runio.progress(f"wrote {out}/: " + ", ".join(result.files()))
+    if result.diagnostics is None:
+        return runio.EXIT_OK
+    return runio.gate_exit(result.diagnostics, args.allow_unconverged, gate_advice(result.config))
 
 
 if __name__ == "__main__":

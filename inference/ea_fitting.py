@@ -19,14 +19,16 @@ from scipy.stats import norm
 from data.errors import DataError
 from data.seasons import assign_seasons
 from data.table import Observations, flux_class
-from inference import runio
-from models.conventions import CI_QUANTILES
 from models.arrhenius import ArrheniusConfig, ArrheniusData, Priors, build_model, prepare_data
+from models.arrhenius_config import split_group_column
 from models.arrhenius_post import (derived_quantities, draw_site_effects, pointwise_log_likelihood,
                                    pooled_ols, predict_ln_flux, prior_site_effects)
+from models.conventions import CI_QUANTILES, SUMMARY_STATS
+from models.conventions import EA_GATED_VARIABLES as GATED_VARIABLES  # noqa: F401  (re-exported)
+from models.conventions import EA_SAMPLED_VARIABLES as HYPER_VARIABLES
+from models.summary import mean_tree_depth  # noqa: F401  (re-exported for the jobs and benchmarks)
+from models.summary import posterior_summary
 
-HYPER_VARIABLES = ("E", "lnR", "tau_E", "tau_R", "sigma", "method_offset", "nu")
-GATED_VARIABLES = ("E", "lnR", "tau_E", "tau_R", "sigma", "E_site")
 SUMMARY_VARIABLES = ("E", "lnR", "E_site", "E_site_mean", "dE", "Q10", "fold_change_0_30",
                      "tau_E", "tau_R", "sigma", "method_offset", "nu")
 PROBABILITY_VARIABLES = ("P_dE_gt_0",)
@@ -156,25 +158,11 @@ def assemble(idata: xr.DataTree, data: ArrheniusData, config: ArrheniusConfig, *
     return xr.DataTree.from_dict(groups)
 
 
-def mean_tree_depth(dt: xr.DataTree) -> float | None:
-    """Mean NUTS tree depth (PyMC calls it tree_depth, nutpie depth)."""
-    stats = dt["sample_stats"]
-    name = next((n for n in ("tree_depth", "depth") if n in stats), None)
-    return float(stats[name].mean()) if name else None
-
-
 def summary_table(dt: xr.DataTree, data: ArrheniusData) -> pd.DataFrame:
     """The tidy ``ea_summary.csv``: quantity, flux_class, season, site, … + SUMMARY_STATS."""
     post = dt["posterior"].to_dataset()
     names = [v for v in SUMMARY_VARIABLES if v in post]
-    table = runio.tidy_summary(post, names)
-    if "group" in table:
-        parts = table["group"].str.split("|", expand=True)
-        has = table["group"].notna()
-        for i, col in enumerate(("site", "flux_class", "season")):
-            table.loc[has, col] = parts.loc[has, i]
-        table = table.drop(columns="group")
-    rows = [table]
+    rows = [split_group_column(posterior_summary(post, names))]
     for name in PROBABILITY_VARIABLES:
         if name in post:
             p = post[name].mean(("chain", "draw")).to_series().reset_index(name="mean")
@@ -186,8 +174,8 @@ def summary_table(dt: xr.DataTree, data: ArrheniusData) -> pd.DataFrame:
     # dE is undefined (NaN) for the reference season itself.
     out = pd.concat(rows, ignore_index=True).dropna(subset=["mean"]).reset_index(drop=True)
     lead = ["quantity", "flux_class", "season", "site"]
-    lead += [c for c in out.columns if c not in lead and c not in runio.SUMMARY_STATS]
-    return out[[c for c in lead if c in out] + [c for c in runio.SUMMARY_STATS if c in out]]
+    lead += [c for c in out.columns if c not in lead and c not in SUMMARY_STATS]
+    return out[[c for c in lead if c in out] + [c for c in SUMMARY_STATS if c in out]]
 
 
 def data_summary(obs: Observations, data: ArrheniusData) -> pd.DataFrame:

@@ -45,14 +45,15 @@ def main(argv: list[str] | None = None) -> int:
 
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser().parse_args(argv)
-    out = runio.check_out_dir(runio.out_dir("fit_ea", args.out), overwrite=args.overwrite)
-    fit = tpflux.fit_ea(args.data, dataset=args.dataset, seasons=args.seasons,
-                        likelihood=args.likelihood, chains=args.chains, draws=args.draws,
-                        tune=args.tune, seed=args.seed, sampler=args.sampler,
-                        target_accept=args.target_accept, t_ref_c=args.t_ref, min_obs=args.min_obs,
-                        ppc_draws=args.ppc_draws, flux_column=args.flux_column,
-                        per_chamber=args.per_chamber, command_line=argv)
-    fit.save(out, overwrite=args.overwrite)
+    with runio.output_folder("fit_ea", args.out, args.overwrite) as out:
+        fit = tpflux.fit_ea(args.data, dataset=args.dataset, seasons=args.seasons,
+                            likelihood=args.likelihood, chains=args.chains, draws=args.draws,
+                            tune=args.tune, seed=args.seed, sampler=args.sampler,
+                            target_accept=args.target_accept, t_ref_c=args.t_ref,
+                            min_obs=args.min_obs, ppc_draws=args.ppc_draws,
+                            flux_column=args.flux_column, per_chamber=args.per_chamber,
+                            command_line=argv)
+        fit.save(out, overwrite=args.overwrite)
     print(fit.result_text())
     runio.progress(f"wrote {out}/: ea_posterior.nc, ea_summary.csv, diagnostics.json")
     return runio.gate_exit(fit.diagnostics, args.allow_unconverged, gate_advice(fit.config))

@@ -2,21 +2,20 @@
 
     python -m inference.fit_rr (--table PATH | --dataset NAME) [--moderator COLUMN] [--warming-slope]
                                [--tau-prior FAMILY:SCALE] [--tau-prior-sensitivity] [--tau-by-level]
-                               [--chains --draws --tune --seed --out --allow-unconverged]
+                               [--chains --draws --tune --seed --out --overwrite --allow-unconverged]
 
 Writes ``rr_posterior.nc`` (ArviZ DataTree), ``rr_summary.csv``, ``diagnostics.json`` (and with
 ``--tau-prior-sensitivity`` ``rr_prior_sensitivity.csv``) to the run folder. Forest plot of a run:
-``python -m reports.forest_rr RUN_DIR``.
+``python -m reports.forest_rr RUN_DIR``. The same fit from Python: ``tpflux.fit_rr(...)``; at the
+same seed both give identical posterior arrays and summaries.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
-import time
 import warnings
 
 import numpy as np
@@ -24,18 +23,18 @@ import pandas as pd
 import pymc as pm
 import xarray as xr
 
-from data.warming import WarmingTable, load_warming
 from inference import runio
 from models.conventions import CI_LABEL, CI_QUANTILES
 from models.meta import (SENSITIVITY_TAU_PRIORS, Effects, RRData, RRSpec, between_levels,
-                         build_rr_model, effect_sizes, parse_tau_prior, prepare, warming_by_level)
+                         build_rr_model, prepare, warming_by_level)
 
 POSTERIOR_SUMMARY = ("lnRR", "RR", "tau", "tau_study", "tau_site", "I2", "lnRR_new", "RR_new",
                      "lnRR_per_degC", "RR_per_degC")
-WARMING_DATASETS = ("synthetic-warming", "precip-manipulation")
 
 
 def parser() -> argparse.ArgumentParser:
+    from tpflux.meta import PARAMETERISATIONS, SIGN_CHANGES, WARMING_DATASETS
+
     p = runio.base_parser("fit_rr", __doc__.split("\n\n")[0])
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--table", default=None,
@@ -51,7 +50,7 @@ def parser() -> argparse.ArgumentParser:
                         "compared with each earlier one (default: sorted)")
     p.add_argument("--warming-slope", action="store_true",
                    help="add lnRR per °C of applied warming (centred at the table's mean warming)")
-    p.add_argument("--tau-prior", type=_tau_prior, default=RRSpec.tau_prior,
+    p.add_argument("--tau-prior", default=str(RRSpec.tau_prior),
                    help="prior of τ_study and τ_site: halfnormal|halfcauchy|halfstudentt|"
                         "exponential|uniform:SCALE")
     p.add_argument("--tau-by-level", action="store_true",
@@ -62,28 +61,14 @@ def parser() -> argparse.ArgumentParser:
                    help="SD of the Normal(0, SD) prior of each level's lnRR")
     p.add_argument("--bias-correction", action="store_true",
                    help="Lajeunesse (2015) second-order lnRR and variance")
-    p.add_argument("--sign-change", choices=("error", "drop"), default="error",
+    p.add_argument("--sign-change", choices=SIGN_CHANGES, default=SIGN_CHANGES[0],
                    help="rows with a zero mean or control/treatment of opposite sign: refuse, or "
                         "leave out (counted in the output)")
-    p.add_argument("--parameterisation", choices=("marginal", "noncentred"),
+    p.add_argument("--parameterisation", choices=PARAMETERISATIONS,
                    default=RRSpec.parameterisation,
                    help="study/site effects integrated out exactly, or sampled non-centred")
     runio.add_sampling_args(p)
     return p
-
-
-def _tau_prior(text: str):
-    try:
-        return parse_tau_prior(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def spec_from_args(args, moderator: str) -> RRSpec:
-    levels = tuple(x.strip() for x in args.levels.split(",")) if args.levels else None
-    return RRSpec(moderator=moderator, warming_slope=args.warming_slope, tau_prior=args.tau_prior,
-                  mu_prior_sd=args.mu_prior_sd, levels=levels, tau_by_level=args.tau_by_level,
-                  parameterisation=args.parameterisation)
 
 
 # ---------------------------------------------------------------- steps
@@ -168,24 +153,7 @@ def summary_table(dt: xr.DataTree, d: RRData) -> pd.DataFrame:
         value = rr_new.quantile(q, dim="sample").to_series()
         rows.append(pd.DataFrame({"quantity": name, "level": value.index, "mean": value.to_numpy(),
                                   "median": value.to_numpy()}))
-    ln_rr = post["lnRR"].stack(sample=("chain", "draw")).transpose("sample", "level")
-    pairs = between_levels(ln_rr.to_numpy(), d.levels)
-    if not pairs.empty:
-        diff = xr.concat([post["lnRR"].sel(level=a) - post["lnRR"].sel(level=b)
-                          for a, b in zip(pairs["level"], pairs["versus"])], dim="pair")
-        dsum = runio.tidy_summary(xr.Dataset({"dlnRR": diff.drop_vars("level", errors="ignore")}))
-        dsum = dsum.drop(columns="pair", errors="ignore")
-        dsum["level"], dsum["versus"] = pairs["level"].to_numpy(), pairs["versus"].to_numpy()
-        rows.append(dsum)
-        for name in ("P_diff_gt_0", "overlap"):
-            rows.append(pairs[["level", "versus"]].assign(quantity=name, mean=pairs[name],
-                                                          median=pairs[name]))
-        both = pd.concat([
-            pairs[["level", "versus"]].assign(value=pairs["p_agree"]),
-            pairs.rename(columns={"level": "versus", "versus": "level"})[["level", "versus"]]
-            .assign(value=pairs["p_agree_reverse"].to_numpy())], ignore_index=True)
-        rows.append(both.assign(quantity="p_agree", mean=both["value"], median=both["value"])
-                    .drop(columns="value"))
+    rows += _between_level_rows(post, d.levels)
     data = warming_by_level(d)
     for name in ("k", "n_studies"):
         rows.append(pd.DataFrame({"quantity": name, "level": data["level"], "mean": data[name],
@@ -198,6 +166,30 @@ def summary_table(dt: xr.DataTree, d: RRData) -> pd.DataFrame:
     lead = ["quantity", "level", "versus"]
     out = out.reindex(columns=[*lead, *[c for c in out.columns if c not in lead]])
     return out[lead + [c for c in runio.SUMMARY_STATS if c in out.columns]]
+
+
+def _between_level_rows(post: xr.Dataset, levels: list[str]) -> list[pd.DataFrame]:
+    """Per pair of levels: dlnRR (level − versus), P_diff_gt_0, overlap, p_agree both ways."""
+    ln_rr = post["lnRR"].stack(sample=("chain", "draw")).transpose("sample", "level")
+    pairs = between_levels(ln_rr.to_numpy(), levels)
+    if pairs.empty:
+        return []
+    diff = xr.concat([post["lnRR"].sel(level=a) - post["lnRR"].sel(level=b)
+                      for a, b in zip(pairs["level"], pairs["versus"])], dim="pair")
+    dsum = runio.tidy_summary(xr.Dataset({"dlnRR": diff.drop_vars("level", errors="ignore")}))
+    dsum = dsum.drop(columns="pair", errors="ignore")
+    dsum["level"], dsum["versus"] = pairs["level"].to_numpy(), pairs["versus"].to_numpy()
+    rows = [dsum]
+    for name in ("P_diff_gt_0", "overlap"):
+        rows.append(pairs[["level", "versus"]].assign(quantity=name, mean=pairs[name],
+                                                      median=pairs[name]))
+    both = pd.concat([
+        pairs[["level", "versus"]].assign(value=pairs["p_agree"]),
+        pairs.rename(columns={"level": "versus", "versus": "level"})[["level", "versus"]]
+        .assign(value=pairs["p_agree_reverse"].to_numpy())], ignore_index=True)
+    rows.append(both.assign(quantity="p_agree", mean=both["value"], median=both["value"])
+                .drop(columns="value"))
+    return rows
 
 
 def gated_variables(dt: xr.DataTree) -> list[str]:
@@ -254,15 +246,16 @@ def result_text(summary: pd.DataFrame, moderator: str, synthetic: bool, dropped:
 
 
 def sensitivity_table(effects: Effects, spec: RRSpec, main_dt: xr.DataTree, *, chains: int,
-                      draws: int, tune: int, seed: int) -> pd.DataFrame:
-    """lnRR, RR, τ and P_diff_gt_0 under the fitted τ prior and each alternative prior."""
+                      draws: int, tune: int, seed: int, say=runio.progress) -> pd.DataFrame:
+    """lnRR, RR, τ and P_diff_gt_0 under the fitted τ prior and each alternative prior
+    (``say``: where the progress lines go)."""
     import dataclasses
 
     rows = []
     fits = [(spec.tau_prior, main_dt)]
     for prior in SENSITIVITY_TAU_PRIORS:
         if prior != spec.tau_prior:
-            runio.progress(f"prior sensitivity: τ ~ {prior}")
+            say(f"prior sensitivity: τ ~ {prior}")
             alt = dataclasses.replace(spec, tau_prior=prior)
             fits.append((prior, sample_rr(effects, alt, chains=chains, draws=draws, tune=tune,
                                           seed=seed)))
@@ -280,55 +273,23 @@ def sensitivity_table(effects: Effects, spec: RRSpec, main_dt: xr.DataTree, *, c
 # ---------------------------------------------------------------- entry point
 @runio.cli
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    source = args.table if args.table else args.dataset
-    wt: WarmingTable = load_warming(source, seed=args.seed)
-    moderator = args.moderator or wt.default_moderator
-    spec = spec_from_args(args, moderator)
-    effects = effect_sizes(wt.table, bias_correction=args.bias_correction,
-                           on_sign_change=args.sign_change, source=wt.source,
-                           source_columns=wt.source_columns)
-    d = prepare(effects, spec)  # refuses a bad moderator or warming column before sampling
-    runio.progress(f"{len(d.effects)} experiments, {len(d.studies)} studies, {len(d.sites)} sites; "
-                   f"levels of {moderator}: {', '.join(d.levels)}"
-                   + (" (SYNTHETIC)" if wt.synthetic else ""))
-    runio.progress(f"sampling: {args.chains} chains × ({args.tune} tune + {args.draws} draws), "
-                   f"τ ~ {spec.tau_prior}, {spec.parameterisation} study/site effects")
-    t0 = time.perf_counter()
-    dt = sample_rr(effects, spec, chains=args.chains, draws=args.draws, tune=args.tune,
-                   seed=args.seed, progressbar=sys.stderr.isatty())
-    wall = time.perf_counter() - t0
-    dt = assemble(dt, d)
-    run_config = {**spec.as_dict(), "source": wt.source, "table": args.table,
-                  "dataset": args.dataset, "bias_correction": args.bias_correction,
-                  "sign_change": args.sign_change, "dropped": effects.dropped,
-                  "synthetic": wt.synthetic, "truth": wt.truth, "chains": args.chains,
-                  "draws": args.draws, "tune": args.tune, "warming_ref_c": d.warming_ref_c,
-                  "sampling_seconds": round(wall, 2)}
-    dt.attrs.update(runio.provenance(run_config, runio.table_sha256(wt.table), args.seed, argv))
-    dt.attrs.update({"moderator": moderator, "levels": json.dumps(d.levels),
-                     "synthetic": int(wt.synthetic)})
+    from tpflux.meta import fit_rr, gate_advice
 
-    summary = summary_table(dt, d)
-    diag = runio.diagnose(dt, gated_variables(dt))
-    diag.update({"sampling_seconds": wall, "n_experiments": len(d.effects),
-                 "n_studies": len(d.studies), "n_sites": len(d.sites), "moderator": moderator,
-                 "levels": d.levels, "dropped": effects.dropped, "synthetic": wt.synthetic})
-    sensitivity = None
-    if args.tau_prior_sensitivity:
-        sensitivity = sensitivity_table(effects, spec, dt, chains=args.chains, draws=args.draws,
-                                        tune=args.tune, seed=args.seed)
-    out = runio.out_dir("fit_rr", args.out)
-    runio.write_datatree(out / "rr_posterior.nc", dt)
-    runio.write_csv(out / "rr_summary.csv", summary)
-    runio.write_json(out / "diagnostics.json", diag)
-    if sensitivity is not None:
-        runio.write_csv(out / "rr_prior_sensitivity.csv", sensitivity)
-    print(result_text(summary, moderator, wt.synthetic, effects.dropped))
-    runio.progress(f"wrote {out}/rr_posterior.nc, rr_summary.csv, diagnostics.json"
-                   + (", rr_prior_sensitivity.csv" if sensitivity is not None else ""))
-    return runio.gate_exit(diag, args.allow_unconverged,
-                           "more --tune/--draws; a tighter --tau-prior when there are few studies")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parser().parse_args(argv)
+    out = runio.check_out_dir(runio.out_dir("fit_rr", args.out), overwrite=args.overwrite)
+    fit = fit_rr(args.table, dataset=args.dataset, moderator=args.moderator, levels=args.levels,
+                 warming_slope=args.warming_slope, tau_prior=args.tau_prior,
+                 tau_by_level=args.tau_by_level, tau_prior_sensitivity=args.tau_prior_sensitivity,
+                 mu_prior_sd=args.mu_prior_sd, bias_correction=args.bias_correction,
+                 sign_change=args.sign_change, parameterisation=args.parameterisation,
+                 chains=args.chains, draws=args.draws, tune=args.tune, seed=args.seed,
+                 command_line=argv)
+    fit.save(out, overwrite=args.overwrite)
+    print(fit.result_text())
+    runio.progress(f"wrote {out}/: rr_posterior.nc, rr_summary.csv, diagnostics.json"
+                   + "".join(f", {name}" for name in fit.extra_tables))
+    return runio.gate_exit(fit.diagnostics, args.allow_unconverged, gate_advice(fit.config))
 
 
 if __name__ == "__main__":

@@ -9,27 +9,24 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as _dt
-import functools
 import importlib.metadata
 import json
-import os
 import shlex
 import sys
-import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-import xarray as xr
 
-from data.errors import DataError
-from data.storage import RunFolder, as_saved, new_run_id, check_out_dir, dumps, write_csv, write_datatree, write_json, write_text
-from models.conventions import (CI_QUANTILES, DEFAULT_SEED, EXIT_BAD_INPUT, EXIT_GATE, EXIT_OK, GATE,
-                                SUMMARY_STATS)
+from data.storage import RunFolder, as_saved, new_run_id, run_lock, check_out_dir, dumps, write_csv, write_datatree, write_json, write_text
+from models.conventions import (DEFAULT_SEED, EXIT_BAD_INPUT, EXIT_GATE, EXIT_OK, GATE, SUMMARY_STATS, cli,
+                                progress)
+from models.summary import diagnose, gate_failures, mean_tree_depth
+from models.summary import posterior_summary as tidy_summary
 
 __all__ = ["RunFolder", "as_saved", "check_out_dir", "write_csv", "write_datatree", "write_json", "write_text",
-           "EXIT_OK", "EXIT_BAD_INPUT", "EXIT_GATE", "GATE", "SUMMARY_STATS"]
+           "EXIT_OK", "EXIT_BAD_INPUT", "EXIT_GATE", "GATE", "SUMMARY_STATS", "cli", "diagnose", "gate_failures",
+           "mean_tree_depth", "progress", "tidy_summary"]
 
 PACKAGES = ("tpflux", "pymc", "pytensor", "arviz", "numpy", "pandas", "xarray", "scikit-learn",
             "scipy", "matplotlib")
@@ -64,23 +61,14 @@ def out_dir(job: str, out: Path | None) -> Path:
     return Path("results") / f"{job}-{stamp}"
 
 
-def cli(main: Callable[[list[str] | None], int]) -> Callable[[list[str] | None], int]:
-    """Wrap an entry point: a DataError becomes exit 2 with one line on stderr, no traceback."""
-
-    @functools.wraps(main)
-    def wrapped(argv: list[str] | None = None) -> int:
-        try:
-            return main(argv)
-        except DataError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return EXIT_BAD_INPUT
-
-    return wrapped
-
-
-def progress(message: str) -> None:
-    """One line of progress on stderr (stdout stays for results)."""
-    print(f"[{_dt.datetime.now():%H:%M:%S}] {message}", file=sys.stderr, flush=True)
+@contextlib.contextmanager
+def output_folder(job: str, out: Path | None, overwrite: bool = False):
+    """The run folder of a command-line job, checked before any work (an existing file, an
+    unwritable place, a previous run without ``--overwrite``) and locked against a second writer
+    until the job has saved."""
+    path = check_out_dir(out_dir(job, out), overwrite=overwrite)
+    with run_lock(path):
+        yield path
 
 
 # ---------------------------------------------------------------- provenance
@@ -98,7 +86,7 @@ def provenance(config: dict, data_sha256: str, seed: int, argv: Iterable[str] | 
 
     ``argv``: the command line's arguments, or None for a call from Python (recorded as such).
     """
-    command = (shlex.join([f"python -m inference.{job}", *argv]) if argv is not None
+    command = (shlex.join(["python", "-m", f"inference.{job}", *argv]) if argv is not None
                else f"tpflux.{job}(...) from Python")
     return {
         "tpflux_job": job,
@@ -121,66 +109,6 @@ def table_sha256(table: pd.DataFrame) -> str:
 
 
 # ---------------------------------------------------------------- summary and gate
-def tidy_summary(draws: xr.Dataset, names: Iterable[str] | None = None) -> pd.DataFrame:
-    """One row per scalar of each variable: grouping coordinates as columns + SUMMARY_STATS.
-
-    ``draws`` has dims (chain, draw, …). Intervals use the project's single convention.
-    """
-    import arviz as az
-
-    names = list(draws.data_vars) if names is None else list(names)
-    ds = draws[names]
-    lo, mid, hi = CI_QUANTILES
-    with warnings.catch_warnings():  # all-NaN cells (e.g. a contrast with itself) stay NaN
-        warnings.simplefilter("ignore", RuntimeWarning)
-        q = ds.quantile([lo, mid, hi], dim=("chain", "draw"))
-    stats = {
-        "mean": ds.mean(("chain", "draw")), "sd": ds.std(("chain", "draw"), ddof=1),
-        "median": q.sel(quantile=mid, drop=True), "ci_low": q.sel(quantile=lo, drop=True),
-        "ci_high": q.sel(quantile=hi, drop=True),
-    }
-    n_draws = ds.sizes["draw"] * ds.sizes["chain"]
-    if ds.sizes["chain"] > 1 or n_draws >= 4:
-        stats["ess_bulk"] = az.ess(ds, method="bulk")
-        stats["ess_tail"] = az.ess(ds, method="tail")
-        stats["r_hat"] = az.rhat(ds) if ds.sizes["chain"] > 1 else ds.mean(("chain", "draw")) * np.nan
-    rows = []
-    for name in names:
-        frame = pd.concat({k: v[name].to_series() if v[name].ndim else pd.Series([float(v[name])])
-                           for k, v in stats.items()}, axis=1)
-        frame = frame.reset_index() if ds[name].ndim - 2 > 0 else frame.reset_index(drop=True)
-        frame.insert(0, "quantity", name)
-        rows.append(frame)
-    out = pd.concat(rows, ignore_index=True)
-    lead = ["quantity"] + [c for c in out.columns if c not in SUMMARY_STATS and c != "quantity"]
-    return out[lead + [c for c in SUMMARY_STATS if c in out.columns]]
-
-
-def diagnose(dt: xr.DataTree, var_names: Iterable[str] | None = None) -> dict:
-    """R-hat / ESS / divergence figures and the pass-fail verdict against GATE, with reasons."""
-    import arviz as az
-
-    post = dt["posterior"].to_dataset()
-    post = post[list(var_names)] if var_names is not None else post
-    rhat = float(az.rhat(post).to_array().max())
-    ess_b = float(az.ess(post, method="bulk").to_array().min())
-    ess_t = float(az.ess(post, method="tail").to_array().min())
-    div = 0
-    if "sample_stats" in dt.children and "diverging" in dt["sample_stats"]:
-        div = int(dt["sample_stats"]["diverging"].sum())
-    failed = []
-    if not rhat <= GATE["r_hat_max"]:
-        failed.append(f"R-hat {rhat:.3f} > {GATE['r_hat_max']}")
-    if not ess_b >= GATE["ess_bulk_min"]:
-        failed.append(f"bulk ESS {ess_b:.0f} < {GATE['ess_bulk_min']}")
-    if not ess_t >= GATE["ess_tail_min"]:
-        failed.append(f"tail ESS {ess_t:.0f} < {GATE['ess_tail_min']}")
-    if div > GATE["divergences"]:
-        failed.append(f"{div} divergent transitions")
-    return {"r_hat_max": rhat, "ess_bulk_min": ess_b, "ess_tail_min": ess_t, "divergences": div,
-            "gate": GATE, "verdict": "fail" if failed else "pass", "failed": failed}
-
-
 def gate_exit(diag: dict, allow_unconverged: bool, advice: str) -> int:
     """Print the verdict; exit 3 on failure unless allowed."""
     if diag["verdict"] == "pass":

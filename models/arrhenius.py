@@ -39,64 +39,14 @@ import pandas as pd
 import pymc as pm
 import pytensor.tensor as pt
 
+from data.constants import arrhenius_x
+from data.constants import fold_change, q10  # noqa: F401  (re-exported beside the model)
 from data.errors import DataError
-
-K_BOLTZMANN_EV = 8.617333262e-5  # eV K⁻¹
-KELVIN = 273.15
-LIKELIHOODS = ("normal", "student")
+from models.arrhenius_config import LIKELIHOODS, ArrheniusConfig, group_labels
+from models.arrhenius_config import Priors  # noqa: F401  (re-exported beside the model)
 
 # Groups with at least this many observations are centred in the per-observation models.
 CENTRED_MIN_OBS = 10
-
-
-@dataclasses.dataclass(frozen=True)
-class Priors:
-    E_mu: float = 0.6
-    E_sd: float = 0.6
-    lnR_mu: float = 1.0
-    lnR_sd: float = 3.0
-    method_sd: float = 1.0
-    tau_E_sd: float = 0.5
-    tau_R_sd: float = 1.5
-    sigma_sd: float = 1.5
-    nu_alpha: float = 2.0
-    nu_beta: float = 0.1
-
-
-@dataclasses.dataclass(frozen=True)
-class ArrheniusConfig:
-    """Everything that defines a fit; stored in the run's attrs."""
-
-    t_ref_c: float = 15.0
-    likelihood: str = "normal"
-    min_obs: int = 20  # per flux class × season; smaller classes are reported and skipped
-    weight_by_days: bool = True
-    priors: Priors = dataclasses.field(default_factory=Priors)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "ArrheniusConfig":
-        d = dict(d)
-        d["priors"] = Priors(**d.get("priors", {}))
-        return cls(**{k: v for k, v in d.items() if k in {f.name for f in dataclasses.fields(cls)}})
-
-
-def arrhenius_x(temp_c, t_ref_c: float = 15.0):
-    """x = 1/(k T_C) − 1/(k T) in eV⁻¹; positive above the reference temperature."""
-    t = np.asarray(temp_c, dtype=float) + KELVIN
-    return 1.0 / (K_BOLTZMANN_EV * (t_ref_c + KELVIN)) - 1.0 / (K_BOLTZMANN_EV * t)
-
-
-def fold_change(E, t1_c: float, t2_c: float):
-    """Flux ratio F(t2)/F(t1) for activation energy E (eV)."""
-    return np.exp(np.asarray(E) * (arrhenius_x(t2_c) - arrhenius_x(t1_c)))
-
-
-def q10(E, t_c: float):
-    """Q10 over [t_c, t_c + 10 °C] for activation energy E (eV)."""
-    return fold_change(E, t_c, t_c + 10.0)
 
 
 @dataclasses.dataclass
@@ -172,7 +122,7 @@ def prepare_data(table: pd.DataFrame, season: pd.Series, config: ArrheniusConfig
         {"site": "first", "flux_class": "first", "season": "first",
          "method": lambda m: m.mode().iloc[0]})
     groups = first.join(stats).reset_index()
-    groups["label"] = groups["site"] + "|" + groups["flux_class"] + "|" + groups["season"]
+    groups["label"] = group_labels(groups["site"], groups["flux_class"], groups["season"])
     _require_two_sites(groups, source)
 
     # A method offset is identifiable only where a class mixes methods.
@@ -198,7 +148,7 @@ def _require_two_sites(groups: pd.DataFrame, source) -> None:
 
 
 def _index(values: pd.Series, labels: list[str]) -> np.ndarray:
-    return pd.Categorical(values, categories=labels).codes.astype("int64")
+    return pd.Index(labels).get_indexer(values).astype("int64")  # -1 where not among labels
 
 
 def _hyperparameters(data: ArrheniusData, config: ArrheniusConfig):

@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from models.arrhenius import ArrheniusData, _index, arrhenius_x
+from data.constants import fold_change, q10
+from models.arrhenius import ArrheniusData, _index
 
 # Derived temperature contrasts reported with every fit.
 Q10_RANGES_C = ((0.0, 10.0), (10.0, 20.0))
@@ -97,10 +98,9 @@ def derived_quantities(post: xr.Dataset, data: ArrheniusData) -> xr.Dataset:
         out["dE"] = dE
         out["P_dE_gt_0"] = (dE > 0).astype(float)
     labels = [f"{lo:g}-{hi:g} C" for lo, hi in Q10_RANGES_C]
-    out["Q10"] = xr.concat([E.copy(data=np.exp(E.to_numpy() * (arrhenius_x(lo + 10) - arrhenius_x(lo))))
-                            for lo, _ in Q10_RANGES_C], dim=pd.Index(labels, name="temp_range"))
-    t1, t2 = FOLD_CHANGE_C
-    out["fold_change_0_30"] = np.exp(E * (arrhenius_x(t2) - arrhenius_x(t1)))
+    out["Q10"] = xr.concat([E.copy(data=q10(E.to_numpy(), lo)) for lo, _ in Q10_RANGES_C],
+                           dim=pd.Index(labels, name="temp_range"))
+    out["fold_change_0_30"] = E.copy(data=fold_change(E.to_numpy(), *FOLD_CHANGE_C))
     return out
 
 

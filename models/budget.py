@@ -31,8 +31,9 @@ published numbers are matched closely, agreement probabilities included (RS 87 (
 mean of the first 10 RS estimates with their SDs); without it ("weighted", the recipe as described,
 the default) the medians agree as well but the direct intervals are wider and P(agree) larger.
 
-Agreement: ``agreement_probability`` is ``prob_agreement`` of functions-stats.R — the probability that
-a draw of Normal(mean, sd of the implied draws) falls inside the direct distribution's 95 % interval;
+Agreement: ``agreement_probability`` (models.summary, shared with the meta-analysis) is
+``prob_agreement`` of functions-stats.R — the probability that a draw of Normal(mean, sd of the
+implied draws) falls inside the direct distribution's 95 % interval;
 ``density_overlap`` is the overlap of the two densities (intersection point, tail shares and the
 overlap coefficient ∫min(f, g)); ``variance_decomposition`` freezes one input at its median.
 
@@ -52,10 +53,11 @@ from collections.abc import Callable, Mapping
 import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy import ndimage, stats
+from scipy import ndimage
 
 from data.errors import DataError
 from models.conventions import CI_QUANTILES
+from models.summary import agreement_probability
 
 N_DRAWS = 10_000
 SAMPLE_SIZE = 10
@@ -322,13 +324,6 @@ def _inputs_of(draws: Mapping[str, np.ndarray], names: tuple[str, ...]) -> list[
 def interval(x: np.ndarray) -> tuple[float, float, float]:
     lo, mid, hi = np.quantile(np.asarray(x, dtype=float), CI_QUANTILES)
     return float(lo), float(mid), float(hi)
-
-
-def agreement_probability(implied: np.ndarray, lo: float, hi: float) -> float:
-    """P(a draw of Normal(mean, sd of ``implied``) lies in [lo, hi]) — prob_agreement of the R code."""
-    implied = np.asarray(implied, dtype=float)
-    mu, s = float(implied.mean()), float(implied.std(ddof=1))
-    return float(stats.norm.cdf((hi - mu) / s) - stats.norm.cdf((lo - mu) / s))
 
 
 def empirical_agreement(implied: np.ndarray, lo: float, hi: float) -> float:

@@ -1,8 +1,15 @@
 """Conventions every table, figure, summary and gate shares (no pymc: reports read them too).
 
 One interval convention: 95 % equal-tailed. One convergence gate for every posterior the suite
-reports. One set of summary columns.
+reports. One set of summary columns. The command-line contract of every entry point: exit codes, a
+DataError as one line on stderr, progress on stderr.
 """
+
+import datetime as _dt
+import functools
+import sys
+
+from data.errors import DataError
 
 CI_PROB = 0.95
 CI_KIND = "eti"
@@ -20,3 +27,31 @@ EXIT_OK, EXIT_BAD_INPUT, EXIT_GATE = 0, 2, 3
 
 # Default random seed of every job and API function (same seed, same result).
 DEFAULT_SEED = 20261122
+
+# E-BFMI below this signals poor exploration of the tails (Betancourt 2016); reported, not gated.
+BFMI_LOW = 0.3
+
+# fit_ea: the sampled hyperparameters, and the variables the convergence gate reads (those plus
+# the site-level E).
+EA_SAMPLED_VARIABLES = ("E", "lnR", "tau_E", "tau_R", "sigma", "method_offset", "nu")
+EA_GATED_VARIABLES = ("E", "lnR", "tau_E", "tau_R", "sigma", "E_site")
+
+
+# ---------------------------------------------------------------- command line
+def progress(message: str) -> None:
+    """One line of progress on stderr (stdout stays for results)."""
+    print(f"[{_dt.datetime.now():%H:%M:%S}] {message}", file=sys.stderr, flush=True)
+
+
+def cli(main):
+    """Wrap an entry point: a DataError becomes exit 2 with one line on stderr, no traceback."""
+
+    @functools.wraps(main)
+    def wrapped(argv: list[str] | None = None) -> int:
+        try:
+            return main(argv)
+        except DataError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+
+    return wrapped

@@ -53,10 +53,10 @@ import pymc as pm
 import pytensor.tensor as pt
 from scipy import stats
 
-from data.errors import DataError, file_row
-from models.conventions import CI_QUANTILES
+from data.errors import DataError
+from data.table import ROW_COLUMN, source_row
+from models.summary import agreement_probability
 
-ROW_COLUMN = "source_row"
 TAU_FAMILIES = ("halfnormal", "halfcauchy", "halfstudentt", "exponential", "uniform")
 
 
@@ -126,12 +126,6 @@ class Effects:
     source: str
 
 
-def _row_of(table: pd.DataFrame, position: int) -> int:
-    if ROW_COLUMN in table.columns:
-        return int(table[ROW_COLUMN].iloc[position])
-    return file_row(position)
-
-
 def effect_sizes(table: pd.DataFrame, bias_correction: bool = False, on_sign_change: str = "error",
                  source: str = "<table>", source_columns: dict[str, str] | None = None) -> Effects:
     """lnRR (``yi``) and its sampling variance (``vi``) per row of a validated warming table.
@@ -157,7 +151,7 @@ def effect_sizes(table: pd.DataFrame, bias_correction: bool = False, on_sign_cha
                 col = ("control_mean" if (mc[i] == 0 or not zero[i]) else "treatment_mean")
                 # In the file's own unit when the reader converted it.
                 f = float(t["unit_factor"].iloc[i]) if "unit_factor" in t.columns else 1.0
-                raise DataError(source, _row_of(t, i), (source_columns or {}).get(col, col),
+                raise DataError(source, source_row(t, i), (source_columns or {}).get(col, col),
                                 f"{what} ({mc[i] / f:g} vs {mt[i] / f:g}): the log response ratio does not "
                                 f"exist ({int(zero.sum() + flip.sum())} such rows)",
                                 "remove the row, or pass --sign-change drop to leave such rows out "
@@ -256,7 +250,7 @@ def prepare(effects: Effects, spec: RRSpec) -> RRData:
     blank = (labels.isna() | labels.astype(str).str.strip().eq("")).to_numpy()
     if blank.any():
         i = int(np.flatnonzero(blank)[0])
-        raise DataError(effects.source, _row_of(t, i), mod,
+        raise DataError(effects.source, source_row(t, i), mod,
                         f"moderator '{mod}' is blank ({int(blank.sum())} of {len(t)} rows)",
                         "fill it in every row, or choose another column with --moderator"
                         + (f" ({', '.join(options)})" if options else ""))
@@ -293,7 +287,7 @@ def prepare(effects: Effects, spec: RRSpec) -> RRData:
         bad = ~np.isfinite(w)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise DataError(effects.source, _row_of(t, i), "warming_c",
+            raise DataError(effects.source, source_row(t, i), "warming_c",
                             f"applied warming is blank ({int(bad.sum())} rows) but the warming "
                             "slope needs it", "fill warming_c, or fit without --warming-slope")
         if np.ptp(w) == 0:
@@ -413,19 +407,6 @@ def overlap_coefficient(a: np.ndarray, b: np.ndarray, grid_size: int = 1024) -> 
     pad = 4 * max(a.std() * ka.factor, b.std() * kb.factor)
     grid = np.linspace(min(a.min(), b.min()) - pad, max(a.max(), b.max()) + pad, grid_size)
     return float(np.clip(np.trapezoid(np.minimum(ka(grid), kb(grid)), grid), 0.0, 1.0))
-
-
-def agreement_probability(a: np.ndarray, b: np.ndarray) -> float:
-    """P that a draw of A lies inside B's interval, both approximated as normal (Jian et al. 2022).
-
-    A ~ N(mean_a, sd_a); B's interval is mean_b ± z·sd_b with z from the project's interval
-    (95 %). Not symmetric; A = B gives the interval's probability, CI_PROB.
-    """
-    a, b = np.ravel(a).astype(float), np.ravel(b).astype(float)
-    z = stats.norm.ppf(CI_QUANTILES[2])
-    lo, hi = b.mean() - z * b.std(ddof=1), b.mean() + z * b.std(ddof=1)
-    dist = stats.norm(a.mean(), a.std(ddof=1))
-    return float(dist.cdf(hi) - dist.cdf(lo))
 
 
 def level_pairs(levels: list[str]) -> list[tuple[str, str]]:

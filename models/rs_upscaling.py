@@ -23,9 +23,8 @@ from sklearn.ensemble import RandomForestRegressor
 from sklearn.metrics import r2_score
 from sklearn.model_selection import GroupKFold, cross_val_predict
 
+from data.constants import G_PER_PG
 from models.conventions import CI_QUANTILES
-
-G_PER_PG = 1e15
 
 
 def build_rs_forest(n_trees: int = 200, seed: int = 0, n_jobs: int = 1, min_samples_leaf: int = 5,

@@ -20,7 +20,8 @@ Aggregation periods: ``annual``; ``growing`` / ``non-growing`` (julian scheme); 
 control (ΔT = 0) temperatures, so every scenario is compared on the same days. E follows each
 day's season under the posterior's own scheme.
 
-Units: flux nmol CH4 m⁻² s⁻¹ × 86 400 s d⁻¹ × 16.04 g mol⁻¹ × 10⁻⁹ mol nmol⁻¹ = g CH4 m⁻² d⁻¹.
+Units: flux nmol CH4 m⁻² s⁻¹ × 86 400 s d⁻¹ × M(CH4) g mol⁻¹ × 10⁻⁹ mol nmol⁻¹ = g CH4 m⁻² d⁻¹, with
+M(CH4) = 16.04246 g mol⁻¹ and the other constants from data.constants.
 Site totals are g CH4 m⁻² yr⁻¹: the sum over a period's observed days divided by the years of
 record (the site's observed days / 365.25), so growing + non-growing = annual. Grid totals are
 Tg CH4 yr⁻¹: Σ cells, days of flux × ecosystem fraction × cell area, per year of the cube, / 10¹².
@@ -38,18 +39,14 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from data.constants import (CH4_MOLAR_MASS, DAYS_PER_YEAR, G_PER_TG, NMOL_PER_MOL, SECONDS_PER_DAY,
+                            fold_change, inverse_kt)
 from data.seasons import assign_seasons
 from models.conventions import CI_QUANTILES
 from models.forest import ClassForest, design_matrix
 
-K_BOLTZMANN_EV = 8.617333e-5  # eV K⁻¹
-KELVIN = 273.15
-CH4_G_PER_MOL = 16.04
-SECONDS_PER_DAY = 86_400.0
-DAYS_PER_YEAR = 365.25
-G_PER_TG = 1.0e12
 # nmol CH4 m⁻² s⁻¹ → g CH4 m⁻² d⁻¹
-G_M2_DAY_PER_FLUX = 1.0e-9 * CH4_G_PER_MOL * SECONDS_PER_DAY
+G_M2_DAY_PER_FLUX = CH4_MOLAR_MASS / NMOL_PER_MOL * SECONDS_PER_DAY
 
 DEFAULT_SCENARIOS = (0.0, 0.5, 1.0, 1.5, 2.0)
 MODES = ("rf", "arrhenius")
@@ -61,9 +58,9 @@ MAP_UNIT = "g CH4 m-2 yr-1"
 
 
 def arrhenius_factor(E, temp_c, delta_c):
-    """exp(E · (1/(k·T) − 1/(k·(T + ΔT)))) with T = temp_c + 273.15 K; E in eV."""
-    t = np.asarray(temp_c, dtype=float) + KELVIN
-    return np.exp(np.asarray(E, dtype=float) / K_BOLTZMANN_EV * (1.0 / t - 1.0 / (t + delta_c)))
+    """exp(E · (1/(k·T) − 1/(k·(T + ΔT)))) with T the soil temperature in K; E in eV."""
+    temp_c = np.asarray(temp_c, dtype=float)
+    return fold_change(E, temp_c, temp_c + delta_c)
 
 
 def ecosystem_of(flux_class: str) -> str:
@@ -171,7 +168,7 @@ class Engine:
         control = per_draw(design_matrix(frame, forest.drivers))
         e_rows = (self.e_draws.for_rows(flux_class, season)
                   if "arrhenius" in self.modes else None)
-        t_k = temp + KELVIN
+        inv_kt = inverse_kt(temp)
         for s, delta in enumerate(self.scenarios):
             n_out = forest.out_of_range(temp, delta)
             for m, mode in enumerate(self.modes):
@@ -181,7 +178,7 @@ class Engine:
                     yield s, m, per_draw(design_matrix(frame, forest.drivers, delta)), n_out
                 else:
                     # arrhenius_factor, written in place to spare (draws × rows) temporaries
-                    values = e_rows * ((1.0 / t_k - 1.0 / (t_k + delta)) / K_BOLTZMANN_EV)
+                    values = e_rows * (inv_kt - inverse_kt(temp + delta))
                     np.exp(values, out=values)
                     values *= control
                     yield s, m, values, n_out

@@ -22,26 +22,21 @@ import dataclasses
 import importlib
 import inspect
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from inference import runio  # noqa: E402
-from inference.ea_fitting import GATED_VARIABLES  # noqa: E402
-from models import conventions  # noqa: E402
-from reports import diagnostic_figures, ea_figures, html, methods, tables  # noqa: E402
-from reports.load import Run, load_run  # noqa: E402
+from data import storage
+from models import conventions
+from models.conventions import EA_GATED_VARIABLES, EA_SAMPLED_VARIABLES, EXIT_OK, cli, progress
+from models.summary import gate_failures
+from reports import diagnostic_figures, ea_figures, html, methods, tables
+from reports.load import Run, load_run
 
 FIGURE_DPI = 150
-EA_SAMPLED = ("E", "lnR", "tau_E", "tau_R", "sigma", "method_offset", "nu")
 
 
 @dataclasses.dataclass
@@ -76,27 +71,17 @@ class Report:
 
 
 # ---------------------------------------------------------------- saving
-def _atomic_savefig(fig, path: Path, fmt: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    os.close(fd)
+def save_figure(fig: Figure, folder: Path, name: str) -> tuple[Path, Path]:
+    """figures/NAME.png and NAME.pdf, each written atomically; a pyplot-managed figure is closed."""
+    folder = Path(folder)
     try:
-        fig.savefig(tmp, format=fmt, dpi=FIGURE_DPI)  # figures use constrained layout: no second draw for "tight"
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
+        # The figures use constrained layout: no second draw for a "tight" bounding box.
+        return tuple(storage.save_figure(fig, folder / f"{name}.{ext}", dpi=FIGURE_DPI) for ext in ("png", "pdf"))
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+        if fig.canvas.manager is not None:  # made through pyplot (ArviZ's figures): release it
+            import matplotlib.pyplot as plt
 
-
-def save_figure(fig, folder: Path, name: str) -> tuple[Path, Path]:
-    """figures/NAME.png and NAME.pdf, each written atomically; the figure is closed."""
-    try:
-        return (_atomic_savefig(fig, Path(folder) / f"{name}.png", "png"),
-                _atomic_savefig(fig, Path(folder) / f"{name}.pdf", "pdf"))
-    finally:
-        plt.close(fig)
+            plt.close(fig)
 
 
 def png_to_pdf(png: Path) -> Path:
@@ -104,15 +89,8 @@ def png_to_pdf(png: Path) -> Path:
     from PIL import Image
 
     pdf = png.with_suffix(".pdf")
-    fd, tmp = tempfile.mkstemp(dir=png.parent, prefix=f".{pdf.name}.", suffix=".part")
-    os.close(fd)
-    try:
-        with Image.open(png) as im:
-            im.convert("RGB").save(tmp, format="PDF", resolution=FIGURE_DPI)
-        os.replace(tmp, pdf)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with storage.atomic_path(pdf) as tmp, Image.open(png) as im:
+        im.convert("RGB").save(tmp, format="PDF", resolution=FIGURE_DPI)
     return pdf
 
 
@@ -120,13 +98,13 @@ def png_to_pdf(png: Path) -> Path:
 def build_ea(run: Run) -> Report:
     tree = run.tree
     rep = Report(run)
-    runio.progress(f"{run.path}: tables")
+    progress(f"{run.path}: tables")
     rep.tables = tables.ea_tables(tree)
-    rep.convergence = tables.convergence_summary(tree, GATED_VARIABLES)
+    rep.convergence = tables.convergence_summary(tree, EA_GATED_VARIABLES)
     _check_against_saved_summary(rep)
 
     ci = conventions.CI_LABEL
-    runio.progress(f"{run.path}: figures")
+    progress(f"{run.path}: figures")
     rep.add_figure("temperature_response", "CH₄ flux vs soil temperature",
                    f"Observations (grey) per flux class × season with the posterior median (line) and {ci} "
                    "(band, pointwise) of the class × season curve F = ±exp(lnR + δ + E·x), x = 1/(kT_C) − "
@@ -150,7 +128,7 @@ def build_ea(run: Run) -> Report:
                    f"Posterior density of ΔE per flux class with its {ci} (shaded) and median; the dashed "
                    "line marks ΔE = 0 and P(ΔE > 0) is the share of draws above it.",
                    lambda: ea_figures.season_difference(tree))
-    _diagnostic_figures(rep, EA_SAMPLED)
+    _diagnostic_figures(rep, EA_SAMPLED_VARIABLES)
     rep.add_figure("posterior_predictive", "Posterior predictive check",
                    "Density of ln|F| replicated from posterior draws (blue, one line per draw) over the observed "
                    "density (black), per flux class × season.",
@@ -199,7 +177,8 @@ def _diagnostic_figures(rep: Report, preferred) -> None:
                    "(right), one line style per chain.",
                    lambda: diagnostic_figures.trace_plot(tree, names))
     rep.add_figure("energy", "Energy plot", "Marginal energy vs energy-transition distributions and E-BFMI "
-                   "per chain; E-BFMI below 0.3 signals poor exploration of the tails (Betancourt 2016).",
+                   f"per chain; E-BFMI below {conventions.BFMI_LOW} signals poor exploration of the tails "
+                   "(Betancourt 2016).",
                    lambda: diagnostic_figures.energy_plot(tree))
 
 
@@ -251,7 +230,7 @@ def _external(rep: Report, module: str, names: tuple[str, ...], title: str, capt
         return
     results = [r for r in (result if isinstance(result, (list, tuple)) else [result]) if r is not None]
     for k, item in enumerate(results):
-        if isinstance(item, matplotlib.figure.Figure):
+        if isinstance(item, Figure):
             name = module.rsplit(".", 1)[-1] + (f"_{k}" if len(results) > 1 else "")
             png, pdf = save_figure(item, rep.fig_dir, name)
         else:
@@ -271,6 +250,29 @@ def _external(rep: Report, module: str, names: tuple[str, ...], title: str, capt
         rep.figures.append(html.FigureItem(name, label, caption, png, tuple(rel)))
 
 
+def _posterior_diagnostics(rep: Report) -> None:
+    """Convergence figures and numbers of a run that saved MCMC draws."""
+    tree = rep.run.tree
+    if tree is not None and "posterior" in tree.children:
+        rep.convergence = tables.convergence_summary(tree)
+        _diagnostic_figures(rep, None)
+
+
+def _summary_report(run: Run, name: str, title: str, caption: str) -> Report:
+    """A report that starts with the summary CSV the job saved (when there is one)."""
+    rep = Report(run)
+    if run.summary is not None:
+        rep.tables.append(tables.frame_table(name, title, caption, run.summary))
+    return rep
+
+
+def _finish(rep: Report) -> Report:
+    """The methods paragraph and the BARG checklist of a run other than fit_ea."""
+    rep.methods = methods.generic_methods(rep.run, rep.convergence)
+    _add_barg(rep, None)
+    return rep
+
+
 def build_rr(run: Run) -> Report:
     rep = Report(run)
     names = list(dict.fromkeys(run.summary["quantity"])) if run.summary is not None else []
@@ -284,57 +286,41 @@ def build_rr(run: Run) -> Report:
     if rest is not None and len(rest):
         rep.tables.append(tables.frame_table("rr_summary", "Meta-analysis summary (saved by fit_rr)",
                                              "Rows of rr_summary.csv not recomputed from the draws.", rest))
-    if run.tree is not None and "posterior" in run.tree.children:
-        rep.convergence = tables.convergence_summary(run.tree)
-        _diagnostic_figures(rep, None)
+    _posterior_diagnostics(rep)
     _external(rep, "reports.forest_rr", ("forest_figure", "save_forest"), "RR forest plot by season",
               "Observed response ratio of each experiment with its sampling interval (marker area ∝ weight), "
               f"grouped by season; pooled RR per season (diamond: posterior median and {conventions.CI_LABEL}) "
               "and the prediction interval for a new experiment (thin bar).")
-    rep.methods = methods.generic_methods(run, rep.convergence)
-    _add_barg(rep, None)
-    return rep
+    return _finish(rep)
 
 
 def build_project(run: Run) -> Report:
-    rep = Report(run)
-    if run.summary is not None:
-        rep.tables.append(tables.frame_table(
-            "projection_summary", "Projected CH₄ flux by scenario, mode, class and period",
-            f"Totals with their {conventions.CI_LABEL} as saved by the projection job.", run.summary))
+    rep = _summary_report(run, "projection_summary", "Projected CH₄ flux by scenario, mode, class and period",
+                          f"Totals with their {conventions.CI_LABEL} as saved by the projection job.")
     for name, title in (("forest_skill.csv", "Random-forest leave-one-site-out skill"),
                         ("forest_importance.csv", "Random-forest driver importance")):
         if run.file(name) is not None:
-            frame = pd.read_csv(run.file(name))
+            frame = storage.read_csv(run.file(name))
             rep.tables.append(tables.frame_table(Path(name).stem, title, f"From {name}.", frame))
     _external(rep, "reports.projection_figures", ("make_figures",), "Projection",
               f"Projected CH₄ flux by warming scenario × season for both projection modes, with the "
               f"{conventions.CI_LABEL} (whiskers), change versus control, and maps for gridded runs.")
-    rep.methods = methods.generic_methods(run)
-    _add_barg(rep, None)
-    return rep
+    return _finish(rep)
 
 
 def build_budget(run: Run) -> Report:
-    rep = Report(run)
-    if run.summary is not None:
-        rep.tables.append(tables.frame_table(
-            "budget_summary", "Global GPP and soil-respiration budget",
-            f"Medians and {conventions.CI_LABEL} as saved by the budget job.", run.summary))
-    if run.tree is not None and "posterior" in run.tree.children:
-        rep.convergence = tables.convergence_summary(run.tree)
-        _diagnostic_figures(rep, None)
+    rep = _summary_report(run, "budget_summary", "Global GPP and soil-respiration budget",
+                          f"Medians and {conventions.CI_LABEL} as saved by the budget job.")
+    _posterior_diagnostics(rep)
     if run.file("budget_draws.nc") is not None:
-        _external(rep, "reports.budget_figures", ("consistency_figure",), "Budget densities",
+        _external(rep, "reports.budget_figures", ("save_consistency",), "Budget densities",
                   "Densities of the direct and implied estimates of GPP and soil respiration, with the "
                   "agreement region shaded.")
-        _external(rep, "reports.budget_figures", ("rf_map_figure",), "Random-forest soil respiration map",
+        _external(rep, "reports.budget_figures", ("save_rf_map",), "Random-forest soil respiration map",
                   "Upscaled annual soil respiration.")
     else:
         rep.notes.append("Budget densities: the run has no budget_draws.nc; figures skipped.")
-    rep.methods = methods.generic_methods(run)
-    _add_barg(rep, None)
-    return rep
+    return _finish(rep)
 
 
 BUILDERS = {"fit_ea": build_ea, "fit_rr": build_rr, "project": build_project, "budget": build_budget}
@@ -349,27 +335,19 @@ def write_report(rep: Report) -> Path:
         tables.write_table(table, rep.table_dir)
     if rep.methods is not None:
         refs = methods.references()
-        runio.write_text(run.path / "methods.md", rep.methods.text + "\n\nReferences\n\n"
+        storage.write_text(run.path / "methods.md", rep.methods.text + "\n\nReferences\n\n"
                          + "\n".join(f"- {r}" for r in refs) + "\n")
-        runio.write_text(run.path / "methods.tex", "% Methods paragraph generated by python -m reports.build\n"
+        storage.write_text(run.path / "methods.tex", "% Methods paragraph generated by python -m reports.build\n"
                          + rep.methods.latex + "\n")
-    return runio.write_text(run.path / "report.html", render(rep))
+    return storage.write_text(run.path / "report.html", render(rep))
 
 
 def _verdict_banner(rep: Report) -> str:
     conv = rep.convergence
     if conv is None:
         return ""
-    gate = runio.GATE
-    failed = []
-    if not conv["r_hat_max"] <= gate["r_hat_max"]:
-        failed.append(f"R-hat {conv['r_hat_max']:.3f} > {gate['r_hat_max']}")
-    if not conv["ess_bulk_min"] >= gate["ess_bulk_min"]:
-        failed.append(f"bulk ESS {conv['ess_bulk_min']:.0f} < {gate['ess_bulk_min']}")
-    if not conv["ess_tail_min"] >= gate["ess_tail_min"]:
-        failed.append(f"tail ESS {conv['ess_tail_min']:.0f} < {gate['ess_tail_min']}")
-    if (conv["divergences"] or 0) > gate["divergences"]:
-        failed.append(f"{conv['divergences']} divergent transitions")
+    gate = conventions.GATE
+    failed = gate_failures(conv)
     if failed:
         return html.banner("Diagnostics: FAIL — " + "; ".join(failed)
                            + ". Do not cite these numbers; sample longer and rebuild.", "fail")
@@ -452,15 +430,15 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-@runio.cli
+@cli
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     runs = [load_run(d) for d in args.run_dirs]  # all inputs checked before anything is written
     for run in runs:
-        runio.progress(f"{run.path}: {run.kind} report")
+        progress(f"{run.path}: {run.kind} report")
         path = write_report(BUILDERS[run.kind](run))
         print(path)
-    return runio.EXIT_OK
+    return EXIT_OK
 
 
 if __name__ == "__main__":

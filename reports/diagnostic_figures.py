@@ -1,26 +1,30 @@
 """MCMC and model-check figures of any saved run, drawn with ArviZ: rank, trace, energy, predictive checks.
 
 Each function returns a matplotlib Figure (or None when the run lacks the group it needs); the
-caller saves it. ArviZ 1.x returns a PlotCollection whose figure is ``pc.viz["figure"]``.
+caller saves it. Importing this module leaves matplotlib's backend alone. ArviZ 1.x returns a
+PlotCollection whose figure is ``pc.viz["figure"]``.
 """
 
 from __future__ import annotations
 
 import math
 
-import matplotlib
+import numpy as np
+import xarray as xr
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import numpy as np  # noqa: E402
-import xarray as xr  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-SAMPLE_DIMS = ("chain", "draw")
+from models.summary import SAMPLE_DIMS
 MAX_PANELS = 24
 
 
 def _figure(pc) -> Figure:
-    return pc.viz["figure"].item()
+    """The PlotCollection's figure, released from pyplot (ArviZ draws through it) so that it is
+    returned like every other figure of the reports: not shown, not kept open."""
+    import matplotlib.pyplot as plt
+
+    fig = pc.viz["figure"].item()
+    plt.close(fig)
+    return fig
 
 
 def _panels(post: xr.Dataset, names) -> int:
@@ -46,7 +50,12 @@ def rank_plot(tree: xr.DataTree, var_names) -> Figure:
     rows = math.ceil(_panels(post, var_names) / 4)
     pc = az.plot_rank(tree, var_names=list(var_names),
                       figure_kwargs={"figsize": (14, 2.4 * rows), "layout": "constrained"})
-    return _figure(pc)
+    fig = _figure(pc)
+    for ax in fig.axes:
+        spec = ax.get_subplotspec()
+        if spec is not None and spec.is_first_col() and not ax.get_ylabel():
+            ax.set_ylabel("ECDF − uniform", fontsize=8)
+    return fig
 
 
 def trace_plot(tree: xr.DataTree, var_names) -> Figure:

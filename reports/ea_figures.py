@@ -1,6 +1,7 @@
 """Figures of an activation-energy (fit_ea) run, drawn from its saved DataTree.
 
-Each function returns a matplotlib Figure (the caller saves it). Curves and bands are pointwise
+Each function returns a matplotlib Figure, neither drawn nor saved (the caller saves it; importing
+this module leaves matplotlib's backend alone). Curves and bands are pointwise
 posterior medians and intervals of the project's single convention (``models.conventions``).
 The population curve of a flux class × season is drawn for the measurement method most of its
 observations use (its method offset added), so that it lies over the data it summarises.
@@ -10,21 +11,20 @@ from __future__ import annotations
 
 import json
 
-import matplotlib
+import numpy as np
+import pandas as pd
+import xarray as xr
+from matplotlib import colormaps
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import xarray as xr  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from models import conventions  # noqa: E402
-from models.arrhenius import K_BOLTZMANN_EV, KELVIN, arrhenius_x  # noqa: E402
-from reports.tables import SAMPLE_DIMS, reference_season, ci_percent, label  # noqa: E402
+from data.constants import KELVIN, T_REF_C, arrhenius_x, celsius_from_inverse_kt, inverse_kt
+from models import conventions
+from models.arrhenius_config import GROUP_SEPARATOR, group_labels
+from reports.tables import SAMPLE_DIMS, ci_percent, label, reference_season
 
 FLUX_UNIT = "nmol m⁻² s⁻¹"
-SEASON_COLOURS = plt.get_cmap("tab10").colors
+SEASON_COLOURS = colormaps["tab10"].colors
 
 
 def observations(tree: xr.DataTree) -> pd.DataFrame:
@@ -35,13 +35,13 @@ def observations(tree: xr.DataTree) -> pd.DataFrame:
                         "season": cd["obs_season"].to_numpy().astype(str),
                         "soil_temp_c": cd["soil_temp_c"].to_numpy(), "flux": cd["flux"].to_numpy()})
     obs["method"] = cd["method"].to_numpy().astype(str) if "method" in cd else ""
-    obs["group"] = obs["site"] + "|" + obs["flux_class"] + "|" + obs["season"]
+    obs["group"] = group_labels(obs["site"], obs["flux_class"], obs["season"])
     return obs
 
 
 def t_ref_c(tree: xr.DataTree) -> float:
     config = json.loads(tree.attrs.get("tpflux_config", "{}"))
-    return float(config.get("t_ref_c", 15.0))
+    return float(config.get("t_ref_c", T_REF_C))
 
 
 def _offset(post: xr.Dataset, method: str) -> np.ndarray:
@@ -78,8 +78,8 @@ def population_curve(post: xr.Dataset, obs: pd.DataFrame, flux_class: str, seaso
 def _grid(post: xr.Dataset, obs: pd.DataFrame, width: float = 4.2, height: float = 3.2):
     classes = [str(c) for c in post["flux_class"].to_numpy()]
     seasons = [str(s) for s in post["season"].to_numpy()]
-    fig, axes = plt.subplots(len(classes), len(seasons), figsize=(width * len(seasons), height * len(classes)),
-                             squeeze=False, layout="constrained")
+    fig = Figure(figsize=(width * len(seasons), height * len(classes)), layout="constrained")
+    axes = fig.subplots(len(classes), len(seasons), squeeze=False)
     return fig, axes, classes, seasons
 
 
@@ -128,14 +128,9 @@ def temperature_response(tree: xr.DataTree, n_grid: int = 80) -> Figure:
     return fig
 
 
-def inverse_kt(temp_c) -> np.ndarray:
-    return 1.0 / (K_BOLTZMANN_EV * (np.asarray(temp_c, dtype=float) + KELVIN))
-
-
 def _celsius_from_inverse_kt(v):
-    v = np.asarray(v, dtype=float)
     with np.errstate(divide="ignore"):
-        return 1.0 / (K_BOLTZMANN_EV * v) - KELVIN
+        return celsius_from_inverse_kt(v)
 
 
 def site_lines(post: xr.Dataset, obs: pd.DataFrame, t_ref: float, n_grid: int = 20) -> dict[str, tuple]:
@@ -148,7 +143,7 @@ def site_lines(post: xr.Dataset, obs: pd.DataFrame, t_ref: float, n_grid: int = 
         cell = obs[obs["group"] == g]
         if cell.empty:
             continue
-        _, cls, season = g.split("|")
+        _, cls, season = g.split(GROUP_SEPARATOR)
         a = (_draws(post, "lnR", flux_class=cls, season=season) + _offset(post, _mode(cell["method"]))
              + _draws(post, "eps_R", group=g))
         b = _draws(post, "E_site", group=g)
@@ -164,14 +159,14 @@ def arrhenius_plot(tree: xr.DataTree) -> Figure:
                                        inv_kt=lambda d: inverse_kt(d["soil_temp_c"]))
     lines = site_lines(post, obs, t_ref)
     fig, axes, classes, seasons = _grid(post, obs)
-    cmap = plt.get_cmap("tab20")
+    cmap = colormaps["tab20"]
     sites = sorted(obs["site"].unique())
     colour = {s: cmap(k % 20) for k, s in enumerate(sites)}
     for i, j, ax, cls, season, cell in _cells(axes, classes, seasons, obs):
         for site, part in cell.groupby("site"):
             ax.scatter(part["inv_kt"], part["ln_abs"], s=3, color=colour[site], alpha=0.3, lw=0,
                        rasterized=True)
-            g = f"{site}|{cls}|{season}"
+            g = group_labels(site, cls, season)
             if g in lines:
                 temps, ln_f = lines[g]
                 ax.plot(inverse_kt(temps), ln_f, color=colour[site], lw=1.2)
@@ -194,9 +189,9 @@ def arrhenius_plot(tree: xr.DataTree) -> Figure:
 
 
 def inverse_kt_safe(temp_c):
-    t = np.asarray(temp_c, dtype=float) + KELVIN
-    with np.errstate(divide="ignore"):
-        return 1.0 / (K_BOLTZMANN_EV * np.where(t > 0, t, np.nan))
+    """1/(k·T) of an axis value, missing at or below absolute zero (for the secondary axis)."""
+    temp_c = np.asarray(temp_c, dtype=float)
+    return inverse_kt(np.where(temp_c > -KELVIN, temp_c, np.nan))
 
 
 def activation_energy_forest(site_frame: pd.DataFrame, pooled_frame: pd.DataFrame,
@@ -213,8 +208,8 @@ def activation_energy_forest(site_frame: pd.DataFrame, pooled_frame: pd.DataFram
     for cls in classes:
         n_sites = site_frame[site_frame["flux_class"] == cls].groupby("season").size()
         heights.append(sum(int(n_sites.get(s, 0)) + 2 for s in seasons))
-    fig, axes = plt.subplots(len(classes), 1, figsize=(7.5, 0.22 * sum(heights) + 1.2 * len(classes)),
-                             height_ratios=heights, sharex=True, squeeze=False, layout="constrained")
+    fig = Figure(figsize=(7.5, 0.22 * sum(heights) + 1.2 * len(classes)), layout="constrained")
+    axes = fig.subplots(len(classes), 1, height_ratios=heights, sharex=True, squeeze=False)
     for ax, cls in zip(axes[:, 0], classes):
         y, ticks, names = 0.0, [], []
         for k, season in enumerate(seasons):
@@ -238,7 +233,7 @@ def activation_energy_forest(site_frame: pd.DataFrame, pooled_frame: pd.DataFram
         ax.axvline(0, color="0.6", lw=0.6, ls=":")
         ax.grid(axis="x", color="0.9")
     axes[-1, 0].set_xlabel(f"activation energy E (eV): median and {ci_percent()} interval")
-    handles = [plt.Line2D([], [], color=SEASON_COLOURS[k % 10], marker="o", label=label(s))
+    handles = [Line2D([], [], color=SEASON_COLOURS[k % 10], marker="o", label=label(s))
                for k, s in enumerate(seasons)]
     axes[0, 0].legend(handles=handles, fontsize=7, frameon=False, loc="best")
     fig.suptitle("E per site × season (points) and pooled class × season E (diamonds)"
@@ -258,8 +253,8 @@ def season_difference(tree: xr.DataTree, table: pd.DataFrame | None = None) -> F
              if bool(d_e.sel(flux_class=c, season=s).notnull().any())]
     if not cells:
         return None
-    fig, axes = plt.subplots(1, len(cells), figsize=(3.6 * len(cells), 3.0), squeeze=False,
-                             layout="constrained")
+    fig = Figure(figsize=(3.6 * len(cells), 3.0), layout="constrained")
+    axes = fig.subplots(1, len(cells), squeeze=False)
     for ax, (cls, season) in zip(axes[0], cells):
         draws = _draws(post, "dE", flux_class=cls, season=season)
         draws = draws[np.isfinite(draws)]
@@ -276,6 +271,7 @@ def season_difference(tree: xr.DataTree, table: pd.DataFrame | None = None) -> F
         ax.text(0.97, 0.95, f"P(ΔE > 0) = {p:.3f}", ha="right", va="top", transform=ax.transAxes, fontsize=9)
         ax.set_title(f"{label(cls)}: {label(season)}", fontsize=10)
         ax.set_xlabel("ΔE (eV)")
+        ax.set_ylabel("posterior density")
         ax.set_yticks([])
         ax.legend(fontsize=7, frameon=False, loc="upper left")
     fig.suptitle(_title(tree, f"ΔE = E(season) − E({reference_season(post)}): posterior density"),

@@ -3,7 +3,9 @@
 Each experiment's observed RR with its 95 % sampling interval (exp(yi ± z·√vi), marker area ∝
 weight 1/vi), grouped by moderator level; under each group the pooled RR (diamond: posterior
 median and interval) and the prediction interval for a new experiment (thin bar). Reads only the
-saved run folder.
+saved run folder (or a fit's DataTree and summary: ``ResponseRatioFit.plot_forest()``). The Figure
+is built without pyplot: it is neither shown nor registered, and importing this module leaves
+matplotlib's backend alone.
 
     python -m reports.forest_rr RUN_DIR [--out PATH]     (default RUN_DIR/figures/forest_rr.png)
 """
@@ -14,19 +16,16 @@ import argparse
 import sys
 from pathlib import Path
 
-import matplotlib
 import matplotlib.ticker
+import numpy as np
+import pandas as pd
+import xarray as xr
+from matplotlib.figure import Figure
+from scipy import stats
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import xarray as xr  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from scipy import stats  # noqa: E402
-
-from data.errors import DataError  # noqa: E402
-from models.conventions import CI_LABEL, CI_QUANTILES  # noqa: E402
+from data import storage
+from data.errors import DataError
+from models.conventions import CI_LABEL, CI_QUANTILES
 
 TREE_FILE, SUMMARY_FILE = "rr_posterior.nc", "rr_summary.csv"
 
@@ -59,7 +58,8 @@ def forest_figure(tree: xr.DataTree, summary: pd.DataFrame) -> Figure:
     z = stats.norm.ppf(CI_QUANTILES[2])
     moderator = tree.attrs.get("moderator", "level")
     rows = len(exp) + 3 * len(levels)
-    fig, ax = plt.subplots(figsize=(8.0, 1.4 + 0.19 * rows))
+    fig = Figure(figsize=(8.0, 1.4 + 0.19 * rows))
+    ax = fig.subplots()
     y, ticks, labels = 0.0, [], []
     weight = 1.0 / exp["vi"].to_numpy()
     size = 12 + 60 * weight / weight.max()
@@ -106,24 +106,15 @@ def forest_figure(tree: xr.DataTree, summary: pd.DataFrame) -> Figure:
 
 def save_forest(run_dir: str | Path, path: str | Path | None = None) -> Path:
     """Draw the forest plot of a saved fit_rr run folder; returns the image path."""
-    import arviz as az
-
     run_dir = Path(run_dir)
     tree_file, summary_file = run_dir / TREE_FILE, run_dir / SUMMARY_FILE
     for f in (tree_file, summary_file):
         if not f.exists():
             raise DataError(f, None, None, "file not found",
                             "pass a folder written by python -m inference.fit_rr")
-    tree = az.from_netcdf(tree_file)
-    summary = pd.read_csv(summary_file)
-    fig = forest_figure(tree, summary)
+    fig = forest_figure(storage.read_datatree(tree_file), storage.read_csv(summary_file))
     out = Path(path) if path is not None else run_dir / "figures" / "forest_rr.png"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.part{out.suffix}")
-    fig.savefig(tmp, dpi=150)
-    plt.close(fig)
-    tmp.replace(out)
-    return out
+    return storage.save_figure(fig, out, dpi=150)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,6 +18,7 @@ import pandas as pd
 import xarray as xr
 
 from data.errors import DataError
+from data.storage import read_csv, read_datatree, read_json
 
 # Marker files per run kind, most specific first; the first kind with a marker present wins.
 KIND_MARKERS: dict[str, tuple[str, ...]] = {
@@ -88,38 +89,12 @@ def _json_attr(path: Path, attrs: dict, key: str) -> dict:
     return value if isinstance(value, dict) else {}
 
 
-def read_tree(path: Path) -> xr.DataTree:
-    """An ArviZ DataTree from NetCDF, loaded into memory (the file is closed afterwards)."""
-    try:
-        with xr.open_datatree(path, engine="h5netcdf") as tree:
-            return tree.load()
-    except (OSError, ValueError, KeyError) as exc:
-        raise DataError(path, None, None, f"cannot read the NetCDF file ({type(exc).__name__}: {exc})",
-                        "re-run the job that wrote it") from None
-
-
-def read_csv(path: Path) -> pd.DataFrame:
-    try:
-        return pd.read_csv(path)
-    except (OSError, ValueError, pd.errors.ParserError) as exc:
-        raise DataError(path, None, None, f"cannot read the CSV file ({exc})",
-                        "re-run the job that wrote it") from None
-
-
-def read_json(path: Path) -> dict:
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise DataError(path, None, None, f"cannot read the JSON file ({exc})",
-                        "re-run the job that wrote it") from None
-
-
 def load_run(folder: Path | str) -> Run:
     """Detect the run kind and read its DataTree, summary CSV and diagnostics (those present)."""
     folder = Path(folder)
     kind = detect_kind(folder)
     tree_file = folder / TREE_FILES[kind] if kind in TREE_FILES else None
-    tree = read_tree(tree_file) if tree_file is not None and tree_file.exists() else None
+    tree = read_datatree(tree_file) if tree_file is not None and tree_file.exists() else None
     summary_file = folder / SUMMARY_FILES[kind]
     summary = read_csv(summary_file) if summary_file.exists() else None
     diag_file = folder / "diagnostics.json"

@@ -12,7 +12,11 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
+from data.constants import K_BOLTZMANN_EV, T_REF_C
 from models import conventions
+from models.arrhenius_config import Priors
+from models.conventions import GATE
+from models.summary import gate_failures
 from reports.tables import latex_escape
 
 SOFTWARE_ORDER = ("python", "tpflux", "pymc", "pytensor", "arviz", "numpy", "pandas", "xarray", "scipy",
@@ -77,12 +81,18 @@ def software_versions(versions: dict) -> str:
     return ", ".join(f"{SOFTWARE_NAMES.get(k, k)} {versions[k]}" for k in names)
 
 
+def user_data(config: dict) -> str | None:
+    """The path of a run's own input data (``data``, fit_rr's ``table``, ``data_path`` of older
+    runs), or None for a registry dataset."""
+    return next((str(config[k]) for k in ("data", "table", "data_path") if config.get(k)), None)
+
+
 def data_sources(config: dict) -> list[tuple[str, str]]:
     """(description, citation) of the run's data, from the dataset registry."""
     from data.registry import DATASETS
 
-    if config.get("data_path"):
-        return [(f"user-supplied data ({config['data_path']})", "cite the data's authors")]
+    if user_data(config):
+        return [(f"user-supplied data ({user_data(config)})", "cite the data's authors")]
     name = config.get("dataset")
     if name not in DATASETS:
         return [(str(name), "unknown source")] if name else []
@@ -91,24 +101,29 @@ def data_sources(config: dict) -> list[tuple[str, str]]:
 
 
 def _priors_are_defaults(priors: dict) -> bool:
-    from models.arrhenius import Priors
-
     defaults = dataclasses.asdict(Priors())
     return all(np.isclose(float(priors.get(k, np.nan)), v) for k, v in defaults.items())
+
+
+def _scientific(value: float) -> tuple[str, str]:
+    """``value`` as m×10ⁿ with all its digits, as text and as LaTeX (e.g. the Boltzmann constant)."""
+    mantissa, exponent = np.format_float_scientific(value, unique=True).split("e")
+    power = str(int(exponent))
+    return (f"{mantissa}×10{power.translate(str.maketrans('-0123456789', '⁻⁰¹²³⁴⁵⁶⁷⁸⁹'))}",
+            rf"{mantissa}\times10^{{{power}}}")
 
 
 # ---------------------------------------------------------------- fit_ea
 def ea_methods(run, convergence: dict) -> Methods:
     """The methods paragraph of a fit_ea run. ``convergence``: tables.convergence_summary output."""
-    from inference.runio import GATE
-
     tree, config = run.tree, run.config
     post = tree["posterior"].to_dataset()
     cd = tree["constant_data"].to_dataset()
     classes = [str(c) for c in post["flux_class"].to_numpy()]
     seasons = [str(s) for s in post["season"].to_numpy()]
     priors = config.get("priors", {})
-    t_ref = float(config.get("t_ref_c", 15.0))
+    t_ref = float(config.get("t_ref_c", T_REF_C))
+    k_plain, k_tex = _scientific(K_BOLTZMANN_EV)
     student = config.get("likelihood") == "student" or "nu" in post
     methods_with_offset = [str(m) for m in post["method"].to_numpy()] if "method_offset" in post else []
     n_obs, n_sites = int(cd.sizes["obs"]), len(np.unique(cd["site"].to_numpy()))
@@ -121,16 +136,16 @@ def ea_methods(run, convergence: dict) -> Methods:
           + ", ".join(c.replace("_", " ") for c in classes) + ") in each season ("
           + SEASON_SCHEMES.get(config.get("season_scheme"), ", ".join(seasons)) + ") and the seasonal "
           "difference ΔE.")
-    w.add(f"For observation j at site i in class c and season s, ln|F_ij| = (E_cs + ε_E,ics)·x_ij + lnR_cs"
+    w.add("For observation j at site i in class c and season s, ln|F_ij| = (E_cs + ε_E,ics)·x_ij + lnR_cs"
           + (" + δ_m(i)" if methods_with_offset else "") + " + ε_R,ics + e_ij, with x = 1/(k·T_C) − 1/(k·T), "
-          f"T the soil temperature in kelvin, k = 8.617×10⁻⁵ eV K⁻¹ and T_C = {t_ref:g} °C; the site "
+          f"T the soil temperature in kelvin, k = {k_plain} eV K⁻¹ and T_C = {t_ref:g} °C; the site "
           "effects are ε_E,ics ~ Normal(0, τ_E,s) and ε_R,ics ~ Normal(0, τ_R,s), and the residual e_ij ~ "
           + ("StudentT(ν, 0, σ_c/√w_ij)" if student else "Normal(0, σ_c/√w_ij)")
           + " with w_ij the length of the averaging period in days.",
           r"For observation $j$ at site $i$ in class $c$ and season $s$, $\ln|F_{ij}| = (E_{cs} + "
           r"\varepsilon^{E}_{ics})\,x_{ij} + \ln R_{cs}" + (r" + \delta_{m(i)}" if methods_with_offset else "")
           + r" + \varepsilon^{R}_{ics} + e_{ij}$, with $x = 1/(kT_C) - 1/(kT)$, $T$ the soil temperature "
-          rf"in kelvin, $k = 8.617\times10^{{-5}}$~eV~K$^{{-1}}$ and $T_C = {t_ref:g}\,^\circ$C; the site "
+          rf"in kelvin, $k = {k_tex}$~eV~K$^{{-1}}$ and $T_C = {t_ref:g}\,^\circ$C; the site "
           r"effects are $\varepsilon^{E}_{ics} \sim \mathrm{Normal}(0, \tau^{E}_{s})$ and "
           r"$\varepsilon^{R}_{ics} \sim \mathrm{Normal}(0, \tau^{R}_{s})$, and the residual $e_{ij} \sim "
           + (r"\mathrm{StudentT}(\nu, 0, \sigma_c/\sqrt{w_{ij}})$" if student else
@@ -177,9 +192,7 @@ def ea_methods(run, convergence: dict) -> Methods:
           f"{chains} chains of {draws} draws after {tune} tuning steps ({int(chains) * int(draws)} draws in "
           f"total; random seed {run.attrs.get('seed', 'not recorded')})"
           + (f", target acceptance rate {config['target_accept']:g}." if "target_accept" in config else "."))
-    ok = (convergence["r_hat_max"] <= GATE["r_hat_max"] and convergence["ess_bulk_min"] >= GATE["ess_bulk_min"]
-          and convergence["ess_tail_min"] >= GATE["ess_tail_min"]
-          and (convergence["divergences"] or 0) <= GATE["divergences"])
+    ok = not gate_failures(convergence)
     w.add(f"Convergence was assessed with rank-normalised split R-hat and bulk and tail effective sample "
           f"sizes (ESS; Vehtari et al. 2021) for every parameter and derived quantity, rank plots and "
           f"divergent transitions: the largest R-hat of the sampled and site-level parameters was "
@@ -269,8 +282,6 @@ def barg_checklist(run, figures: set[str], tables: set[str], convergence: dict |
     ``figures`` / ``tables``: names of what the report contains; ``convergence``:
     tables.convergence_summary of the gated parameters (None when the run has no MCMC draws).
     """
-    from inference.runio import GATE
-
     ea = run.kind == "fit_ea"
     rows = []
 
@@ -348,7 +359,7 @@ def barg_checklist(run, figures: set[str], tables: set[str], convergence: dict |
          f"tpflux {versions.get('tpflux', '?')}; command line recorded in the run's attrs"
          if run.attrs.get("command_line") else "record the command line")
     sources = data_sources(run.config)
-    public = bool(sources) and not run.config.get("data_path")
+    public = bool(sources) and not user_data(run.config)
     item("6 Reproducibility", "B", "Data available", DONE if public else ATTENTION,
          ("; ".join(c for _, c in sources) + f"; data SHA-256 {str(run.attrs.get('data_sha256', ''))[:16]}…")
          if public else "deposit the input data and cite it")

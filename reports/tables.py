@@ -14,17 +14,19 @@ import json
 import logging
 import math
 import re
-import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
+from data.storage import write_csv, write_text
 from models import conventions
+from models.arrhenius_config import split_group_column
+from models.summary import SAMPLE_DIMS, diagnose, mean_tree_depth, posterior_summary
 
-SAMPLE_DIMS = ("chain", "draw")
+# The summary columns in the order the tables show them (the interval first).
 STATS = ("median", "ci_low", "ci_high", "mean", "sd", "ess_bulk", "ess_tail", "r_hat")
-GROUP_PARTS = ("site", "flux_class", "season")  # fit_ea's group label is "site|flux_class|season"
 
 # Display kinds: how a column is rounded.
 ESTIMATE, ESS, RHAT, PROB, TEXT, COUNT, REAL = "estimate", "ess", "rhat", "prob", "text", "count", "real"
@@ -50,51 +52,14 @@ def ci_quantile_text() -> str:
 def summarise(ds: xr.Dataset, names=None) -> pd.DataFrame:
     """One row per scalar of each variable: its coordinates as columns, then ``STATS``.
 
-    Quantiles use ``conventions.CI_QUANTILES``; ESS (bulk, tail) and rank-normalised R-hat come
-    from ArviZ. Rows whose draws are all missing (e.g. ΔE of the reference season) are dropped.
+    The one posterior summary of the project (``models.summary.posterior_summary``: quantiles of
+    ``conventions``, ArviZ ESS and rank-normalised R-hat); fit_ea's group labels become site,
+    flux_class and season columns. Rows whose draws are all missing (e.g. ΔE of the reference
+    season) are dropped.
     """
-    names = list(ds.data_vars) if names is None else [n for n in names if n in ds]
-    frames = []
-    for name in names:
-        da = ds[name]
-        with warnings.catch_warnings():  # all-missing rows (ΔE of the reference season) are dropped below
-            warnings.simplefilter("ignore", RuntimeWarning)
-            stats = _draw_stats(da)
-        dims = [d for d in da.dims if d not in SAMPLE_DIMS]
-        if dims:
-            frame = pd.concat({k: v.transpose(*dims).to_series() for k, v in stats.items()}, axis=1)
-            frame = frame.reset_index()
-        else:
-            frame = pd.DataFrame({k: [float(v)] for k, v in stats.items()})
-        frame.insert(0, "quantity", name)
-        frames.append(frame)
-    if not frames:
-        return pd.DataFrame(columns=["quantity", *STATS])
-    out = pd.concat(frames, ignore_index=True)
-    out = out[out["median"].notna()].reset_index(drop=True)
-    if "group" in out:
-        parts = out["group"].str.split("|", expand=True)
-        for i, col in enumerate(GROUP_PARTS):
-            if i in parts:
-                out[col] = parts[i]
-        out = out.drop(columns="group")
+    out = split_group_column(posterior_summary(ds, names, drop_missing=True))
     lead = [c for c in out.columns if c not in STATS]
     return out[lead + list(STATS)]
-
-
-def _draw_stats(da: xr.DataArray) -> dict[str, xr.DataArray]:
-    import arviz as az
-
-    lo, mid, hi = conventions.CI_QUANTILES
-    q = da.quantile([lo, mid, hi], dim=SAMPLE_DIMS)
-    one = xr.Dataset({"v": da})
-    return {
-        "median": q.isel(quantile=1, drop=True), "ci_low": q.isel(quantile=0, drop=True),
-        "ci_high": q.isel(quantile=2, drop=True), "mean": da.mean(SAMPLE_DIMS),
-        "sd": da.std(SAMPLE_DIMS, ddof=1),
-        "ess_bulk": az.ess(one, method="bulk")["v"], "ess_tail": az.ess(one, method="tail")["v"],
-        "r_hat": az.rhat(one)["v"] if da.sizes["chain"] > 1 else da.mean(SAMPLE_DIMS) * np.nan,
-    }
 
 
 def probability_positive(da: xr.DataArray) -> xr.DataArray:
@@ -285,50 +250,32 @@ def data_summary_table(tree: xr.DataTree) -> Table:
 
 
 def convergence_summary(tree: xr.DataTree, var_names=None) -> dict:
-    """R-hat, ESS, divergences, tree depth and E-BFMI computed from the DataTree."""
-    import arviz as az
-
+    """The jobs' diagnostics (``models.summary.diagnose``: R-hat, ESS, divergences, E-BFMI and the
+    gate's verdict) recomputed from the DataTree, with the chains, draws and mean tree depth."""
     post = tree["posterior"].to_dataset()
-    names = [v for v in (var_names or post.data_vars) if v in post]
-    sub = post[names]
-    with warnings.catch_warnings():  # ΔE of the reference season is all missing
-        warnings.simplefilter("ignore", RuntimeWarning)
-        rhat, ess_b, ess_t = az.rhat(sub), az.ess(sub, method="bulk"), az.ess(sub, method="tail")
-    out = {"r_hat_max": float(rhat.to_array().max()), "ess_bulk_min": float(ess_b.to_array().min()),
-           "ess_tail_min": float(ess_t.to_array().min()),
-           "chains": int(post.sizes["chain"]), "draws": int(post.sizes["draw"])}
-    stats = tree["sample_stats"].to_dataset() if "sample_stats" in tree.children else xr.Dataset()
-    out["divergences"] = int(stats["diverging"].sum()) if "diverging" in stats else None
-    out["mean_tree_depth"] = float(stats["tree_depth"].mean()) if "tree_depth" in stats else None
-    out["bfmi_min"] = None
-    if "energy" in stats:
-        energy = stats["energy"].transpose("chain", "draw").to_numpy()
-        bfmi = np.square(np.diff(energy, axis=1)).mean(axis=1) / np.var(energy, axis=1)
-        out["bfmi_min"] = float(bfmi.min())
-    return out
+    return {**diagnose(tree, var_names), "chains": int(post.sizes["chain"]),
+            "draws": int(post.sizes["draw"]), "mean_tree_depth": mean_tree_depth(tree)}
 
 
 def convergence_table(tree: xr.DataTree) -> Table:
-    from inference.ea_fitting import GATED_VARIABLES
-    from inference.runio import GATE
-
-    gated = convergence_summary(tree, GATED_VARIABLES)
+    gate, bfmi_low = conventions.GATE, conventions.BFMI_LOW
+    gated = convergence_summary(tree, conventions.EA_GATED_VARIABLES)
     every = convergence_summary(tree)
     rows = [
-        ("max R-hat (sampled and site parameters)", gated["r_hat_max"], f"≤ {GATE['r_hat_max']}",
-         gated["r_hat_max"] <= GATE["r_hat_max"]),
-        ("min bulk ESS (sampled and site parameters)", gated["ess_bulk_min"], f"≥ {GATE['ess_bulk_min']}",
-         gated["ess_bulk_min"] >= GATE["ess_bulk_min"]),
-        ("min tail ESS (sampled and site parameters)", gated["ess_tail_min"], f"≥ {GATE['ess_tail_min']}",
-         gated["ess_tail_min"] >= GATE["ess_tail_min"]),
-        ("max R-hat (every posterior quantity)", every["r_hat_max"], f"≤ {GATE['r_hat_max']}",
-         every["r_hat_max"] <= GATE["r_hat_max"]),
-        ("min bulk ESS (every posterior quantity)", every["ess_bulk_min"], f"≥ {GATE['ess_bulk_min']}",
-         every["ess_bulk_min"] >= GATE["ess_bulk_min"]),
-        ("divergent transitions", gated["divergences"], f"≤ {GATE['divergences']}",
-         None if gated["divergences"] is None else gated["divergences"] <= GATE["divergences"]),
-        ("min E-BFMI over chains", gated["bfmi_min"], "≥ 0.3",
-         None if gated["bfmi_min"] is None else gated["bfmi_min"] >= 0.3),
+        ("max R-hat (sampled and site parameters)", gated["r_hat_max"], f"≤ {gate['r_hat_max']}",
+         gated["r_hat_max"] <= gate["r_hat_max"]),
+        ("min bulk ESS (sampled and site parameters)", gated["ess_bulk_min"], f"≥ {gate['ess_bulk_min']}",
+         gated["ess_bulk_min"] >= gate["ess_bulk_min"]),
+        ("min tail ESS (sampled and site parameters)", gated["ess_tail_min"], f"≥ {gate['ess_tail_min']}",
+         gated["ess_tail_min"] >= gate["ess_tail_min"]),
+        ("max R-hat (every posterior quantity)", every["r_hat_max"], f"≤ {gate['r_hat_max']}",
+         every["r_hat_max"] <= gate["r_hat_max"]),
+        ("min bulk ESS (every posterior quantity)", every["ess_bulk_min"], f"≥ {gate['ess_bulk_min']}",
+         every["ess_bulk_min"] >= gate["ess_bulk_min"]),
+        ("divergent transitions", gated["divergences"], f"≤ {gate['divergences']}",
+         None if gated["divergences"] is None else gated["divergences"] <= gate["divergences"]),
+        ("min E-BFMI over chains", gated["bfmi_min"], f"≥ {bfmi_low}",
+         None if gated["bfmi_min"] is None else gated["bfmi_min"] >= bfmi_low),
         ("mean tree depth", gated["mean_tree_depth"], DASH, None),
         ("chains × draws", gated["chains"] * gated["draws"], DASH, None),
     ]
@@ -498,10 +445,6 @@ def to_csv_frame(table: Table) -> pd.DataFrame:
 
 def write_table(table: Table, folder) -> list:
     """tables/NAME.csv, .md and .tex, each written atomically."""
-    from pathlib import Path
-
-    from inference.runio import write_csv, write_text
-
     folder = Path(folder)
     return [write_csv(folder / f"{table.name}.csv", to_csv_frame(table)),
             write_text(folder / f"{table.name}.md", to_markdown(table)),

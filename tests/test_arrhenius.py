@@ -8,6 +8,8 @@ import pytest
 import xarray as xr
 from scipy import stats
 
+from data import constants
+from data.constants import K_BOLTZMANN_EV
 from data.table import flux_class
 from models.arrhenius import (ArrheniusConfig, arrhenius_x, build_model, build_naive_model,
                               fold_change, group_marginal_logp, prepare_data, q10)
@@ -21,9 +23,26 @@ def test_published_fold_change_0_to_30_c():
 
 def test_q10_matches_definition_and_x_is_zero_at_reference():
     assert arrhenius_x(15.0, 15.0) == pytest.approx(0.0, abs=1e-12)
-    k = 8.617333262e-5
-    direct = np.exp(0.65 / k * (1 / 283.15 - 1 / 293.15))
+    direct = np.exp(0.65 / K_BOLTZMANN_EV * (1 / 283.15 - 1 / 293.15))
     assert q10(0.65, 10.0) == pytest.approx(direct, rel=1e-12)
+
+
+def test_constants_are_the_cited_values_and_shared():
+    # CODATA 2018 (exact in the SI since 2019); IUPAC standard atomic weights; GRS 80 authalic radius
+    assert K_BOLTZMANN_EV == 8.617333262e-5
+    assert constants.CH4_MOLAR_MASS == pytest.approx(12.0107 + 4 * 1.00794, rel=1e-15)
+    assert constants.CH4_MOLAR_MASS == pytest.approx(16.04246, abs=5e-6)
+    assert constants.EARTH_RADIUS_M == 6_371_007.2
+    assert constants.SECONDS_PER_YEAR == 365.25 * 86_400
+    # one x everywhere: the model, the simulator, the projections and the figures use these objects
+    import data.synthetic
+    import models.arrhenius
+    import models.scenarios
+    import reports.ea_figures
+
+    for module in (models.arrhenius, data.synthetic, models.scenarios, reports.ea_figures):
+        for name in ("K_BOLTZMANN_EV", "KELVIN", "arrhenius_x", "fold_change", "q10"):
+            assert vars(module).get(name, getattr(constants, name)) is getattr(constants, name), (module, name)
 
 
 def _small_table(rng, n_sites=6, n_per=40, E=(0.7, 1.1), tau_E=0.2, sigma=0.4, days=None):

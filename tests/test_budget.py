@@ -13,6 +13,7 @@ from scipy import stats
 from data.errors import DataError
 from models import budget as mb
 from models import rs_upscaling as ru
+from tests.helpers import assert_trees_equal
 from tests.shared_data import require_data
 
 
@@ -287,14 +288,34 @@ def test_rf_upscaling_recovers_a_known_total():
     assert res.importance.index[0] == "MAT"
 
 
-# ---------------------------------------------------------------- command line
-def test_cli_writes_contract_outputs_and_figure(tmp_path):
+# ---------------------------------------------------------------- command line and Python API
+# One run, twice: from the command line and through tpflux.budget (no Bayesian part).
+CLI_ARGS = ["--no-bayes", "--rf-trees", "20", "--n-draws", "400", "--variant", "weighted",
+            "unweighted", "--seed", "5"]
+API_OPTIONS = dict(bayes=False, rf_trees=20, n_draws=400, variants=("weighted", "unweighted"), seed=5)
+
+
+@pytest.fixture(scope="module")
+def cli_run(tmp_path_factory):
+    from data.registry import dataset_folder
     from inference.budget import main
+
+    require_data(dataset_folder, "jian2022")
+    out = tmp_path_factory.mktemp("budget") / "run"
+    return main([*CLI_ARGS, "--out", str(out)]), out
+
+
+@pytest.fixture(scope="module")
+def api_run():
+    from tpflux.carbon_budget import budget
+
+    return budget(**API_OPTIONS, progress=False)
+
+
+def test_cli_writes_contract_outputs_and_figure(cli_run):
     from reports.budget_figures import main as figure_main
 
-    out = tmp_path / "run"
-    code = main(["--no-bayes", "--rf-trees", "20", "--n-draws", "400", "--variant", "weighted",
-                 "unweighted", "--out", str(out), "--seed", "5"])
+    code, out = cli_run
     assert code == 0
     summary = pd.read_csv(out / "budget_summary.csv")
     for q in ("GPP_direct", "GPP_implied", "RS_direct", "RS_implied", "p_agree_GPP", "p_agree_RS",
@@ -304,29 +325,199 @@ def test_cli_writes_contract_outputs_and_figure(tmp_path):
     assert set(summary.loc[summary["method"] == "resampling", "variant"]) == {"weighted", "unweighted"}
     rf = summary[summary["quantity"] == "RS_rf_global"].iloc[0]
     assert 40 < rf["median"] < 150 and rf["ci_low"] <= rf["median"] <= rf["ci_high"]
+    assert not (out / "budget_posterior.nc").exists() and not (out / "diagnostics.json").exists()
     assert figure_main([str(out)]) == 0
     assert (out / "figures" / "budget_consistency_weighted.png").stat().st_size > 10_000
     assert (out / "figures" / "budget_rf_map.png").exists()
+    assert figure_main([str(out), "--variant", "period"]) == 2  # not run: refused, not a traceback
+
+
+def test_api_and_cli_give_identical_tables_and_draws(cli_run, api_run):
+    from data.storage import read_datatree
+    from tpflux.carbon_budget import BudgetResult
+
+    _, out = cli_run
+    assert isinstance(api_run, BudgetResult)
+    pd.testing.assert_frame_equal(pd.read_csv(out / "budget_summary.csv"), api_run.summary())
+    pd.testing.assert_frame_equal(pd.read_csv(out / "budget_comparison.csv"), api_run.comparison())
+    cli_draws = read_datatree(out / "budget_draws.nc")
+    assert_trees_equal(cli_draws, api_run.draws)
+    assert {"resampling", "rf", "rf_map"} == set(api_run.draws.children)
+    assert api_run.datatree is None and api_run.diagnostics is None
+    assert "inference.budget" in cli_draws.attrs["command_line"]
+    assert "from Python" in api_run.draws.attrs["command_line"]
+
+
+def test_saved_run_loads_back_as_the_same_result(api_run, tmp_path):
+    import tpflux
+    from tpflux.carbon_budget import BudgetResult
+
+    api_run.save(tmp_path / "run")
+    assert {p.name for p in (tmp_path / "run").iterdir()} == {
+        "budget_summary.csv", "budget_comparison.csv", "budget_draws.nc", "run.json"}
+    loaded = tpflux.load(tmp_path / "run")
+    assert type(loaded) is BudgetResult and loaded.config == api_run.config
+    pd.testing.assert_frame_equal(loaded.summary(), api_run.summary())
+    pd.testing.assert_frame_equal(loaded.comparison(), api_run.comparison())
+    assert_trees_equal(loaded.draws, api_run.draws)
+    assert loaded.run_id == api_run.run_id
+    assert loaded.result_text() == api_run.result_text()
+    assert "headline variant 'weighted'" in loaded.result_text()
+
+
+def test_refit_from_attrs_gives_identical_tables(cli_run):
+    import tpflux
+    from tpflux.carbon_budget import BudgetRunConfig
+
+    _, out = cli_run
+    run = tpflux.load(out)
+    config = BudgetRunConfig.from_attrs(run.draws.attrs)
+    assert config == BudgetRunConfig(**API_OPTIONS) == run.config
+    again = run.refit(progress=False)
+    pd.testing.assert_frame_equal(again.summary(), run.summary())
+    assert_trees_equal(again.draws, run.draws)
+    other = run.refit(seed=6, rf=False, progress=False)
+    assert not np.allclose(other.draws["resampling"]["GPP_implied"].values,
+                           run.draws["resampling"]["GPP_implied"].values)
+
+
+def test_plot_methods_return_undrawn_figures(api_run):
+    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
+
+    before = plt.get_fignums()
+    figures = [api_run.plot_consistency(), api_run.plot_consistency("unweighted"), api_run.plot_rf_map()]
+    assert all(isinstance(f, Figure) for f in figures) and plt.get_fignums() == before
+    assert "'unweighted'" in figures[1].axes[0].get_title()
+    with pytest.raises(DataError, match="variant 'period' is not in this run"):
+        api_run.plot_consistency("period")
+
+
+def test_report_of_a_budget_run_has_its_figures(cli_run, tmp_path):
+    import shutil
+
+    from reports.build import build
+
+    _, out = cli_run
+    folder = tmp_path / "run"
+    shutil.copytree(out, folder, ignore=shutil.ignore_patterns("figures"))
+    build(folder)
+    assert (folder / "figures" / "budget_consistency_weighted.png").stat().st_size > 10_000
+    assert (folder / "figures" / "budget_rf_map.png").exists()
+
+
+def _seeded_fake_sample(**kw):
+    """pm.sample replaced by fake posterior draws that depend on the seed it is given."""
+    return _fake_posterior(kw["chains"], kw["draws"], seed=kw["random_seed"])
 
 
 def test_cli_bayes_writes_posterior_and_diagnostics(tmp_path, monkeypatch):
     import pymc as pm
+    import xarray as xr
 
+    import tpflux
     from inference.budget import main
+    from tpflux.carbon_budget import budget
 
-    monkeypatch.setattr(pm, "sample", lambda **kw: _fake_posterior(kw["chains"], kw["draws"]))
+    monkeypatch.setattr(pm, "sample", _seeded_fake_sample)
     out = tmp_path / "run"
     code = main(["--no-rf", "--n-draws", "200", "--variant", "weighted", "--draws", "300",
                  "--chains", "2", "--allow-unconverged", "--out", str(out)])
     assert code == 0
     diag = json.loads((out / "diagnostics.json").read_text())
     assert diag["verdict"] in ("pass", "fail") and diag["r_hat_max"] < 1.1
-    import xarray as xr
-
     dt = xr.open_datatree(out / "budget_posterior.nc")
     assert "data_sha256" in dt.attrs and "posterior" in dt.children
     summary = pd.read_csv(out / "budget_summary.csv")
     assert (summary["method"] == "bayes").any()
+    # the same run from Python: identical tables and posterior
+    api = budget(rf=False, n_draws=200, variants=("weighted",), draws=300, chains=2, progress=False)
+    pd.testing.assert_frame_equal(summary, api.summary())
+    assert_trees_equal(dt, api.datatree)
+    loaded = tpflux.load(out)
+    assert loaded.datatree is not None and loaded.config == api.config
+    assert loaded.run_id == loaded.draws.attrs["run_id"] == dt.attrs["run_id"]
+    assert "bayes" in loaded.draws.children
+    other = budget(rf=False, n_draws=200, variants=("weighted",), draws=300, chains=2, seed=1,
+                   progress=False)
+    assert not np.allclose(other.datatree["posterior"]["GPP_direct"].values,
+                           api.datatree["posterior"]["GPP_direct"].values)
+
+
+@pytest.fixture
+def no_work(monkeypatch):
+    """Any data load or sampling fails the test: a bad option must be refused before either."""
+    import pymc as pm
+
+    import data.jian2022
+
+    monkeypatch.setattr(pm, "sample", lambda **kw: pytest.fail("sampled"))
+    monkeypatch.setattr(data.jian2022, "load_budget_inputs", lambda *a, **kw: pytest.fail("data loaded"))
+
+
+@pytest.mark.parametrize("option, value, column", [
+    ("n_draws", 5, "--n-draws"), ("sample_size", 0, "--sample-size"), ("rf_trees", 0, "--rf-trees"),
+    ("rf_trees", 5000, "--rf-trees"), ("variants", ("published",), "--variant"),
+    ("variants", (), "--variant"), ("sd_fill", "mean-cv", "--sd-fill"), ("chains", 0, "--chains"),
+    ("sampler", "blackjax", "--sampler"), ("ratio_source", "srdb", "--ratio-source"),
+    ("area_shares", 3, "--area-shares"), ("seed", 2**40, "--seed")])
+def test_bad_option_is_refused_before_any_work(no_work, option, value, column):
+    from tpflux.carbon_budget import budget
+
+    with pytest.raises(DataError) as err:
+        budget(**{option: value})
+    assert err.value.column == column
+
+
+def test_config_round_trips_area_shares_and_variants():
+    from data.storage import dumps
+    from tpflux.carbon_budget import BudgetRunConfig
+
+    c = BudgetRunConfig(area_shares={"GRA": 0.3, "EF": 0.2}, variants=["weighted", "period", "weighted"])
+    assert c.area_shares == (("EF", 0.2), ("GRA", 0.3)) and c.variants == ("weighted", "period")
+    assert c.headline == "weighted"
+    assert BudgetRunConfig.from_dict(json.loads(dumps(c.to_dict()))) == c
+
+
+@pytest.mark.parametrize("argv, column", [(["--n-draws", "5"], "--n-draws"),
+                                          (["--rf-trees", "0"], "--rf-trees")])
+def test_cli_bad_option_exits_2_and_writes_nothing(no_work, tmp_path, capsys, argv, column):
+    from inference.budget import main
+
+    out = tmp_path / "never"
+    assert main([*argv, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: -:-:{column}: ")
+    assert not out.exists()
+
+
+def test_existing_run_folder_needs_overwrite(cli_run, tmp_path, capsys):
+    import shutil
+
+    from data.storage import read_marker
+    from inference.budget import main
+
+    _, first = cli_run
+    before = (first / "budget_summary.csv").read_bytes()
+    args = ["--no-bayes", "--no-rf", "--n-draws", "100", "--variant", "weighted"]
+    assert main([*args, "--out", str(first)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--overwrite" in err[0] and "budget" in err[0]
+    assert (first / "budget_summary.csv").read_bytes() == before
+    copy = tmp_path / "copy"
+    shutil.copytree(first, copy)
+    old_id = read_marker(copy)["run_id"]
+    assert main([*args, "--out", str(copy), "--overwrite"]) == 0
+    assert not (copy / "figures").exists() and read_marker(copy)["run_id"] != old_id
+    summary = pd.read_csv(copy / "budget_summary.csv")
+    assert "RS_rf_global" not in set(summary["quantity"])
+
+
+def test_gate_advice_never_suggests_the_setting_in_use():
+    from tpflux.carbon_budget import BudgetRunConfig, gate_advice
+
+    assert "--chains 4" in gate_advice(BudgetRunConfig(chains=2))
+    assert "--chains" not in gate_advice(BudgetRunConfig(chains=4))
 
 
 def test_cli_bad_input_exits_2_and_writes_nothing(tmp_path, capsys):

@@ -39,18 +39,22 @@ def refused(path, *, row, column) -> DataError:
     (0.002, "umol m-2 s-1", 2.0),
     (0.002, "µmol m-2 s-1", 2.0),
     (0.002, "μmol m-2 s-1", 2.0),
-    # 2 mg CH4 h-1 = 2e-3 g / 16.04 g mol-1 = 1.246883e-4 mol = 124688.3 nmol per 3600 s = 34.63564
-    (2.0, "mg CH4 m-2 h-1", 34.63564),
-    (2.0, "mg CH4/m2/h", 34.63564),
-    # 1000 µg CH4 h-1 = 1 mg h-1 = 1e-3 / 16.04 mol = 62344.14 nmol per 3600 s = 17.31782
-    (1000.0, "ug CH4 m-2 h-1", 17.31782),
-    (1000.0, "µg CH4 m-2 h-1", 17.31782),
-    # 12.011 mg CH4-C d-1 = 1 mmol C = 1 mmol CH4 = 1e6 nmol per 86400 s = 11.57407
-    (12.011, "mg CH4-C m-2 d-1", 11.57407),
-    (12.011, "mg C-CH4 m-2 d-1", 11.57407),
-    # 16.04 g CH4 yr-1 = 1 mol = 1e9 nmol per (365.25 × 86400 = 31 557 600 s) = 31.68809
-    (16.04, "g CH4 m-2 yr-1", 31.68809),
-    (16.04, "g CH4 m^-2 yr^-1", 31.68809),
+    # M(CH4) = 12.0107 + 4 × 1.00794 = 16.04246 g mol-1 (IUPAC standard atomic weights)
+    # 2 mg CH4 h-1 = 2e-3 g / 16.04246 g mol-1 = 1.246692e-4 mol = 124669.2 nmol per 3600 s = 34.63032
+    (2.0, "mg CH4 m-2 h-1", 34.63032),
+    (2.0, "mg CH4/m2/h", 34.63032),
+    # 1000 µg CH4 h-1 = 1 mg h-1 = 1e-3 / 16.04246 mol = 62334.58 nmol per 3600 s = 17.31516
+    (1000.0, "ug CH4 m-2 h-1", 17.31516),
+    (1000.0, "µg CH4 m-2 h-1", 17.31516),
+    # 12.0107 mg CH4-C d-1 = 1 mmol C = 1 mmol CH4 = 1e6 nmol per 86400 s = 11.57407
+    (12.0107, "mg CH4-C m-2 d-1", 11.57407),
+    (12.0107, "mg C-CH4 m-2 d-1", 11.57407),
+    # 16.04246 g CH4 yr-1 = 1 mol = 1e9 nmol per (365.25 × 86400 = 31 557 600 s) = 31.68809
+    (16.04246, "g CH4 m-2 yr-1", 31.68809),
+    (16.04246, "g CH4 m^-2 yr^-1", 31.68809),
+    # 1 kg ha-1 = 0.1 g m-2: 160.4246 kg CH4 ha-1 yr-1 = 1 mol m-2 yr-1 = 31.68809
+    (160.4246, "kg CH4 ha-1 yr-1", 31.68809),
+    (160.4246, "kg CH4/ha/yr", 31.68809),
 ])
 def test_convert_flux_matches_hand_arithmetic(value, unit, expected):
     assert convert_flux([value], unit)[0] == pytest.approx(expected, rel=1e-6)
@@ -97,10 +101,10 @@ def test_reads_converts_and_defaults(tmp_path):
     obs = read_chamber_csv(path)
     t = obs.table
     assert list(t["site"]) == ["Haibei", "Haibei", "Zoige"]
-    # 0.5 mg CH4 h-1 = 0.5e-3 / 16.04 mol / 3600 s = 8.658908 nmol s-1
-    assert t["flux"].iloc[0] == pytest.approx(8.658908, rel=1e-6)
-    # −20 µg CH4 h-1 = −20e-6 / 16.04 mol / 3600 s = −0.3463564 nmol s-1
-    assert t["flux"].iloc[1] == pytest.approx(-0.3463564, rel=1e-6)
+    # 0.5 mg CH4 h-1 = 0.5e-3 / 16.04246 mol / 3600 s = 8.657581 nmol s-1
+    assert t["flux"].iloc[0] == pytest.approx(8.657581, rel=1e-6)
+    # −20 µg CH4 h-1 = −20e-6 / 16.04246 mol / 3600 s = −0.3463032 nmol s-1
+    assert t["flux"].iloc[1] == pytest.approx(-0.3463032, rel=1e-6)
     # 0.05 µmol = 50 nmol
     assert t["flux"].iloc[2] == pytest.approx(50.0)
     assert list(t["days"]) == [31, 31, 1]
@@ -156,11 +160,21 @@ def test_byte_order_mark_comments_and_gzip_are_accepted(tmp_path):
 
 
 # ---------------------------------------------------------------- refusals name file, row, column
-def test_kelvin_looking_soil_temperature(tmp_path):
-    path = write(tmp_path, HEADER + "\nA,2020-01-01,1,nmol m-2 s-1,5,WET,60,20\n"
-                                     "A,2020-01-02,1,nmol m-2 s-1,281.3,WET,60,20\n")
-    err = refused(path, row=3, column="soil_temp_c")
-    assert "Kelvin" in str(err)
+GOOD_ROW = "A,2020-01-01,1,nmol m-2 s-1,5,WET,60,20"
+
+
+@pytest.mark.parametrize("bad_row, column, part, fragment", [
+    ("A,2020-01-02,1,nmol m-2 s-1,281.3,WET,60,20", "soil_temp_c", "problem", "Kelvin"),
+    ("A,01/02/2020,1,nmol m-2 s-1,5,WET,60,20", "date", "fix", "YYYY-MM-DD"),
+    ("A,2020-01-02,1,mg m-2 h-1,5,WET,60,20", "flux_unit", "fix", "mg CH4 m-2 h-1"),
+    ("A,2020-01-02,1;5,nmol m-2 s-1,5,WET,60,20", "flux", "problem", "'1;5'"),
+    # 2 µmol m-2 s-1 = 2000 nmol m-2 s-1: a CO2-sized number in the CH4 column
+    ("A,2020-01-02,2,umol m-2 s-1,5,WET,60,20", "flux", "problem", "umol m-2 s-1"),
+    ("A,2020-01-02,1,nmol m-2 s-1,5,WET,60,20,extra", "-", "problem", "fields"),
+])
+def test_a_bad_row_after_a_good_one_is_named(tmp_path, bad_row, column, part, fragment):
+    err = refused(write(tmp_path, f"{HEADER}\n{GOOD_ROW}\n{bad_row}\n"), row=3, column=column)
+    assert fragment in getattr(err, part)
 
 
 def test_kelvin_looking_after_comment_lines_names_the_file_line(tmp_path):
@@ -182,26 +196,12 @@ def test_missing_soil_temperature_column(tmp_path):
     refused(path, row=1, column="soil_temp_c")
 
 
-def test_unparseable_date(tmp_path):
-    path = write(tmp_path, HEADER + "\nA,2020-01-01,1,nmol m-2 s-1,5,WET,60,20\n"
-                                     "A,01/02/2020,1,nmol m-2 s-1,5,WET,60,20\n")
-    err = refused(path, row=3, column="date")
-    assert "YYYY-MM-DD" in err.fix
-
-
 def test_duplicate_site_dates(tmp_path):
     path = write(tmp_path, HEADER + "\nA,2020-01-01,1,nmol m-2 s-1,5,WET,60,20\n"
                                      "B,2020-01-01,1,nmol m-2 s-1,5,WET,60,20\n"
                                      "A,2020-01-01,2,nmol m-2 s-1,5,WET,60,20\n")
     err = refused(path, row=4, column="date")
     assert "line 2" in err.problem
-
-
-def test_unknown_unit_names_row(tmp_path):
-    path = write(tmp_path, HEADER + "\nA,2020-01-01,1,nmol m-2 s-1,5,WET,60,20\n"
-                                     "A,2020-01-02,1,mg m-2 h-1,5,WET,60,20\n")
-    err = refused(path, row=3, column="flux_unit")
-    assert "mg CH4 m-2 h-1" in err.fix
 
 
 def test_flux_without_unit(tmp_path):
@@ -216,13 +216,6 @@ def test_empty_file(tmp_path):
 
 def test_header_without_rows(tmp_path):
     refused(write(tmp_path, HEADER + "\n"), row=1, column="-")
-
-
-def test_non_numeric_flux(tmp_path):
-    path = write(tmp_path, HEADER + "\nA,2020-01-01,1,nmol m-2 s-1,5,WET,60,20\n"
-                                     "A,2020-01-02,1;5,nmol m-2 s-1,5,WET,60,20\n")
-    err = refused(path, row=3, column="flux")
-    assert "'1;5'" in err.problem
 
 
 def test_decimal_comma_flux_is_refused(tmp_path):
@@ -257,20 +250,6 @@ def test_tab_delimited(tmp_path):
 def test_trailing_empty_header_cells_are_ignored(tmp_path):
     path = write(tmp_path, HEADER + ",,\nA,2020-01-01,1,nmol m-2 s-1,5,WET,60,20,,\n")
     assert len(read_chamber_csv(path).table) == 1
-
-
-def test_row_with_extra_fields(tmp_path):
-    path = write(tmp_path, HEADER + "\nA,2020-01-01,1,nmol m-2 s-1,5,WET,60,20\n"
-                                     "A,2020-01-02,1,nmol m-2 s-1,5,WET,60,20,extra\n")
-    refused(path, row=3, column="-")
-
-
-def test_absurd_magnitude_after_conversion(tmp_path):
-    # 2 µmol m-2 s-1 = 2000 nmol m-2 s-1: a CO2-sized number in the CH4 column
-    path = write(tmp_path, HEADER + "\nA,2020-01-01,1,nmol m-2 s-1,5,WET,60,20\n"
-                                     "A,2020-01-02,2,umol m-2 s-1,5,WET,60,20\n")
-    err = refused(path, row=3, column="flux")
-    assert "umol m-2 s-1" in err.problem
 
 
 def test_unknown_method(tmp_path):

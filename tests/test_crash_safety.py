@@ -1,8 +1,9 @@
-"""A run killed while writing leaves the previous complete outputs, or none — never a torn file.
+"""A run killed while writing leaves the previous complete run, or none — never a torn file or a
+folder that mixes two runs.
 
-Outputs are written to a temporary file in the run folder and renamed over the target
-(``inference.runio``); these tests kill real processes (SIGKILL: no clean-up runs) at several
-moments and read back what is left.
+A run is written into a hidden temporary sibling folder and swapped onto the target as a whole
+(``data.storage.RunFolder``); these tests kill real processes (SIGKILL: no clean-up runs) at several
+moments and read back what is left, run two writers at once, and fill the disk.
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ import xarray as xr
 REPO = Path(__file__).resolve().parent.parent
 OUTPUTS = ("ea_posterior.nc", "ea_summary.csv", "diagnostics.json")
 
-# Writes versions 1, 2, 3, … of three outputs through the runio helpers, forever. Each version's
-# NetCDF holds a large array filled with its version number, so a write takes long enough to be
-# interrupted and a torn or mixed file is detectable.
+# Writes runs 1, 2, 3, … of three outputs into one run folder through the run writer, forever.
+# Each run's NetCDF holds a large array filled with its version number, so a write takes long
+# enough to be interrupted and a torn or mixed folder is detectable.
 WRITER = r"""
 import sys
 from pathlib import Path
@@ -38,9 +39,10 @@ for version in range(1, 10**6):
     values = np.full((n, 1000), float(version))
     dt = xr.DataTree.from_dict({"posterior": xr.Dataset({"x": (("a", "b"), values)})})
     dt.attrs["version"] = version
-    runio.write_datatree(out / "posterior.nc", dt)
-    runio.write_csv(out / "summary.csv", pd.DataFrame({"version": [version] * n}))
-    runio.write_json(out / "diagnostics.json", {"version": version, "pad": [version] * n})
+    with runio.RunFolder(out, job="test", overwrite=True) as run:
+        runio.write_datatree(run.path / "posterior.nc", dt)
+        runio.write_csv(run.path / "summary.csv", pd.DataFrame({"version": [version] * n}))
+        runio.write_json(run.path / "diagnostics.json", {"version": version, "pad": [version] * n})
     print(version, flush=True)
 """
 
@@ -102,14 +104,13 @@ def _versions_left(out: Path, n: int) -> dict[str, int | None]:
 
 
 @pytest.mark.parametrize("moment", ["first write", "a later write", "random"])
-def test_killed_writer_leaves_complete_files_or_none(tmp_path, moment):
+def test_killed_writer_leaves_one_complete_run_or_none(tmp_path, moment):
     n = 4000  # 32 MB per NetCDF version
     out = tmp_path / "run"
-    out.mkdir()
     proc = subprocess.Popen([sys.executable, "-c", WRITER, str(out), str(n)], env=_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     try:
-        parts = lambda: list(out.glob(".posterior.nc.*.part"))  # noqa: E731
+        parts = lambda: list(tmp_path.glob(".run.*.tmp/.posterior.nc.*.part"))  # noqa: E731
         if moment == "first write":
             assert _wait_for(lambda: bool(parts()), proc, 120), proc.stderr.read()
         elif moment == "a later write":
@@ -120,16 +121,97 @@ def test_killed_writer_leaves_complete_files_or_none(tmp_path, moment):
             time.sleep(np.random.default_rng(0).uniform(0.0, 1.5))  # somewhere in the next writes
     finally:
         _kill(proc)
-    left = _versions_left(out, n)
     if moment == "first write":
-        assert left == {}  # nothing complete yet: nothing at all
-    if moment == "a later write":
-        assert left.get("posterior.nc", 0) >= 1 and left.get("diagnostics.json", 0) >= 1
-    # Files are renamed in order, so they are at most one version apart (never torn).
-    if left:
-        assert max(left.values()) - min(left.values()) <= 1
-    assert not any(p.name in ("posterior.nc", "summary.csv", "diagnostics.json") and p.stat().st_size == 0
-                   for p in out.iterdir())
+        assert not out.exists()  # nothing complete yet: no run folder at all
+        return
+    left = _versions_left(out, n)
+    # One run, whole: every output present and of the same version, no temporary file inside.
+    assert set(left) == {"posterior.nc", "summary.csv", "diagnostics.json"}
+    assert len(set(left.values())) == 1
+    assert sorted(p.name for p in out.iterdir()) == ["diagnostics.json", "posterior.nc", "run.json",
+                                                     "summary.csv"]
+
+
+def test_a_new_run_after_a_killed_one_cleans_its_temporary_folder(tmp_path):
+    from data import storage
+
+    out = tmp_path / "run"
+    stale = tmp_path / ".run.999999999.abc.tmp"  # a pid that cannot be alive
+    stale.mkdir()
+    (stale / "half.nc").write_bytes(b"x")
+    with storage.RunFolder(out, job="test") as run:
+        storage.write_text(run.path / "a.txt", "new")
+    assert not stale.exists() and (out / "a.txt").read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_a_second_writer_is_refused_at_once(tmp_path, capsys):
+    from data import storage
+    from data.errors import DataError
+    from inference import fit_ea
+
+    out = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom data import storage\n"
+                               f"with storage.run_lock({str(out)!r}):\n    print('locked', flush=True)\n"
+                               "    time.sleep(60)"], env=_env(), cwd=REPO, stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(DataError, match=f"process {holder.pid}"):
+            with storage.RunFolder(out, job="test"):
+                pass
+        t0 = time.monotonic()
+        code = fit_ea.main(["--dataset", "synthetic", "--out", str(out)])
+        assert code == 2 and time.monotonic() - t0 < 30  # refused before any data or sampling
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith(f"error: {out}") and str(holder.pid) in err[0]
+    finally:
+        _kill(holder)
+    assert not out.exists()
+    with storage.RunFolder(out, job="test"):  # the dead holder's lock is taken over
+        pass
+    assert out.is_dir()
+
+
+def test_a_full_disk_is_one_error_and_keeps_the_previous_run(tmp_path, monkeypatch):
+    from data import storage
+    from data.errors import DataError
+
+    out = tmp_path / "run"
+    with storage.RunFolder(out, job="test") as run:
+        storage.write_text(run.path / "a.txt", "first")
+    real = Path.write_text
+
+    def full(self, *args, **kwargs):
+        if self.name.startswith(".a.txt."):
+            raise OSError(28, "No space left on device")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", full)
+    with pytest.raises(DataError, match="disk filled up"):
+        with storage.RunFolder(out, job="test", overwrite=True) as run:
+            storage.write_text(run.path / "a.txt", "second")
+    monkeypatch.undo()
+    assert (out / "a.txt").read_text() == "first"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_an_existing_run_is_replaced_only_with_overwrite(tmp_path, mock_pymc_sample, capsys):
+    from inference import fit_ea
+
+    out = tmp_path / "run"
+    args = ["--dataset", "synthetic", "--out", str(out), "--chains", "1", "--draws", "20",
+            "--ppc-draws", "5", "--allow-unconverged"]
+    assert fit_ea.main([*args, "--seed", "1"]) == 0
+    before = _digest(out)
+    capsys.readouterr()
+    assert fit_ea.main([*args, "--seed", "2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--overwrite" in err[0] and "fit_ea run" in err[0]
+    assert _digest(out) == before
+    (out / "report.html").write_text("old report")  # a report of the previous run goes with it
+    assert fit_ea.main([*args, "--seed", "2", "--overwrite"]) == 0
+    assert _digest(out) != before and not (out / "report.html").exists()
 
 
 def _digest(folder: Path) -> dict[str, str]:
@@ -148,11 +230,12 @@ def test_fit_ea_killed_while_writing_keeps_the_previous_run(tmp_path, mock_pymc_
     before = _digest(out)
 
     second = ["--dataset", "synthetic", "--out", str(out), "--seed", "2", "--chains", "1",
-              "--draws", "20", "--ppc-draws", "5", "--allow-unconverged"]
+              "--draws", "20", "--ppc-draws", "5", "--allow-unconverged", "--overwrite"]
     proc = subprocess.Popen([sys.executable, "-c", MOCK_FIT_EA, json.dumps(second)], cwd=REPO,
                             env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        caught = _wait_for(lambda: bool(list(out.glob(".ea_posterior.nc.*.part"))), proc, 300)
+        caught = _wait_for(lambda: bool(list(tmp_path.glob(".run.*.tmp/.ea_posterior.nc.*.part"))),
+                           proc, 300)
     finally:
         _kill(proc)
     assert caught, f"the run ended before it was caught writing: {proc.stderr.read()[-2000:]}"

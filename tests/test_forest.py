@@ -3,38 +3,13 @@
 import math
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from models.forest import (ForestSpec, cross_validated_skill, fit_class_forests, select_drivers,
                            skill_scores, with_flux_class)
+from tests.helpers import make_sites
 
 SMALL = ForestSpec(n_trees=20, min_samples_leaf=3, n_jobs=1, min_rows=30)
-
-
-def make_sites(n_days: int = 365, sites=(("W1", "wetland"), ("W2", "wetland"), ("W3", "wetland"),
-                                         ("G1", "grassland")), seed: int = 0,
-               start: str = "2015-01-01", latitude: float = 33.0) -> pd.DataFrame:
-    """A canonical daily table with known structure: wetland emission grows exponentially with
-    soil temperature (and with soil water), the grassland is a sink that also grows with
-    temperature; ``noise`` is a driver with no effect."""
-    rng = np.random.default_rng(seed)
-    frames = []
-    for site, eco in sites:
-        date = pd.date_range(start, periods=n_days, freq="D")
-        doy = date.day_of_year.to_numpy(dtype=float)
-        temp = 4.0 + 10.0 * np.cos(2 * np.pi * (doy - 205) / 365.25) + rng.normal(0, 1.5, n_days)
-        swc = 0.4 + 0.1 * np.sin(2 * np.pi * doy / 365.25) + rng.normal(0, 0.03, n_days)
-        noise = rng.normal(0, 1, n_days)
-        if eco == "wetland":
-            flux = 20 * np.exp(0.09 * (temp - 15) + 2.0 * (swc - 0.4)) * np.exp(rng.normal(0, 0.1, n_days))
-        else:
-            flux = -2 * np.exp(0.05 * (temp - 15)) * np.exp(rng.normal(0, 0.1, n_days))
-        frames.append(pd.DataFrame({
-            "site": site, "date": date, "days": 1, "flux": flux, "soil_temp_c": temp,
-            "ecosystem": eco, "method": "eddy_covariance", "latitude": latitude,
-            "longitude": 100.0, "n_sub": 1, "swc": swc, "le": noise}))
-    return pd.concat(frames, ignore_index=True)
 
 
 def test_select_drivers_drops_sparse_and_names_sites_lacking_a_used_driver():

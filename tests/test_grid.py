@@ -10,8 +10,9 @@ import xarray as xr
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from data.constants import EARTH_RADIUS_M
 from data.errors import DataError
-from data.grid import EARTH_RADIUS_M, cell_areas, read_driver_grid, require_land_cover
+from data.grid import cell_areas, read_driver_grid, require_land_cover
 from data.synthetic_grid import simulate_tibetan_grid, to_era5_land
 
 

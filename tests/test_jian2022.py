@@ -14,7 +14,9 @@ from hypothesis import strategies as st
 
 from data import jian2022 as jd
 from data import rc_grid
+from data.constants import EARTH_RADIUS_M
 from data.errors import DataError
+from data.grid import band_areas
 from data.registry import dataset_folder
 from tests.shared_data import require_data
 
@@ -85,28 +87,29 @@ def _copy_with(folder: Path, tmp_path: Path, name: str, edit) -> Path:
     return target
 
 
-def test_non_numeric_value_names_file_line_and_column(folder, tmp_path):
+def _global_rs_refusal(folder, tmp_path, line: int, old: str, new: str) -> DataError:
+    """The error of reading GlobalRs.csv with ``old`` replaced by ``new`` on file line ``line``."""
     def edit(lines):
-        assert ",98," in lines[7]  # line 8: Bond-Lamberty (2010), 98 Pg C yr-1
-        lines[7] = lines[7].replace(",98,", ",ninety-eight,")
+        assert old in lines[line - 1]
+        lines[line - 1] = lines[line - 1].replace(old, new)
         return lines
 
     target = _copy_with(folder, tmp_path, "GlobalRs.csv", edit)
     with pytest.raises(DataError) as err:
         jd.read_global_rs(target / "GlobalRs.csv")
-    assert (err.value.row, err.value.column) == (8, "Rs")
-    assert "not a number" in str(err.value)
+    return err.value
+
+
+def test_non_numeric_value_names_file_line_and_column(folder, tmp_path):
+    # line 8: Bond-Lamberty (2010), 98 Pg C yr-1
+    err = _global_rs_refusal(folder, tmp_path, 8, ",98,", ",ninety-eight,")
+    assert (err.row, err.column) == (8, "Rs")
+    assert "not a number" in str(err)
 
 
 def test_missing_column_is_refused_at_the_header_line(folder, tmp_path):
-    def edit(lines):
-        lines[2] = lines[2].replace(",SD,", ",StdDev,")
-        return lines
-
-    target = _copy_with(folder, tmp_path, "GlobalRs.csv", edit)
-    with pytest.raises(DataError) as err:
-        jd.read_global_rs(target / "GlobalRs.csv")
-    assert (err.value.row, err.value.column) == (3, "SD")
+    err = _global_rs_refusal(folder, tmp_path, 3, ",SD,", ",StdDev,")
+    assert (err.row, err.column) == (3, "SD")
 
 
 def test_froot_given_as_fractions_is_refused(tmp_path):
@@ -163,8 +166,8 @@ def test_reader_round_trips_values_and_line_numbers(tmp_path, rows, preamble):
 # ---------------------------------------------------------------- grid
 def test_cell_areas_sum_to_the_sphere():
     lat = np.arange(-89.75, 90, 0.5)
-    total = rc_grid.cell_area(lat, 0.5, 0.5).sum() * 720
-    assert total == pytest.approx(4 * np.pi * rc_grid.EARTH_RADIUS_M**2, rel=1e-12)
+    total = band_areas(lat, 0.5, 0.5).sum() * 720
+    assert total == pytest.approx(4 * np.pi * EARTH_RADIUS_M**2, rel=1e-12)
 
 
 def test_real_grid_is_lat_lon_ascending_with_published_land_cells():

@@ -29,6 +29,7 @@ from models.conventions import CI_PROB, CI_QUANTILES
 from models.meta import (RRSpec, TauPrior, agreement_probability, between_levels, build_rr_model,
                          effect_sizes, level_pairs, nested_normal_logp, overlap_coefficient,
                          parse_tau_prior, prepare, prob_greater, typical_variance)
+from tests.helpers import mock_sampling
 
 DATA = Path(__file__).parent / "data"
 CURTIS = DATA / "curtis1998.csv"
@@ -430,3 +431,215 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys):
     _table().to_csv(table, index=False)
     assert main(["--table", str(table), "--moderator", "nope", "--out", str(out)]) == 2
     assert not out.exists()
+
+
+# ---------------------------------------------------------------- Python API (tpflux.fit_rr)
+# The same options as the synthetic_run fixture's command line.
+SYNTHETIC = dict(dataset="synthetic-warming", chains=2, draws=500, tune=500, seed=3)
+TIMING_STATS = ("perf_counter_diff", "perf_counter_start", "process_time_diff")
+
+
+def _assert_same_draws(a, b):
+    for group in ("posterior", "prior", "sample_stats"):
+        left, right = a[group].to_dataset(), b[group].to_dataset()
+        assert set(left.data_vars) == set(right.data_vars), group
+        for name in left.data_vars:
+            if name not in TIMING_STATS:
+                np.testing.assert_array_equal(left[name].values, right[name].values,
+                                              err_msg=f"{group}/{name}")
+
+
+@pytest.fixture
+def fast_sampling(monkeypatch):
+    """NUTS replaced by prior draws (plumbing only), compiled without numba: the few draws take
+    less time than its compilation."""
+    import pytensor
+
+    mock_sampling(monkeypatch)
+    with pytensor.config.change_flags(mode="FAST_COMPILE"):
+        yield
+
+
+@pytest.fixture
+def no_work(monkeypatch):
+    """Any data load or sampling fails the test: a bad option must be refused before either."""
+    import pymc as pm
+
+    import data.warming
+
+    monkeypatch.setattr(pm, "sample", lambda **kw: pytest.fail("sampled"))
+    monkeypatch.setattr(data.warming, "load_warming", lambda *a, **kw: pytest.fail("data loaded"))
+
+
+@pytest.fixture(scope="module")
+def api_fit():
+    from tpflux.meta import fit_rr
+
+    return fit_rr(**SYNTHETIC, progress=False)
+
+
+def test_api_and_cli_give_identical_summary_and_arrays(synthetic_run, api_fit):
+    from data.storage import read_datatree
+    from tpflux.meta import ResponseRatioFit
+
+    _, out = synthetic_run
+    assert isinstance(api_fit, ResponseRatioFit) and api_fit.synthetic
+    pd.testing.assert_frame_equal(pd.read_csv(out / "rr_summary.csv"), api_fit.summary())
+    cli_tree = read_datatree(out / "rr_posterior.nc")
+    _assert_same_draws(cli_tree, api_fit.datatree)
+    assert "inference.fit_rr" in cli_tree.attrs["command_line"]
+    assert "--seed 3" in cli_tree.attrs["command_line"]
+    assert "from Python" in api_fit.datatree.attrs["command_line"]
+    assert api_fit.diagnostics["verdict"] == json.loads((out / "diagnostics.json").read_text())["verdict"]
+
+
+def test_saved_fit_loads_back_as_the_same_result(api_fit, tmp_path):
+    import tpflux
+    from tpflux.meta import ResponseRatioFit
+
+    api_fit.save(tmp_path / "run")
+    assert {p.name for p in (tmp_path / "run").iterdir()} == {
+        "rr_posterior.nc", "rr_summary.csv", "diagnostics.json", "run.json"}
+    loaded = tpflux.load(tmp_path / "run")
+    assert type(loaded) is ResponseRatioFit and loaded.config == api_fit.config
+    pd.testing.assert_frame_equal(loaded.summary(), api_fit.summary())
+    assert loaded.diagnostics["verdict"] == api_fit.diagnostics["verdict"]
+    assert loaded.result_text() == api_fit.result_text()
+    assert "non-growing vs growing" in loaded.result_text()
+    assert loaded.run_id == api_fit.run_id
+
+
+def test_refit_from_attrs_gives_identical_arrays(synthetic_run):
+    import tpflux
+    from tpflux.meta import ResponseRatioConfig
+
+    _, out = synthetic_run
+    run = tpflux.load(out)
+    config = ResponseRatioConfig.from_attrs(run.datatree.attrs)
+    assert config == ResponseRatioConfig(**SYNTHETIC) == run.config
+    again = run.refit(progress=False)
+    _assert_same_draws(run.datatree, again.datatree)
+    pd.testing.assert_frame_equal(again.summary(), run.summary())
+
+
+def test_plot_forest_returns_an_undrawn_figure(api_fit):
+    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
+
+    before = plt.get_fignums()
+    fig = api_fit.plot_forest()
+    assert isinstance(fig, Figure) and plt.get_fignums() == before
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert sum(label.startswith("pooled RR") for label in labels) == 2  # one per season
+    rank = api_fit.plot_rank()  # drawn by ArviZ through pyplot
+    assert isinstance(rank, Figure) and len(rank.axes) >= 4
+    plt.close(rank)
+
+
+@pytest.mark.parametrize("option, value, column", [
+    ("mu_prior_sd", 0.0, "--mu-prior-sd"), ("mu_prior_sd", float("nan"), "--mu-prior-sd"),
+    ("levels", ("growing", "growing"), "--levels"), ("levels", "growing,,non-growing", "--levels"),
+    ("tau_prior", "gamma:1", "--tau-prior"), ("tau_prior", "halfnormal:0", "--tau-prior"),
+    ("sign_change", "ignore", "--sign-change"), ("parameterisation", "centred", "--parameterisation"),
+    ("draws", 0, "--draws"), ("chains", 1.5, "--chains"), ("seed", -1, "--seed")])
+def test_bad_option_is_refused_before_any_work(no_work, option, value, column):
+    from tpflux.meta import fit_rr
+
+    with pytest.raises(DataError) as err:
+        fit_rr(dataset="synthetic-warming", **{option: value})
+    assert err.value.column == column
+
+
+def test_config_normalises_what_it_reads_back():
+    from tpflux.meta import ResponseRatioConfig
+
+    c = ResponseRatioConfig(levels="b, a", tau_prior=TauPrior("halfnormal", 0.5), table=DATA / "x.csv")
+    assert c.levels == ("b", "a") and c.tau_prior == "halfnormal:0.5" and c.table == str(DATA / "x.csv")
+    assert parse_tau_prior(c.tau_prior) == TauPrior("halfnormal", 0.5)
+    assert ResponseRatioConfig.from_dict(json.loads(json.dumps(c.to_dict()))) == c
+    with pytest.raises(DataError, match="both a table and a dataset"):
+        ResponseRatioConfig(table="t.csv", dataset="synthetic-warming")
+    with pytest.raises(DataError):
+        ResponseRatioConfig(dataset="curtis1998")
+
+
+@pytest.mark.parametrize("argv, column", [(["--mu-prior-sd", "0"], "--mu-prior-sd"),
+                                          (["--levels", "growing,growing"], "--levels"),
+                                          (["--tau-prior", "halfnormal:-1"], "--tau-prior")])
+def test_cli_bad_option_exits_2_and_writes_nothing(no_work, tmp_path, capsys, argv, column):
+    from inference.fit_rr import main
+
+    out = tmp_path / "never"
+    assert main(["--dataset", "synthetic-warming", *argv, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: -:-:{column}: ")
+    assert not out.exists()
+
+
+def test_in_memory_table_fits_as_its_csv(fast_sampling, tmp_path):
+    from tpflux.meta import fit_rr
+
+    table = simulate_warming(n_studies=8, seed=2).table
+    path = tmp_path / "warming.csv"
+    table.to_csv(path, index=False)
+    options = dict(chains=2, draws=40, tune=10, seed=9, progress=False)
+    from_frame, from_file = fit_rr(table, **options), fit_rr(path, **options)
+    pd.testing.assert_frame_equal(from_frame.summary(), from_file.summary())
+    assert from_file.config.table == str(path) and from_frame.config.table is None
+    assert from_file.refit(progress=False).summary().equals(from_file.summary())
+    with pytest.raises(DataError, match="in-memory table"):
+        from_frame.refit()
+    with pytest.raises(DataError) as err:
+        fit_rr(table.drop(columns="control_sd"), **options)
+    assert err.value.column == "control_sd"
+    with pytest.raises(DataError, match="no warming table"):
+        fit_rr(**options)
+    with pytest.raises(DataError, match="both a table and a dataset"):
+        fit_rr(table, dataset="synthetic-warming", **options)
+
+
+def test_prior_sensitivity_is_an_extra_table_that_loads_back(fast_sampling, tmp_path):
+    import tpflux
+    from models.meta import SENSITIVITY_TAU_PRIORS
+    from tpflux.meta import fit_rr
+
+    fit = fit_rr(dataset="synthetic-warming", tau_prior_sensitivity=True, chains=1, draws=20,
+                 tune=5, seed=1, progress=False)
+    table = fit.prior_sensitivity
+    assert table["tau_prior"].nunique() == len(SENSITIVITY_TAU_PRIORS) + 1
+    fit.save(tmp_path / "run")
+    assert (tmp_path / "run" / "rr_prior_sensitivity.csv").exists()
+    pd.testing.assert_frame_equal(tpflux.load(tmp_path / "run").prior_sensitivity, table)
+
+
+def test_existing_run_folder_needs_overwrite(synthetic_run, fast_sampling, tmp_path, capsys):
+    import shutil
+
+    from data.storage import read_marker
+    from inference.fit_rr import main
+
+    _, first = synthetic_run
+    before = (first / "rr_summary.csv").read_bytes()
+    args = ["--dataset", "synthetic-warming", "--chains", "1", "--draws", "20", "--tune", "5",
+            "--allow-unconverged"]
+    assert main([*args, "--out", str(first)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--overwrite" in err[0] and "fit_rr" in err[0]
+    assert (first / "rr_summary.csv").read_bytes() == before
+    copy = tmp_path / "copy"
+    shutil.copytree(first, copy)
+    (copy / "stale.txt").write_text("from an earlier run")
+    old_id = read_marker(copy)["run_id"]
+    assert main([*args, "--out", str(copy), "--overwrite"]) == 0
+    assert not (copy / "stale.txt").exists() and read_marker(copy)["run_id"] != old_id
+    assert (copy / "rr_summary.csv").read_bytes() != before
+
+
+def test_gate_advice_never_suggests_the_setting_in_use():
+    from tpflux.meta import ResponseRatioConfig, gate_advice
+
+    default = gate_advice(ResponseRatioConfig())
+    assert "--parameterisation" not in default and "halfnormal:0.5" in default
+    assert "--parameterisation marginal" in gate_advice(ResponseRatioConfig(parameterisation="noncentred"))
+    tight = gate_advice(ResponseRatioConfig(tau_prior="halfnormal:0.5"))
+    assert "halfnormal:0.5" not in tight and "halfnormal:0.25" in tight

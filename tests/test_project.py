@@ -11,7 +11,7 @@ import xarray as xr
 from inference import project, runio
 from models import scenarios as sc
 from models.forest import ForestSpec, fit_class_forests, with_flux_class
-from tests.test_forest import make_sites
+from tests.helpers import make_sites
 
 SMALL = ForestSpec(n_trees=12, min_samples_leaf=3, n_jobs=1, min_rows=30)
 JULIAN = ("growing", "non-growing")
@@ -43,7 +43,7 @@ def sites():
 # ---------------------------------------------------------------- engine
 def test_arrhenius_factor_is_the_analytic_one():
     E, t, dt = 0.65, 10.0, 2.0
-    k = 8.617333e-5
+    k = 8.617333262e-5  # CODATA 2018, eV K-1
     by_hand = np.exp(E / k * (1 / 283.15 - 1 / 285.15))
     assert sc.arrhenius_factor(E, t, dt) == pytest.approx(by_hand, rel=1e-12)
     assert by_hand == pytest.approx(1.2054, abs=1e-4)
@@ -71,7 +71,7 @@ def test_delta_zero_reproduces_the_forest_baseline_in_both_modes(sites):
     f = forests["wetland_emission"]
     rows = table[(table["flux_class"] == "wetland_emission") & (table["site"] == "W2")]
     # the forest's own prediction (mean of its trees), summed in g m-2 over one year of record
-    baseline = f.forest.predict(f.design(rows)).sum() * 86400 * 16.04e-9
+    baseline = f.forest.predict(f.design(rows)).sum() * 86400 * 16.04246e-9
     years = (table["site"] == "W2").sum() / 365.25
     for mode in sc.MODES:
         draws = result["total"].sel(scenario_c=0.0, mode=mode, flux_class="wetland_emission",
@@ -81,7 +81,7 @@ def test_delta_zero_reproduces_the_forest_baseline_in_both_modes(sites):
     per_tree = np.array([t.predict(f.design(rows).astype(np.float32)).sum() for t in f.forest.estimators_])
     np.testing.assert_allclose(result["total"].sel(scenario_c=0.0, mode="rf", flux_class="wetland_emission",
                                                    period="annual", site="W2").values,
-                               per_tree * 86400 * 16.04e-9 / years, rtol=1e-10)
+                               per_tree * 86400 * 16.04246e-9 / years, rtol=1e-10)
 
 
 def test_rf_direct_counts_site_days_beyond_the_training_range(sites):
@@ -106,17 +106,17 @@ def test_site_totals_match_a_hand_computed_example_with_units():
     rows = with_flux_class(table)
     forests, _ = fit_class_forests(rows, SMALL, seed=0)
     result = sc.project_sites(sc.Engine(forests, (0.0,), ("rf",), 5), rows)
-    # 10 nmol m-2 s-1 × 86 400 s d-1 = 8.64e5 nmol m-2 d-1 = 8.64e-4 mol × 16.04 g mol-1
-    # = 0.01385856 g m-2 d-1; 365 observed days = 365/365.25 years → × 365.25 = 5.06184 g m-2 yr-1
+    # 10 nmol m-2 s-1 × 86 400 s d-1 = 8.64e5 nmol m-2 d-1 = 8.64e-4 mol × 16.04246 g mol-1
+    # = 0.01386068544 g m-2 d-1; 365 observed days = 365/365.25 years → × 365.25 = 5.062615 g m-2 yr-1
     annual = result["total"].sel(scenario_c=0.0, mode="rf", flux_class="wetland_emission",
                                  period="annual", site="W1")
-    np.testing.assert_allclose(annual.values, 0.01385856 * 365.25, rtol=1e-12)
-    assert 0.01385856 * 365.25 == pytest.approx(5.06184, abs=1e-5)
+    np.testing.assert_allclose(annual.values, 0.01386068544 * 365.25, rtol=1e-12)
+    assert 0.01386068544 * 365.25 == pytest.approx(5.062615, abs=1e-5)
     parts = result["total"].sel(scenario_c=0.0, mode="rf", site="W1", flux_class="wetland_emission")
     np.testing.assert_allclose(parts.sel(period="growing") + parts.sel(period="non-growing"),
                                parts.sel(period="annual"), rtol=1e-12)
     # May–Sep is 153 of 365 days
-    np.testing.assert_allclose(parts.sel(period="growing"), 0.01385856 * 153 * 365.25 / 365, rtol=1e-12)
+    np.testing.assert_allclose(parts.sel(period="growing"), 0.01386068544 * 153 * 365.25 / 365, rtol=1e-12)
 
 
 def test_grid_totals_match_a_hand_computed_example_in_tg_per_year():
@@ -134,8 +134,8 @@ def test_grid_totals_match_a_hand_computed_example_in_tg_per_year():
          "cell_area": (("lat", "lon"), [[1.0e10, 1.0e10]])},
         coords={"lat": [33.0], "lon": [100.0, 101.0], "time": time})
     out = sc.project_grid_in_memory(setup, cube)
-    # 5.06184 g m-2 yr-1 × 0.1 × 1e10 m2 / 1e12 g Tg-1 = 5.06184e-3 Tg CH4 yr-1
-    expected = 0.01385856 * 365.25 * 0.1 * 1.0e10 / 1.0e12
+    # 5.062615 g m-2 yr-1 × 0.1 × 1e10 m2 / 1e12 g Tg-1 = 5.062615e-3 Tg CH4 yr-1
+    expected = 0.01386068544 * 365.25 * 0.1 * 1.0e10 / 1.0e12
     for label in ("wetland_emission", "wetland_net", "total_net"):
         np.testing.assert_allclose(out["region_total"].sel(scenario_c=0.0, mode="rf", flux_class=label,
                                                            period="annual"), expected, rtol=1e-12)
@@ -143,10 +143,10 @@ def test_grid_totals_match_a_hand_computed_example_in_tg_per_year():
     assert out["n_days"].sel(flux_class="wetland_emission", period="annual") == 365
     oor = out["out_of_range"].sel(flux_class="wetland_emission", period="annual")
     assert oor.values.tolist() == [0, 100]
-    # the map is per m2 of cell: 0.1 × 5.06184 where there is wetland; masked where no modelled
+    # the map is per m2 of cell: 0.1 × 5.062615 where there is wetland; masked where no modelled
     # ecosystem grows
     m = out["flux_mean"].sel(scenario_c=0.0, mode="rf", flux_class="total_net", period="annual")
-    np.testing.assert_allclose(m.values, [[0.01385856 * 365.25 * 0.1, np.nan]], rtol=1e-12)
+    np.testing.assert_allclose(m.values, [[0.01386068544 * 365.25 * 0.1, np.nan]], rtol=1e-12)
 
 
 def test_dask_chunked_grid_equals_the_in_memory_one(sites):
@@ -317,3 +317,181 @@ def test_cli_grid_on_a_distributed_cluster_matches_the_local_run(tmp_path, poste
     local = pd.read_csv(tmp_path / "local" / "projection_summary.csv")
     remote = pd.read_csv(tmp_path / "cluster" / "projection_summary.csv")
     pd.testing.assert_frame_equal(local, remote)
+
+
+def test_cli_refuses_a_previous_run_unless_overwrite(tmp_path, capsys, posterior_file):
+    out = tmp_path / "run"
+    common = ["--posterior", str(posterior_file), "--dataset", "synthetic", "--scenarios", "0,1",
+              "--out", str(out), *FAST]
+    assert project.main(common) == 0
+    first = (out / "projection_summary.csv").read_bytes()
+    (out / "notes.txt").write_text("mine")
+    capsys.readouterr()
+    assert project.main(common) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert (out / "notes.txt").exists()  # refused: nothing touched
+    assert project.main([*common, "--overwrite"]) == 0
+    assert not (out / "notes.txt").exists()  # replaced as a whole
+    assert (out / "projection_summary.csv").read_bytes() == first
+
+
+# ---------------------------------------------------------------- Python API
+API = dict(dataset="synthetic", scenarios=(0, 1, 2), n_draws=20, n_trees=20, cv_trees=0, n_jobs=1,
+           seed=3, progress=False)
+API_CLI = ["--dataset", "synthetic", "--scenarios", "0,1,2", "--n-draws", "20", "--n-trees", "20",
+           "--cv-trees", "0", "--n-jobs", "1", "--seed", "3"]
+
+
+@pytest.fixture(scope="module")
+def api_run(posterior_file, tmp_path_factory):
+    from tpflux.projection import project as api_project
+
+    proj = api_project(posterior_file, **API)
+    folder = proj.save(tmp_path_factory.mktemp("api") / "run")
+    return proj, folder
+
+
+def test_api_and_cli_give_identical_runs(api_run, posterior_file, tmp_path):
+    from tpflux.projection import Projection
+
+    proj, folder = api_run
+    assert isinstance(proj, Projection)
+    out = tmp_path / "cli"
+    assert project.main(["--posterior", str(posterior_file), *API_CLI, "--out", str(out)]) == 0
+    for name in ("projection_summary.csv", "forest_skill.csv", "forest_importance.csv"):
+        assert (out / name).read_bytes() == (folder / name).read_bytes(), name
+    cli = xr.open_datatree(out / "projection.nc", engine="h5netcdf")
+    xr.testing.assert_identical(cli["sites"].to_dataset(), proj.datatree["sites"].to_dataset())
+    assert json.loads(cli.attrs["tpflux_config"]) == json.loads(proj.datatree.attrs["tpflux_config"])
+    assert cli.attrs["command_line"].startswith("python -m inference.project --posterior")
+    assert proj.datatree.attrs["command_line"] == "tpflux.project(...) from Python"
+
+
+def test_save_then_load_gives_the_same_projection(api_run):
+    import tpflux
+    from tpflux.projection import Projection
+
+    proj, folder = api_run
+    back = tpflux.load(folder)
+    assert type(back) is Projection
+    pd.testing.assert_frame_equal(back.summary(), proj.summary())
+    pd.testing.assert_frame_equal(back.skill, proj.skill)
+    pd.testing.assert_frame_equal(back.importance, proj.importance)
+    assert back.config == proj.config
+    assert back.synthetic and back.maps is None
+    np.testing.assert_array_equal(back.datatree["sites"]["total"].to_numpy(),
+                                  proj.datatree["sites"]["total"].to_numpy())
+    assert json.loads((folder / "run.json").read_text()) == {"job": "project",
+                                                             "run_id": proj.datatree.attrs["run_id"]}
+    assert back.result_text() == proj.result_text()
+    assert "Annual totals (g CH4 m-2 yr-1" in proj.result_text() and "arrhenius" in proj.result_text()
+
+
+def test_config_round_trips_through_the_attrs_and_reruns_identically(api_run):
+    import tpflux
+    from tpflux.projection import ProjectionConfig
+
+    proj, folder = api_run
+    loaded = tpflux.load(folder)
+    config = ProjectionConfig.from_attrs(loaded.datatree.attrs)
+    assert config == proj.config
+    assert config.scenarios == (0.0, 1.0, 2.0) and config.posterior == str(api_run[0].config.posterior)
+    again = loaded.rerun()
+    pd.testing.assert_frame_equal(again.summary(), proj.summary())
+    np.testing.assert_array_equal(again.datatree["sites"]["total"].to_numpy(),
+                                  proj.datatree["sites"]["total"].to_numpy())
+    other = loaded.rerun(seed=4)
+    assert not np.array_equal(other.datatree["sites"]["total"].to_numpy(),
+                              proj.datatree["sites"]["total"].to_numpy())
+
+
+def test_posterior_from_a_fit_object_or_a_run_folder(posterior_file):
+    from data.errors import DataError
+    from tpflux.activation import ActivationEnergyConfig, ActivationEnergyFit
+    from tpflux.projection import project as api_project
+
+    small = {**API, "scenarios": (0, 1), "n_draws": 8, "n_trees": 8}
+    from_folder = api_project(posterior_file.parent, **small)
+    assert from_folder.config.posterior == str(posterior_file)
+    tree = fake_posterior(SYN_CLASSES, JULIAN, [0.6, 1.0])
+    fit = ActivationEnergyFit(datatree=tree, table=pd.DataFrame(), diagnostics=None,
+                              config=ActivationEnergyConfig(dataset="synthetic"))
+    from_fit = api_project(fit, **small)
+    pd.testing.assert_frame_equal(from_fit.summary(), from_folder.summary())
+    assert from_fit.config.posterior is None  # unsaved: nothing to point at
+    with pytest.raises(DataError, match="needs a posterior"):
+        from_fit.rerun()
+    fit.path = posterior_file.parent  # a saved fit: the run remembers its file
+    assert api_project(fit, **{**small, "n_draws": 2}).config.posterior == str(posterior_file)
+
+
+def test_rf_mode_needs_no_posterior_and_the_arrhenius_mode_does():
+    from data.errors import DataError
+    from tpflux.projection import project as api_project
+
+    rf = api_project(None, **{**API, "scenarios": (0, 1)}, mode="rf")
+    assert set(rf.summary()["mode"]) == {"rf"}
+    with pytest.raises(DataError, match="--posterior"):
+        api_project(None, **API)
+
+
+@pytest.mark.parametrize("option, value, words", [
+    ("scenarios", "0,500", "--scenarios"), ("scenarios", (0.0, float("nan")), "--scenarios"),
+    ("scenarios", "0,warm", "not a comma-separated list"), ("scenarios", (), "--scenarios"),
+    ("n_draws", 0, "--n-draws"), ("n_trees", 2.5, "--n-trees"), ("min_samples_leaf", 0, "--min-samples-leaf"),
+    ("n_jobs", 0, "--n-jobs"), ("cv_trees", -1, "--cv-trees"), ("mode", "fast", "--mode"),
+    ("chunk", "8", "--chunk"), ("grid_shape", (0, 4), "--grid-shape"), ("seed", -1, "--seed"),
+    ("dataset", "nowhere", "--dataset"), ("train", "nowhere", "--train"),
+    ("flux_column", "CH4", "--flux-column")])
+def test_bad_options_are_refused_before_any_work(option, value, words, posterior_file, monkeypatch):
+    import tpflux.projection as tp
+    from data.errors import DataError
+
+    def never(*args, **kwargs):
+        pytest.fail("work began before the options were checked")
+
+    for name in ("load_observations", "observations_for", "_open_posterior", "load_grid"):
+        monkeypatch.setattr(tp, name, never)
+    with pytest.raises(DataError) as info:
+        tp.project(posterior_file, **{**API, option: value})
+    assert words in str(info.value)
+
+
+@pytest.mark.parametrize("args, words", [(["--scenarios", "0,500"], "--scenarios"),
+                                         (["--n-draws", "0"], "--n-draws"),
+                                         (["--chunk", "0,8"], "--chunk")])
+def test_cli_bad_options_exit_2_writing_nothing(tmp_path, capsys, posterior_file, args, words):
+    out = tmp_path / "run"
+    rc = project.main(["--posterior", str(posterior_file), *API_CLI, *args, "--out", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2
+    assert len(err) == 1 and err[0].startswith("error: ") and words in err[0]
+    assert not out.exists() and not any(tmp_path.iterdir())
+
+
+def test_plot_methods_return_figures_without_drawing(api_run, posterior_file, tmp_path):
+    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
+
+    import tpflux
+    from data.errors import DataError
+    from tpflux.projection import project as api_project
+
+    proj, _ = api_run
+    before = plt.get_fignums()
+    for fig in (proj.plot_totals(), proj.plot_change()):
+        assert isinstance(fig, Figure) and fig.axes
+        assert any(ax.has_data() for ax in fig.axes)
+    with pytest.raises(DataError, match="no maps"):
+        proj.plot_maps()
+    grid = api_project(posterior_file, **{**API, "dataset": "synthetic-grid", "scenarios": (0, 2)},
+                       train="synthetic", grid_shape=(3, 4), chunk=(2, 2))
+    assert grid.config.gridded and grid.maps is not None
+    assert set(grid.summary()["region"]) == {"synthetic_tibetan_grid"}
+    fig = grid.plot_maps()
+    assert isinstance(fig, Figure) and len(fig.axes) >= 3  # control + one change panel per mode
+    assert plt.get_fignums() == before  # nothing registered with pyplot
+    back = tpflux.load(grid.save(tmp_path / "grid"))
+    pd.testing.assert_frame_equal(back.summary(), grid.summary())
+    xr.testing.assert_allclose(back.maps, grid.maps)
+    assert isinstance(back.plot_maps(), Figure)

@@ -122,7 +122,7 @@ def test_download_with_a_wrong_checksum_is_refused_and_leaves_nothing(pinned_fol
     assert f"expected {changed.sha256[:12]}" in str(info.value)
     folder = tmp_path / JIAN.folder
     assert not (folder / changed.path).exists()
-    assert not list(folder.glob(".part-*"))  # no partial download left behind
+    assert not list(folder.glob(".*"))  # no partial download left behind
 
 
 def test_download_with_pinned_bytes_is_kept_and_not_repeated(pinned_folder, tmp_path, monkeypatch):
@@ -138,3 +138,33 @@ def test_download_with_pinned_bytes_is_kept_and_not_repeated(pinned_folder, tmp_
     registry.fetch(JIAN, root=tmp_path)
     assert asked[len(JIAN.remote):] == [JIAN.remote[0].url]  # only the damaged file again
     assert registry.sha256(folder / JIAN.remote[0].path) == JIAN.remote[0].sha256
+
+
+# ---------------------------------------------------------------- layout
+def _imports(path: Path) -> set[str]:
+    """Project modules imported anywhere in a source file (function-level imports included)."""
+    import ast
+
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found |= {node.module, *(f"{node.module}.{a.name}" for a in node.names)}
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+    return found
+
+
+def test_data_modules_form_no_import_cycle_and_import_no_later_layer():
+    """The registry dispatches to the readers and simulators, never the other way round; data/
+    imports nothing of models/, inference/, reports/ or tpflux/."""
+    import graphlib
+
+    folder = Path(registry.__file__).parent
+    modules = {f"data.{p.stem}": p for p in folder.glob("*.py")}
+    graph = {}
+    for name, path in modules.items():
+        imported = _imports(path)
+        later = sorted(m for m in imported if m.split(".")[0] in ("models", "inference", "reports", "tpflux"))
+        assert not later, (name, later)
+        graph[name] = {m for m in imported if m in modules and m != name}
+    graphlib.TopologicalSorter(graph).prepare()  # raises CycleError naming the circle

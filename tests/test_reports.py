@@ -11,7 +11,10 @@ import ast
 import functools
 import io
 import json
+import os
 import re
+import subprocess
+import sys
 import tokenize
 from pathlib import Path
 
@@ -270,6 +273,50 @@ def test_no_hard_coded_interval_in_reports_source(module):
             assert not INTERVAL_TEXT.search(tok.string), f"{module}:{tok.start[0]}: {tok.string[:60]}"
 
 
+# ---------------------------------------------------------------- reports stand on saved outputs alone
+def _project_imports(path: Path) -> set[str]:
+    """Every project module a source file imports, function-level imports included."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module)
+    roots = ("data", "models", "reports", "inference", "tpflux", "pymc")
+    return {n for n in names if n.split(".")[0] in roots}
+
+
+def _run_python(code: str, **env) -> subprocess.CompletedProcess:
+    environ = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"} | env
+    return subprocess.run([sys.executable, "-c", code], cwd=REPORTS.parent, env=environ,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_reports_import_neither_pymc_nor_the_inference_layer():
+    modules = sorted({f"reports.{Path(m).stem}" for m in OWN_MODULES}
+                     | {n for m in OWN_MODULES for n in _project_imports(REPORTS / m)})
+    code = ("import importlib, sys\n"
+            f"for name in {modules!r}:\n    importlib.import_module(name)\n"
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('pymc', 'pytensor', 'inference'))\n"
+            "assert not bad, bad\n")
+    result = _run_python(code)
+    assert result.returncode == 0, result.stderr
+
+
+def test_importing_the_figure_modules_keeps_the_users_backend():
+    code = ("import matplotlib\nmatplotlib.use('svg')\n"
+            "import reports.build, reports.diagnostic_figures, reports.ea_figures\n"
+            "assert matplotlib.get_backend() == 'svg', matplotlib.get_backend()\n")
+    result = _run_python(code)
+    assert result.returncode == 0, result.stderr
+
+
+def test_figures_are_returned_undrawn_and_outside_pyplot(tree):
+    for make in (ea_figures.temperature_response, ea_figures.arrhenius_plot, ea_figures.season_difference):
+        fig = make(tree)
+        assert fig.canvas.manager is None  # not registered with pyplot: nothing shown or kept open
+
+
 # ---------------------------------------------------------------- methods and BARG
 def test_methods_paragraph_describes_this_run_not_the_defaults(tree):
     run = load_run_from_tree(tree)
@@ -280,7 +327,7 @@ def test_methods_paragraph_describes_this_run_not_the_defaults(tree):
     assert f"Normal({cfg['priors']['E_mu']:g}, {cfg['priors']['E_sd']:g}) eV" in text
     assert f"PyMC {run.versions['pymc']}" in text and f"ArviZ {run.versions['arviz']}" in text
     assert f"{conv['r_hat_max']:.3f}" in text
-    assert cfg["data_path"] in text and "cite the data's authors" in text
+    assert cfg["data"] in text and "cite the data's authors" in text
     # A run with other priors gets other text, and its prior justification is flagged.
     cfg2 = json.loads(json.dumps(cfg))
     cfg2["priors"]["E_sd"] = cfg["priors"]["E_sd"] / 2

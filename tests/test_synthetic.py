@@ -6,13 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from data.constants import K_BOLTZMANN_EV, KELVIN
 from data.errors import DataError
 from data.seasons import assign_seasons
 from data.synthetic import DEFAULT_TRUTH, simulate_observations, truth_table
 from data.table import flux_class, validate_observations
-
-
-K_EV = 8.617333e-5  # Boltzmann constant as DESIGN.md states it (eV K⁻¹)
 
 
 @pytest.fixture(scope="module")
@@ -20,8 +18,9 @@ def sim():
     return simulate_observations(seed=11)
 
 
-def with_regression_columns(table: pd.DataFrame, t_ref_k: float) -> pd.DataFrame:
-    x = 1 / (K_EV * t_ref_k) - 1 / (K_EV * (table["soil_temp_c"] + 273.15))
+def with_regression_columns(table: pd.DataFrame, t_ref_c: float) -> pd.DataFrame:
+    # M1's x written out here, so the check does not reuse the simulator's own function
+    x = 1 / (K_BOLTZMANN_EV * (t_ref_c + KELVIN)) - 1 / (K_BOLTZMANN_EV * (table["soil_temp_c"] + KELVIN))
     return table.assign(season=assign_seasons(table, "julian").astype(str),
                         flux_class=flux_class(table), x=x, y=np.log(np.abs(table["flux"])))
 
@@ -113,7 +112,7 @@ def test_ols_recovers_class_season_E(sim):
     """Within-site OLS slope = E_cs + Σ w_i ε_E[i,s] + noise, so its standard error is
     sqrt(σ_c²/Sxx + τ_E² Σ w_i²), w_i = Sxx_i / Sxx: allow four of them."""
     obs, truth = sim
-    df = with_regression_columns(obs.table, truth["t_ref_k"])
+    df = with_regression_columns(obs.table, truth["t_ref_c"])
     for (cls, season), g in df.groupby(["flux_class", "season"]):
         slope, sxx_site = within_site_fit(g)
         w = sxx_site / sxx_site.sum()
@@ -126,7 +125,7 @@ def test_per_site_slopes_and_noise_match_truth(sim):
     """Each site × season slope estimates E_cs + ε_E[i,s] with se σ_c/√Sxx_i; the squared
     z-scores must average ≈ 1, and the residual sd must match σ_c."""
     obs, truth = sim
-    df = with_regression_columns(obs.table, truth["t_ref_k"])
+    df = with_regression_columns(obs.table, truth["t_ref_c"])
     eps = truth["site_effects"].set_index(["site", "season"])["eps_E"]
     z2, resid = [], {c: [] for c in truth["sigma"]}
     for (site, season), g in df.groupby(["site", "season"]):
@@ -157,13 +156,13 @@ def test_truth_override_changes_fluxes_only():
     # common random numbers: same sites, days and temperatures
     for col in ("site", "date", "soil_temp_c"):
         pd.testing.assert_series_equal(obs.table[col], base.table[col])
-    df = with_regression_columns(obs.table, truth["t_ref_k"])
+    df = with_regression_columns(obs.table, truth["t_ref_c"])
     g = df[(df["flux_class"] == "wetland_emission") & (df["season"] == "growing")]
     slope, sxx_site = within_site_fit(g)
     w = sxx_site / sxx_site.sum()
     se = np.sqrt(0.3**2 / sxx_site.sum() + truth["tau_E"] ** 2 * (w**2).sum())
     assert abs(slope - 0.2) < 4 * se
-    old = with_regression_columns(base.table, truth["t_ref_k"])
+    old = with_regression_columns(base.table, truth["t_ref_c"])
     gone = old[(old["flux_class"] == "wetland_emission") & (old["season"] == "growing")]
     assert abs(within_site_fit(gone)[0] - 0.2) > 4 * se  # the default E (0.7) is distinguishable
 

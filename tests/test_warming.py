@@ -17,6 +17,7 @@ from data.warming import (PRECIP_FILE, PRECIP_MODERATOR, WARMING_COLUMNS, flux_u
                           load_warming, read_precip_manipulation, read_warming_table)
 
 CURTIS = Path(__file__).parent / "data" / "curtis1998.csv"
+# The molar masses written out (IUPAC atomic weights), so the conversions are checked independently.
 CH4_G_PER_MOL, C_G_PER_MOL = 16.04246, 12.0107
 
 

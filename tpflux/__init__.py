@@ -45,8 +45,12 @@ def _load_layers() -> None:
 _load_layers()
 
 from tpflux.activation import ActivationEnergyConfig, ActivationEnergyFit, fit_ea  # noqa: E402
+from tpflux.carbon_budget import BudgetResult, BudgetRunConfig, budget  # noqa: E402
 from tpflux.io import load, load_observations  # noqa: E402
+from tpflux.meta import ResponseRatioConfig, ResponseRatioFit, fit_rr  # noqa: E402
+from tpflux.projection import Projection, ProjectionConfig, project  # noqa: E402
 from tpflux.reporting import build_report  # noqa: E402
+from tpflux.seasons import SeasonComparison, SeasonComparisonConfig, compare_seasons  # noqa: E402
 
 try:
     __version__ = version("tpflux")
@@ -65,4 +69,12 @@ __all__ = [
     "build_report",
     "ActivationEnergyConfig",
     "ActivationEnergyFit",
+    "ResponseRatioConfig",
+    "ResponseRatioFit",
+    "ProjectionConfig",
+    "Projection",
+    "BudgetRunConfig",
+    "BudgetResult",
+    "SeasonComparisonConfig",
+    "SeasonComparison",
 ]

@@ -40,15 +40,12 @@ def observations_for(data: pd.DataFrame | Observations | None, config) -> Observ
 def result_classes() -> dict:
     """Job name → result class, for ``load``."""
     from tpflux.activation import ActivationEnergyFit
+    from tpflux.carbon_budget import BudgetResult
+    from tpflux.meta import ResponseRatioFit
+    from tpflux.projection import Projection
+    from tpflux.seasons import SeasonComparison
 
-    classes = [ActivationEnergyFit]
-    for module, name in (("tpflux.meta", "ResponseRatioFit"), ("tpflux.projection", "Projection"),
-                         ("tpflux.budget", "BudgetResult"), ("tpflux.seasons", "SeasonComparison")):
-        try:
-            mod = __import__(module, fromlist=[name])
-        except ImportError:
-            continue
-        classes.append(getattr(mod, name))
+    classes = (ActivationEnergyFit, ResponseRatioFit, Projection, BudgetResult, SeasonComparison)
     return {cls.JOB: cls for cls in classes}
 
 
