@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import subprocess
 import sys
 import time
@@ -37,10 +38,8 @@ CASES = {"curtis1998": ("tests/data/curtis1998.csv", "method"),
 
 def metafor_reference(use_r: bool) -> pd.DataFrame:
     if not use_r:
-        sys.path.insert(0, str(ROOT))
-        from tests.test_meta import METAFOR_REML
-
-        return pd.DataFrame(METAFOR_REML)
+        reference = json.loads((ROOT / "tests" / "data" / "metafor_reference.json").read_text())
+        return pd.DataFrame(reference["reml"])
     from data.registry import dataset_folder
 
     ek = dataset_folder("precip-manipulation") / "EK_methane_precip_manipulation.csv"

@@ -210,22 +210,17 @@ def result_text(summary: pd.DataFrame, comparison: pd.DataFrame, headline: str) 
 # ---------------------------------------------------------------- entry point
 @runio.cli
 def main(argv: list[str] | None = None) -> int:
-    from tpflux.carbon_budget import budget, gate_advice
+    return runio.run_job(JOB, parser(), argv, run)
 
-    argv = sys.argv[1:] if argv is None else list(argv)
-    args = parser().parse_args(argv)
-    out = runio.check_out_dir(runio.out_dir(JOB, args.out), overwrite=args.overwrite)
-    result = budget(args.data, dataset=args.dataset, variants=args.variant, sd_fill=args.sd_fill,
-                    n_draws=args.n_draws, sample_size=args.sample_size, gpp_set=args.gpp_set,
-                    ratio_source=args.ratio_source, area_shares=args.area_shares, bayes=args.bayes,
-                    rf=args.rf, rf_trees=args.rf_trees, chains=args.chains, draws=args.draws,
-                    tune=args.tune, sampler=args.sampler, seed=args.seed, command_line=argv)
-    result.save(out, overwrite=args.overwrite)
-    print(result.result_text())
-    runio.progress(f"wrote {out}/: " + ", ".join(result.files()))
-    if result.diagnostics is None:
-        return runio.EXIT_OK
-    return runio.gate_exit(result.diagnostics, args.allow_unconverged, gate_advice(result.config))
+
+def run(args, argv):
+    from tpflux.carbon_budget import budget
+
+    return budget(args.data, dataset=args.dataset, variants=args.variant, sd_fill=args.sd_fill,
+                  n_draws=args.n_draws, sample_size=args.sample_size, gpp_set=args.gpp_set,
+                  ratio_source=args.ratio_source, area_shares=args.area_shares, bayes=args.bayes,
+                  rf=args.rf, rf_trees=args.rf_trees, chains=args.chains, draws=args.draws,
+                  tune=args.tune, sampler=args.sampler, seed=args.seed, command_line=argv)
 
 
 if __name__ == "__main__":

@@ -14,50 +14,31 @@ from __future__ import annotations
 import argparse
 import sys
 
-from data.registry import add_observation_arguments
 from data.seasons import SCHEMES
 from inference import runio
 
 
 def parser() -> argparse.ArgumentParser:
-    from models.arrhenius import LIKELIHOODS
-    from tpflux.activation import SAMPLERS
+    from inference.fit_ea import add_model_arguments
     from tpflux.seasons import SeasonComparisonConfig
 
-    d = SeasonComparisonConfig()
     p = runio.base_parser("compare_seasons", __doc__.split("\n\n")[0])
-    add_observation_arguments(p)
-    p.add_argument("--schemes", default=",".join(d.schemes),
+    p.add_argument("--schemes", default=",".join(SeasonComparisonConfig().schemes),
                    help=f"comma-separated schemes, two or more of {', '.join(SCHEMES)}")
-    p.add_argument("--min-obs", type=int, default=d.min_obs, help="minimum observations per class × season")
-    p.add_argument("--likelihood", default=d.likelihood, choices=LIKELIHOODS,
-                   help="as for inference.fit_ea (normal: the calibrated model)")
-    p.add_argument("--sampler", default=d.sampler, choices=SAMPLERS, help="NUTS implementation")
-    p.add_argument("--target-accept", type=float, default=d.target_accept,
-                   help="NUTS target acceptance rate (higher: smaller steps, fewer divergences)")
-    p.add_argument("--t-ref", type=float, default=d.t_ref_c, help="reference temperature T_C (°C)")
-    runio.add_sampling_args(p)
+    add_model_arguments(p)
     return p
 
 
 @runio.cli
 def main(argv: list[str] | None = None) -> int:
+    return runio.run_job("compare_seasons", parser(), argv, compare)
+
+
+def compare(args, argv):
+    from inference.fit_ea import model_options
     from tpflux.seasons import compare_seasons
 
-    argv = sys.argv[1:] if argv is None else list(argv)
-    args = parser().parse_args(argv)
-    with runio.output_folder("compare_seasons", args.out, args.overwrite) as out:
-        result = compare_seasons(args.data, dataset=args.dataset, schemes=args.schemes,
-                                 likelihood=args.likelihood, min_obs=args.min_obs,
-                                 chains=args.chains, draws=args.draws, tune=args.tune,
-                                 seed=args.seed, sampler=args.sampler,
-                                 target_accept=args.target_accept, t_ref_c=args.t_ref,
-                                 flux_column=args.flux_column, per_chamber=args.per_chamber,
-                                 command_line=argv)
-        result.save(out, overwrite=args.overwrite)
-    print(result.result_text())
-    runio.progress(f"wrote {out}/: " + ", ".join(result.files))
-    return runio.gate_exit(result.diagnostics, args.allow_unconverged, result.gate_advice())
+    return compare_seasons(args.data, schemes=args.schemes, command_line=argv, **model_options(args))
 
 
 if __name__ == "__main__":

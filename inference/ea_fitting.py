@@ -19,8 +19,8 @@ from scipy.stats import norm
 from data.errors import DataError
 from data.seasons import assign_seasons
 from data.table import Observations, flux_class
-from models.arrhenius import ArrheniusConfig, ArrheniusData, Priors, build_model, prepare_data
-from models.arrhenius_config import split_group_column
+from models.arrhenius import ArrheniusConfig, ArrheniusData, build_model, prepare_data
+from models.arrhenius_config import TARGET_ACCEPT, split_group_column
 from models.arrhenius_post import (derived_quantities, draw_site_effects, pointwise_log_likelihood,
                                    pooled_ols, predict_ln_flux, prior_site_effects)
 from models.conventions import CI_QUANTILES, SUMMARY_STATS
@@ -32,11 +32,6 @@ from models.summary import posterior_summary
 SUMMARY_VARIABLES = ("E", "lnR", "E_site", "E_site_mean", "dE", "Q10", "fold_change_0_30",
                      "tau_E", "tau_R", "sigma", "method_offset", "nu")
 PROBABILITY_VARIABLES = ("P_dE_gt_0",)
-
-
-def config_from_args(args) -> ArrheniusConfig:
-    return ArrheniusConfig(t_ref_c=args.t_ref, likelihood=args.likelihood, min_obs=args.min_obs,
-                           priors=Priors())
 
 
 def prepare(obs: Observations, scheme: str, config: ArrheniusConfig) -> ArrheniusData:
@@ -53,11 +48,6 @@ def prepare(obs: Observations, scheme: str, config: ArrheniusConfig) -> Arrheniu
     return data
 
 
-# NUTS step-size target. At 0.8, 40 of 200 simulation-based-calibration fits (benchmarks/sbc.py)
-# diverged 1–12 times where τ_R or σ is small: the marginal posterior of a class mean then narrows
-# with τ (the hyper-mean funnel), even with the site effects integrated out. At 0.95 the four worst
-# of them gave 1 divergence in 16,000 draws (0.9: 14).
-TARGET_ACCEPT = 0.95
 
 
 def sample(data: ArrheniusData, config: ArrheniusConfig, *, chains: int, draws: int, tune: int,
@@ -117,45 +107,42 @@ def assemble(idata: xr.DataTree, data: ArrheniusData, config: ArrheniusConfig, *
     if "eps_E" not in post:  # marginal model: draw the site effects exactly
         post = post.merge(draw_site_effects(post, data, rng))
     post = post.merge(derived_quantities(post, data))
-
-    n_obs = len(data.obs)
-    obs_coords = {"obs": np.arange(n_obs)}
     thin = post.isel(draw=slice(None, None, max(1, post.sizes["draw"] // max(1, ppc_draws))))
     ppc = xr.Dataset({"ln_flux": predict_ln_flux(thin, data, rng, _nu(thin))})
+    prior, prior_pred = _prior_draws(data, config, rng, ppc_draws * 2)
+    groups = {"posterior": post, "posterior_predictive": ppc, "prior": prior,
+              "prior_predictive": prior_pred, "sample_stats": idata["sample_stats"].to_dataset(),
+              **_data_groups(data.obs)}
+    if log_likelihood:
+        groups["log_likelihood"] = xr.Dataset({"ln_flux": pointwise_log_likelihood(post, data, _nu(post))})
+    return xr.DataTree.from_dict(groups)
 
+
+def _prior_draws(data: ArrheniusData, config: ArrheniusConfig, rng: np.random.Generator,
+                 draws: int) -> tuple[xr.Dataset, xr.Dataset]:
+    """Prior draws of the hyperparameters and site effects, and the prior predictive ln|F|."""
     # The likelihood Potential is ignored here on purpose: prior draws of the hyperparameters only;
     # site effects and replicated data are drawn below from the same generative model.
     with build_model(data, config), warnings.catch_warnings(), _quiet_logger("pymc"):
         warnings.filterwarnings("ignore", message=".*Potentials.*")
-        prior_dt = pm.sample_prior_predictive(draws=ppc_draws * 2, random_seed=rng.integers(2**31))
+        prior_dt = pm.sample_prior_predictive(draws=draws, random_seed=rng.integers(2**31))
     prior = prior_dt["prior"].to_dataset()
     prior = prior[[v for v in prior.data_vars if v in HYPER_VARIABLES]]
     prior = prior.merge(prior_site_effects(prior, data, rng))
-    prior_pred = xr.Dataset({"ln_flux": predict_ln_flux(prior, data, rng, _nu(prior))})
+    return prior, xr.Dataset({"ln_flux": predict_ln_flux(prior, data, rng, _nu(prior))})
 
-    obs = data.obs
-    groups = {
-        "posterior": post,
-        "posterior_predictive": ppc,
-        "prior": prior,
-        "prior_predictive": prior_pred,
-        "sample_stats": idata["sample_stats"].to_dataset(),
-        "observed_data": xr.Dataset({"ln_flux": ("obs", obs["y"].to_numpy())}, coords=obs_coords),
-        "constant_data": xr.Dataset(
-            {"x": ("obs", obs["x"].to_numpy()), "weight": ("obs", np.asarray(obs["w"], dtype=float)),
-             "soil_temp_c": ("obs", obs["soil_temp_c"].to_numpy()),
-             "flux": ("obs", obs["flux"].to_numpy()),
-             "date": ("obs", obs["date"].to_numpy()),
-             "site": ("obs", obs["site"].to_numpy().astype(str)),
-             "obs_flux_class": ("obs", obs["flux_class"].to_numpy().astype(str)),
-             "obs_season": ("obs", obs["season"].to_numpy().astype(str)),
-             "obs_group": ("obs", obs["group"].to_numpy()),
-             "method": ("obs", obs["method"].to_numpy().astype(str))},
-            coords=obs_coords),
-    }
-    if log_likelihood:
-        groups["log_likelihood"] = xr.Dataset({"ln_flux": pointwise_log_likelihood(post, data, _nu(post))})
-    return xr.DataTree.from_dict(groups)
+
+def _data_groups(obs: pd.DataFrame) -> dict[str, xr.Dataset]:
+    """observed_data (ln|F|) and constant_data (what a report needs to redraw the data)."""
+    coords = {"obs": np.arange(len(obs))}
+    const = {"x": obs["x"].to_numpy(), "weight": np.asarray(obs["w"], dtype=float),
+             "soil_temp_c": obs["soil_temp_c"].to_numpy(), "flux": obs["flux"].to_numpy(),
+             "date": obs["date"].to_numpy(), "site": obs["site"].to_numpy().astype(str),
+             "obs_flux_class": obs["flux_class"].to_numpy().astype(str),
+             "obs_season": obs["season"].to_numpy().astype(str),
+             "obs_group": obs["group"].to_numpy(), "method": obs["method"].to_numpy().astype(str)}
+    return {"observed_data": xr.Dataset({"ln_flux": ("obs", obs["y"].to_numpy())}, coords=coords),
+            "constant_data": xr.Dataset({k: ("obs", v) for k, v in const.items()}, coords=coords)}
 
 
 def summary_table(dt: xr.DataTree, data: ArrheniusData) -> pd.DataFrame:

@@ -273,23 +273,19 @@ def sensitivity_table(effects: Effects, spec: RRSpec, main_dt: xr.DataTree, *, c
 # ---------------------------------------------------------------- entry point
 @runio.cli
 def main(argv: list[str] | None = None) -> int:
-    from tpflux.meta import fit_rr, gate_advice
+    return runio.run_job("fit_rr", parser(), argv, fit)
 
-    argv = sys.argv[1:] if argv is None else list(argv)
-    args = parser().parse_args(argv)
-    out = runio.check_out_dir(runio.out_dir("fit_rr", args.out), overwrite=args.overwrite)
-    fit = fit_rr(args.table, dataset=args.dataset, moderator=args.moderator, levels=args.levels,
-                 warming_slope=args.warming_slope, tau_prior=args.tau_prior,
-                 tau_by_level=args.tau_by_level, tau_prior_sensitivity=args.tau_prior_sensitivity,
-                 mu_prior_sd=args.mu_prior_sd, bias_correction=args.bias_correction,
-                 sign_change=args.sign_change, parameterisation=args.parameterisation,
-                 chains=args.chains, draws=args.draws, tune=args.tune, seed=args.seed,
-                 command_line=argv)
-    fit.save(out, overwrite=args.overwrite)
-    print(fit.result_text())
-    runio.progress(f"wrote {out}/: rr_posterior.nc, rr_summary.csv, diagnostics.json"
-                   + "".join(f", {name}" for name in fit.extra_tables))
-    return runio.gate_exit(fit.diagnostics, args.allow_unconverged, gate_advice(fit.config))
+
+def fit(args, argv):
+    from tpflux.meta import fit_rr
+
+    return fit_rr(args.table, dataset=args.dataset, moderator=args.moderator, levels=args.levels,
+                  warming_slope=args.warming_slope, tau_prior=args.tau_prior,
+                  tau_by_level=args.tau_by_level, tau_prior_sensitivity=args.tau_prior_sensitivity,
+                  mu_prior_sd=args.mu_prior_sd, bias_correction=args.bias_correction,
+                  sign_change=args.sign_change, parameterisation=args.parameterisation,
+                  chains=args.chains, draws=args.draws, tune=args.tune, seed=args.seed,
+                  command_line=argv)
 
 
 if __name__ == "__main__":

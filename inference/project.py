@@ -65,23 +65,18 @@ def parser() -> argparse.ArgumentParser:
 
 @runio.cli
 def main(argv: list[str] | None = None) -> int:
+    return runio.run_job("project", parser(), argv, run)
+
+
+def run(args, argv):
     from tpflux.projection import project
 
-    argv = sys.argv[1:] if argv is None else list(argv)
-    args = parser().parse_args(argv)
-    with runio.output_folder("project", args.out, args.overwrite) as out:
-        result = project(args.posterior, dataset=args.dataset, data=args.data, drivers=args.drivers,
-                         train=args.train, scenarios=args.scenarios, mode=args.mode,
-                         n_draws=args.n_draws, n_trees=args.n_trees,
-                         min_samples_leaf=args.min_samples_leaf, n_jobs=args.n_jobs,
-                         cv_trees=args.cv_trees, flux_column=args.flux_column,
-                         per_chamber=args.per_chamber, grid_shape=args.grid_shape,
-                         chunk=args.chunk, scheduler=args.scheduler, seed=args.seed,
-                         command_line=argv)
-        result.save(out, overwrite=args.overwrite)
-    print(result.result_text())
-    runio.progress(f"wrote {out}/: " + ", ".join(result.files))
-    return runio.EXIT_OK
+    return project(args.posterior, dataset=args.dataset, data=args.data, drivers=args.drivers,
+                   train=args.train, scenarios=args.scenarios, mode=args.mode, n_draws=args.n_draws,
+                   n_trees=args.n_trees, min_samples_leaf=args.min_samples_leaf, n_jobs=args.n_jobs,
+                   cv_trees=args.cv_trees, flux_column=args.flux_column,
+                   per_chamber=args.per_chamber, grid_shape=args.grid_shape, chunk=args.chunk,
+                   scheduler=args.scheduler, seed=args.seed, command_line=argv)
 
 
 if __name__ == "__main__":

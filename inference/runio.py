@@ -118,3 +118,20 @@ def gate_exit(diag: dict, allow_unconverged: bool, advice: str) -> int:
         return EXIT_OK
     progress("diagnostics: FAIL — " + "; ".join(diag["failed"]) + f". Try: {advice}")
     return EXIT_OK if allow_unconverged else EXIT_GATE
+
+
+def run_job(job: str, parser: argparse.ArgumentParser, argv: list[str] | None, call) -> int:
+    """What every entry point does: parse, check and lock ``--out`` before any work, call the
+    API (``call(args, argv)`` returns a result object), save the run as a whole, print its
+    result, and map the gate verdict to the exit code."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parser.parse_args(argv)
+    with output_folder(job, args.out, args.overwrite) as out:
+        result = call(args, argv)
+        result.save(out, overwrite=args.overwrite)
+    print(result.result_text())
+    progress(f"wrote {out}/: " + ", ".join(result.files))
+    if not result.diagnostics or "verdict" not in result.diagnostics:
+        return EXIT_OK
+    return gate_exit(result.diagnostics, getattr(args, "allow_unconverged", False),
+                     result.gate_advice())

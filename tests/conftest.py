@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import functools
-
-import numpy as np
 import pytest
+
+from tests.helpers import mock_sampling
 
 
 @pytest.fixture
 def mock_pymc_sample(monkeypatch):
     """Replace NUTS by prior draws (plus the sample stats the pipeline reads): seconds, not minutes."""
-    import pymc as pm
-    from pymc.testing import mock_sample
-
-    stats = {"diverging": lambda size: np.zeros(size, dtype=bool),
-             "tree_depth": lambda size: np.full(size, 3)}
-    monkeypatch.setattr(pm, "sample", functools.partial(mock_sample, sample_stats=stats))
+    mock_sampling(monkeypatch)
     yield
 
 

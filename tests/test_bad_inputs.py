@@ -9,20 +9,16 @@ from __future__ import annotations
 
 import csv
 import importlib
-import os
 import re
 import shlex
-import subprocess
-import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from data.errors import DataError
+from tests.helpers import mock_sampling, run_module
 
 CORPUS = Path(__file__).resolve().parent / "bad_inputs"
-REPO = CORPUS.parent.parent
 MANIFEST = list(csv.DictReader(open(CORPUS / "MANIFEST.csv", encoding="utf-8")))
 
 # entry → (module with main(argv), option taking the file, whether it takes --out)
@@ -54,17 +50,7 @@ def _expected_prefix(row: dict) -> str:
 def fast_sampling(monkeypatch):
     """NUTS replaced by prior draws of the sampled variables: a refusal must come before sampling,
     and an input that is not refused reaches the end in seconds (and fails the test)."""
-    import pymc as pm
-    from pymc.testing import mock_sample
-
-    def sample(**kwargs):
-        model = pm.modelcontext(kwargs.get("model"))
-        names = [v.name for v in [*model.free_RVs, *model.deterministics]]
-        stats = {"diverging": lambda size: np.zeros(size, dtype=bool),
-                 "tree_depth": lambda size: np.full(size, 3)}
-        return mock_sample(**{**kwargs, "var_names": names}, sample_stats=stats)
-
-    monkeypatch.setattr(pm, "sample", sample)
+    mock_sampling(monkeypatch)
 
 
 def test_corpus_is_complete_small_and_listed():
@@ -144,11 +130,10 @@ for _row in MANIFEST:
 def test_command_line_prints_one_line_and_no_traceback(row, tmp_path):
     module, option, takes_out = ENTRY_POINTS[row["entry"]]
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", module, option, str(CORPUS / row["file"]), *shlex.split(row["args"])]
+    args = [option, str(CORPUS / row["file"]), *shlex.split(row["args"])]
     if takes_out:
-        cmd += ["--out", str(out)]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        args += ["--out", str(out)]
+    done = run_module(module, *args, cwd=tmp_path, timeout=300)
     assert done.returncode == 2, done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and errors[0].startswith("error: " + _expected_prefix(row)), done.stderr

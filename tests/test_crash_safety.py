@@ -22,7 +22,8 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-REPO = Path(__file__).resolve().parent.parent
+from tests.helpers import REPO, subprocess_env
+
 OUTPUTS = ("ea_posterior.nc", "ea_summary.csv", "diagnostics.json")
 
 # Writes runs 1, 2, 3, … of three outputs into one run folder through the run writer, forever.
@@ -49,18 +50,16 @@ for version in range(1, 10**6):
 
 # fit_ea in its own process with NUTS replaced by prior draws (the writing is what is tested).
 MOCK_FIT_EA = r"""
-import functools, json, sys
-import numpy as np, pymc as pm
-from pymc.testing import mock_sample
-pm.sample = functools.partial(mock_sample, sample_stats={
-    "diverging": lambda size: np.zeros(size, dtype=bool), "tree_depth": lambda size: np.full(size, 3)})
+import json, sys
+from tests.helpers import mock_sampling
+mock_sampling()
 from inference import fit_ea
 sys.exit(fit_ea.main(json.loads(sys.argv[1])))
 """
 
 
 def _env() -> dict:
-    return {**os.environ, "PYTHONPATH": str(REPO), "PYTHONWARNINGS": "ignore"}
+    return subprocess_env(PYTHONWARNINGS="ignore")
 
 
 def _wait_for(predicate, proc: subprocess.Popen, timeout: float) -> bool:

@@ -12,12 +12,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-
-def _assert_trees_equal(a: xr.DataTree, b: xr.DataTree) -> None:
-    """Values, coordinates and dims equal; attributes may differ (creation time stamps)."""
-    assert set(a.children) == set(b.children)
-    for group in a.children:
-        xr.testing.assert_equal(a[group].to_dataset(), b[group].to_dataset())
+from tests.helpers import assert_trees_equal
 
 
 def _differs(a: np.ndarray, b: np.ndarray) -> bool:
@@ -100,7 +95,7 @@ def test_assembled_fit_ea_tree_is_identical_for_the_same_seed(m1_data):
     a = ea_fitting.assemble(idata, data, config, seed=9, ppc_draws=5)
     b = ea_fitting.assemble(idata, data, config, seed=9, ppc_draws=5)
     c = ea_fitting.assemble(idata, data, config, seed=10, ppc_draws=5)
-    _assert_trees_equal(a, b)
+    assert_trees_equal(a, b)
     for group, name in (("posterior", "eps_E"), ("prior", "E"), ("posterior_predictive", "ln_flux")):
         assert _differs(a[group][name].values, c[group][name].values), (group, name)
 

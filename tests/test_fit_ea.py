@@ -10,6 +10,7 @@ import pytest
 import xarray as xr
 
 from inference import fit_ea, runio
+from tests.helpers import mock_sample_stats, mock_sampling
 
 CONTRACT_COLUMNS = ["quantity", "flux_class", "season", "site", "mean", "sd", "median", "ci_low",
                     "ci_high", "ess_bulk", "ess_tail", "r_hat"]
@@ -51,11 +52,14 @@ def test_outputs_follow_the_contract(tmp_path, mock_pymc_sample):
     assert diag["verdict"] in ("pass", "fail") and "r_hat_max" in diag
 
 
-def test_unconverged_run_exits_3_and_keeps_outputs(tmp_path):
+def test_unconverged_run_exits_3_and_keeps_outputs(tmp_path, monkeypatch):
+    # Sampling replaced by prior draws with divergent transitions: the exit code is under test.
+    mock_sampling(monkeypatch, stats={**mock_sample_stats(),
+                                      "diverging": lambda size: np.ones(size, dtype=bool)})
     code, out = _run(tmp_path, "--chains", "2", "--draws", "15", "--tune", "15", "--ppc-draws", "5")
     assert code == runio.EXIT_GATE
     diag = json.loads((out / "diagnostics.json").read_text())
-    assert diag["verdict"] == "fail" and diag["failed"]
+    assert diag["verdict"] == "fail" and "30 divergent transitions" in diag["failed"]
     assert (out / "ea_posterior.nc").exists() and (out / "ea_summary.csv").exists()
 
 

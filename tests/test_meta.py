@@ -34,24 +34,10 @@ from tests.helpers import mock_sampling
 DATA = Path(__file__).parent / "data"
 CURTIS = DATA / "curtis1998.csv"
 
-# rma.mv REML estimates (benchmarks/metafor_reference.R output, metafor 3.8-1).
-METAFOR_REML = {
-    "dataset": ["curtis1998"] * 3 + ["ek-precip"] * 2,
-    "level": ["GC", "GH", "OTC", "Annual", "Growing season"],
-    "estimate": [0.2705160750, 0.2383572346, 0.3179734644, 0.6370941426, 0.7794748506],
-    "se": [0.03600794865, 0.03134389811, 0.07494135548, 1.01725888363, 0.78289226802],
-    "sigma2_study": [0.001828544522] * 3 + [2.387288518578] * 2,
-    "sigma2_site": [0.02443638243] * 3 + [0.61354994675] * 2,
-    "tau2": [0.02626492695] * 3 + [3.00083846533] * 2,
-    "k": [33, 62, 7, 4, 12],
-}
-# escalc("ROM") yi, vi of the first rows (same script).
-METAFOR_ESCALC = {
-    "curtis1998": [(0.5469558688, 0.03847154324), (0.1425469115, 0.01745537096),
-                   (0.4377533845, 0.03275250641)],
-    "ek-precip": [(0.6931471806, 0.25510204082), (-2.1972245773, 11.24828532236),
-                  (0.7777045686, 0.41906678024)],
-}
+# metafor's numbers for the same tables (benchmarks/metafor_reference.R; source in the file).
+_METAFOR = json.loads((Path(__file__).parent / "data" / "metafor_reference.json").read_text())
+METAFOR_REML = _METAFOR["reml"]
+METAFOR_ESCALC = {k: [tuple(r) for r in v] for k, v in _METAFOR["escalc"].items()}
 WEAK = dict(tau_prior=TauPrior("halfcauchy", 5.0), mu_prior_sd=10.0)
 
 

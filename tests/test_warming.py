@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from data.errors import DataError
 from data.registry import dataset_folder
 from data.synthetic_warming import WarmingTruth, simulate_warming
-from data.warming import (PRECIP_FILE, PRECIP_MODERATOR, WARMING_COLUMNS, flux_unit_factor,
+from data.table import WARMING_COLUMNS
+from data.warming import (PRECIP_FILE, PRECIP_MODERATOR, flux_unit_factor,
                           load_warming, read_precip_manipulation, read_warming_table)
 
 CURTIS = Path(__file__).parent / "data" / "curtis1998.csv"

@@ -14,67 +14,69 @@ result object with ``.datatree``, ``.summary()``, ``.diagnostics``, ``.config`` 
 from __future__ import annotations
 
 import importlib
+import importlib.abc
+import importlib.machinery
 import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+# The suite's layers: top-level packages beside this one (in the checkout, or in site-packages).
+_LAYERS = ("data", "models", "inference", "reports")
+_ROOT = str(Path(__file__).resolve().parent.parent)
 
-def _load_layers() -> None:
-    """Import the suite's own ``data``, ``models``, ``inference`` and ``reports`` packages.
 
-    They sit beside this package (in the checkout, or in site-packages). A working directory with
-    folders of the same names comes first on ``sys.path`` and would shadow them, so they are
-    imported from this package's own root; a same-named module imported earlier is an error.
-    """
-    root = str(Path(__file__).resolve().parent.parent)
-    for name in ("data", "models", "inference", "reports"):
+class _LayerFinder(importlib.abc.MetaPathFinder):
+    """Find ``data``, ``models``, ``inference`` and ``reports`` beside tpflux, first of all finders.
+
+    A working directory with folders of those names comes first on ``sys.path`` (notebooks,
+    ``python -m``) and would otherwise shadow the suite's own packages."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname in _LAYERS:
+            return importlib.machinery.PathFinder.find_spec(fullname, [_ROOT])
+        return None
+
+
+def _install_layer_finder() -> None:
+    for name in _LAYERS:
         module = sys.modules.get(name)
-        if module is not None:
-            where = Path(getattr(module, "__file__", None) or next(iter(getattr(module, "__path__", [])), ""))
-            if not str(where.resolve()).startswith(root):
-                raise ImportError(f"a module named '{name}' from {where} was imported before tpflux, "
-                                  f"which needs its own '{name}' package from {root}; import tpflux first")
+        if module is None:
             continue
-        sys.path.insert(0, root)
-        try:
-            importlib.import_module(name)
-        finally:
-            sys.path.remove(root)
+        where = getattr(module, "__file__", None) or next(iter(getattr(module, "__path__", [])), "")
+        if not str(Path(where).resolve()).startswith(_ROOT):
+            raise ImportError(f"a module named '{name}' from {where} was imported before tpflux, which "
+                              f"needs its own '{name}' package from {_ROOT}; import tpflux first")
+    if not any(isinstance(f, _LayerFinder) for f in sys.meta_path):
+        sys.meta_path.insert(0, _LayerFinder())
 
 
-_load_layers()
+_install_layer_finder()
 
-from tpflux.activation import ActivationEnergyConfig, ActivationEnergyFit, fit_ea  # noqa: E402
-from tpflux.carbon_budget import BudgetResult, BudgetRunConfig, budget  # noqa: E402
-from tpflux.io import load, load_observations  # noqa: E402
-from tpflux.meta import ResponseRatioConfig, ResponseRatioFit, fit_rr  # noqa: E402
-from tpflux.projection import Projection, ProjectionConfig, project  # noqa: E402
-from tpflux.reporting import build_report  # noqa: E402
-from tpflux.seasons import SeasonComparison, SeasonComparisonConfig, compare_seasons  # noqa: E402
+# The public surface, imported on first use so that ``import tpflux`` stays light (and pymc-free).
+_API = {
+    "fit_ea": "activation", "ActivationEnergyConfig": "activation", "ActivationEnergyFit": "activation",
+    "fit_rr": "meta", "ResponseRatioConfig": "meta", "ResponseRatioFit": "meta",
+    "project": "projection", "ProjectionConfig": "projection", "Projection": "projection",
+    "budget": "carbon_budget", "BudgetRunConfig": "carbon_budget", "BudgetResult": "carbon_budget",
+    "compare_seasons": "seasons", "SeasonComparisonConfig": "seasons", "SeasonComparison": "seasons",
+    "load": "io", "load_observations": "io", "build_report": "reporting",
+}
 
 try:
     __version__ = version("tpflux")
 except PackageNotFoundError:  # running from a checkout that is not installed
     __version__ = "0.0.0+unknown"
 
-__all__ = [
-    "__version__",
-    "load_observations",
-    "fit_ea",
-    "fit_rr",
-    "project",
-    "budget",
-    "compare_seasons",
-    "load",
-    "build_report",
-    "ActivationEnergyConfig",
-    "ActivationEnergyFit",
-    "ResponseRatioConfig",
-    "ResponseRatioFit",
-    "ProjectionConfig",
-    "Projection",
-    "BudgetRunConfig",
-    "BudgetResult",
-    "SeasonComparisonConfig",
-    "SeasonComparison",
-]
+__all__ = ["__version__", *_API]
+
+
+def __getattr__(name: str):
+    if name in _API:
+        value = getattr(importlib.import_module(f"tpflux.{_API[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'tpflux' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

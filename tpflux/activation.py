@@ -22,15 +22,14 @@ import pandas as pd
 from data.errors import DataError
 from data.seasons import SCHEMES
 from data.table import Observations
-from models.arrhenius import LIKELIHOODS, ArrheniusConfig, Priors
+from data.constants import T_REF_C
+from models.arrhenius_config import LIKELIHOODS, TARGET_ACCEPT, ArrheniusConfig, Priors
 from models.conventions import DEFAULT_SEED
 from tpflux.io import observations_for
 from tpflux.results import Config, Result
 from tpflux.validate import check_choice, check_range, check_seed
 
 SAMPLERS = ("nutpie", "pymc", "numpyro")
-# NUTS step-size target (see inference.ea_fitting.TARGET_ACCEPT for the measurement behind it).
-TARGET_ACCEPT = 0.95
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,7 +43,7 @@ class ActivationEnergyConfig(Config):
     likelihood: str = "normal"
     sampler: str = "nutpie"
     target_accept: float = TARGET_ACCEPT
-    t_ref_c: float = 15.0
+    t_ref_c: float = T_REF_C
     min_obs: int = 20
     ppc_draws: int = 100
     chains: int = 4
@@ -95,12 +94,12 @@ class ActivationEnergyFit(Result):
 
         return result_text(self.table, synthetic=self.synthetic)
 
-    def __str__(self) -> str:
-        return self.result_text()
-
     @property
     def synthetic(self) -> bool:
         return self.config.dataset == "synthetic" or bool((self.diagnostics or {}).get("synthetic"))
+
+    def gate_advice(self) -> str:
+        return gate_advice(self.config)
 
     def refit(self, **changes) -> "ActivationEnergyFit":
         """Fit again with this run's configuration (optionally changed): at the same seed the
@@ -145,7 +144,7 @@ class ActivationEnergyFit(Result):
 def fit_ea(data: str | Path | pd.DataFrame | Observations | None = None, *,
            dataset: str | None = "ch4-sites", seasons: str = "julian", likelihood: str = "normal",
            chains: int = 4, draws: int = 1000, tune: int = 1000, seed: int = DEFAULT_SEED,
-           sampler: str = "nutpie", target_accept: float = TARGET_ACCEPT, t_ref_c: float = 15.0,
+           sampler: str = "nutpie", target_accept: float = TARGET_ACCEPT, t_ref_c: float = T_REF_C,
            min_obs: int = 20, ppc_draws: int = 100, flux_column: str = "FCH4",
            per_chamber: bool = True, priors: Priors | None = None,
            config: ActivationEnergyConfig | None = None, progress: bool = True,

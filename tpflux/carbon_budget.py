@@ -140,13 +140,6 @@ class BudgetResult(Result):
                 return tree.attrs["run_id"]
         return None
 
-    def files(self) -> list[str]:
-        """The files ``save`` writes (besides the run marker)."""
-        names = [self.SUMMARY_FILE, *self.extra_tables, *self.extra_trees]
-        if self.datatree is not None:
-            names += [self.TREE_FILE]
-        return names + (["diagnostics.json"] if self.diagnostics is not None else [])
-
     def result_text(self) -> str:
         """The headline variant's numbers to cite (GPP and RS direct and implied, agreement, RF
         total, Bayesian), then reproduced vs published numbers for every variant."""
@@ -155,8 +148,8 @@ class BudgetResult(Result):
         return result_text(self.table, self.extra_tables.get(COMPARISON_FILE, pd.DataFrame()),
                            self.config.headline)
 
-    def __str__(self) -> str:
-        return self.result_text()
+    def gate_advice(self) -> str:
+        return gate_advice(self.config)
 
     def refit(self, *, progress: bool = True, **changes) -> "BudgetResult":
         """Run again with this run's configuration (``changes``: options to change): at the same

@@ -163,8 +163,8 @@ class ResponseRatioFit(Result):
         diag = self.diagnostics or {}
         return result_text(self.table, self.moderator, self.synthetic, diag.get("dropped") or {})
 
-    def __str__(self) -> str:
-        return self.result_text()
+    def gate_advice(self) -> str:
+        return gate_advice(self.config)
 
     def refit(self, *, progress: bool = True, **changes) -> "ResponseRatioFit":
         """Fit again with this run's configuration (``changes``: options to change): at the same

@@ -192,16 +192,9 @@ class Projection(Result):
             return bool(self.table["synthetic"].astype(bool).any())
         return (getattr(self.datatree, "attrs", {}) or {}).get("synthetic") == "true"
 
-    @property
-    def files(self) -> list[str]:
-        return [self.TREE_FILE, self.SUMMARY_FILE, *self.extra_tables, *self.extra_trees]
-
     def result_text(self) -> str:
         """Annual totals per scenario and mode with 95 % equal-tailed intervals."""
         return result_text(self.table)
-
-    def __str__(self) -> str:
-        return self.result_text()
 
     def rerun(self, **changes) -> "Projection":
         """Project again with this run's configuration (optionally changed): at the same seed the

@@ -74,6 +74,25 @@ class Result:
         """The summary table the run folder's CSV holds (95 % equal-tailed intervals)."""
         return self.table.copy()
 
+    def result_text(self) -> str:
+        """The printed result: the numbers to cite, with their intervals."""
+        return self.table.to_string(index=False)
+
+    def __str__(self) -> str:
+        return self.result_text()
+
+    def gate_advice(self) -> str:
+        """What to try when the convergence gate fails (never a setting already in use)."""
+        return "more --tune/--draws"
+
+    @property
+    def files(self) -> list[str]:
+        """The files ``save`` writes (besides the run marker ``run.json``)."""
+        names = [self.SUMMARY_FILE, *self.extra_tables, *self.extra_trees]
+        if self.datatree is not None and self.TREE_FILE:
+            names.insert(0, self.TREE_FILE)
+        return names + (["diagnostics.json"] if self.diagnostics is not None else [])
+
     @property
     def synthetic(self) -> bool:
         return bool(getattr(self.config, "dataset", None) in ("synthetic", "synthetic-warming",

@@ -25,11 +25,12 @@ import xarray as xr
 from data.errors import DataError
 from data.seasons import SCHEMES
 from data.table import Observations
-from models.arrhenius import Priors
+from models.arrhenius_config import Priors
 from models.conventions import DEFAULT_SEED
-from tpflux.activation import TARGET_ACCEPT, ActivationEnergyConfig
+from models.arrhenius_config import TARGET_ACCEPT
+from tpflux.activation import ActivationEnergyConfig
 from tpflux.io import observations_for
-from tpflux.results import Config, Result
+from tpflux.results import Result
 from tpflux.validate import check_choice
 
 DEFAULT_SCHEMES = ("julian", "freeze-thaw", "none")
@@ -102,18 +103,11 @@ class SeasonComparison(Result):
         """The scheme with the highest ELPD."""
         return str(self.table.sort_values("rank")["scheme"].iloc[0])
 
-    @property
-    def files(self) -> list[str]:
-        return [self.TREE_FILE, self.SUMMARY_FILE, "diagnostics.json"]
-
     def result_text(self) -> str:
         cols = [c for c in TABLE_COLUMNS if c in self.table]
         tag = " [SYNTHETIC DATA]" if self.synthetic else ""
         return (f"PSIS-LOO comparison on {self.n_obs} common observations (higher ELPD is better)"
                 f"{tag}:\n" + self.table[cols].to_string(index=False, float_format=lambda v: f"{v:.2f}"))
-
-    def __str__(self) -> str:
-        return self.result_text()
 
     def gate_advice(self) -> str:
         return gate_advice(self.config, (self.diagnostics or {}).get("schemes", {}))
@@ -179,7 +173,7 @@ def compare_seasons(data: str | Path | pd.DataFrame | Observations | None = None
 
 
 def _gated() -> tuple[str, ...]:
-    from inference.ea_fitting import GATED_VARIABLES
+    from models.conventions import EA_GATED_VARIABLES as GATED_VARIABLES
 
     return GATED_VARIABLES
 
