@@ -4,8 +4,10 @@ other readers share.
 Chamber CSV format
 ==================
 One comma-separated file (plain or ``.gz``, UTF-8, a byte-order mark is accepted), one header
-line, one row per site and period. Column names are case-insensitive; lines starting with ``#``
-and blank lines are ignored; columns not listed here (notes, references) are ignored.
+line, one row per site and period. Column names are case-insensitive; blank lines are ignored, and
+so are comment lines starting with ``#`` above the header. Below the header a line starting with
+``#`` is a comment only when it has fewer fields than the header: a full row is data, so a site
+may be named ``#3``. Columns not listed here (notes, references) are ignored.
 
 Required columns
     ``site``         site name (text)
@@ -33,10 +35,17 @@ Flux units
     ``/m2/h`` for ``m-2 h-1``. Conversions use the constants of ``data.constants``:
     M(CH4) = 16.04246 g mol⁻¹, M(C) = 12.0107 g mol⁻¹ and 1 yr = 365.25 d.
 
+Missing values
+    An empty cell or ``NA``, ``NaN``, ``N/A``, ``#N/A``, ``null``, ``none``, ``-`` (any case) is
+    missing. A number equal to a logger's missing-value code (−999, −9999, −99999, −999.9, −9999.9
+    in any spelling, ``data.table.FILL_CODES``) is refused in every numeric column: a −999 flux
+    would otherwise be read as uptake.
+
 Every problem is a ``DataError`` naming the file, the 1-based file line and the column.
 Rows with an empty flux or soil temperature are dropped and counted in ``Observations.dropped``;
-everything else that is wrong (unknown unit, bad date, duplicate site-date, Kelvin-looking soil
-temperature, |flux| > 1000 nmol m⁻² s⁻¹ after conversion, …) is refused.
+everything else that is wrong (unknown unit, bad date, a date outside 1677-09-22 … 2262-04-11,
+duplicate site-date, Kelvin-looking soil temperature, |flux| > 1000 nmol m⁻² s⁻¹ after
+conversion, a missing-value code, …) is refused.
 """
 
 from __future__ import annotations
@@ -57,12 +66,12 @@ import pandas as pd
 from data.constants import (C_MOLAR_MASS, CH4_MOLAR_MASS, KELVIN, M2_PER, NMOL_PER_MOL, SECONDS_PER,
                             SI_PREFIX)
 from data.errors import DataError
-from data.table import (ABSURD_FLUX, METHODS, OPTIONAL_DRIVERS, REQUIRED, Observations,
-                        check_soil_temperature, count_drop, validate_observations)
+from data.table import (ABSURD_FLUX, DATE_RANGE_FIX, METHODS, NA_TOKENS, OPTIONAL_DRIVERS, REQUIRED,
+                        Observations, check_soil_temperature, count_drop, date_range_problem,
+                        dates_outside_range, fill_code_problem, is_fill_code, validate_observations)
 
 KNOWN_FLUX_UNITS = ("nmol m-2 s-1", "umol m-2 s-1", "mg CH4 m-2 h-1", "ug CH4 m-2 h-1",
                     "mg CH4-C m-2 d-1", "g CH4 m-2 yr-1")
-NA_TOKENS = frozenset({"", "na", "nan", "n/a", "null", "none", "-", "--"})
 OUTPUT_COLUMNS = (*REQUIRED, *OPTIONAL_DRIVERS, "soil_temp_source")
 
 # IGBP class codes and names → ecosystem labels used in flux classes.
@@ -162,11 +171,20 @@ def read_csv_strings(path: str | Path, *, lower: bool = False,
     text = read_text(path)
     kept: list[str] = []
     numbers: list[int] = []
+    width = 0  # fields of the header, once it is found
     for number, line in enumerate(text.replace("\r\n", "\n").replace("\r", "\n").split("\n"), 1):
         stripped = line.strip()
-        if stripped and not stripped.startswith("#"):
-            kept.append(line)
-            numbers.append(number)
+        if not stripped:
+            continue
+        if stripped.startswith("#"):
+            # Above the header a comment; below it, a row as wide as the header is data (a site
+            # named '#3'), a shorter line a comment.
+            if not kept or _field_count(line) < width:
+                continue
+        kept.append(line)
+        numbers.append(number)
+        if len(kept) == 1:
+            width = _field_count(line)
     if not kept:
         raise DataError(path, None, None, "the file is empty", "give a CSV file with a header line "
                         "and data rows")
@@ -235,6 +253,14 @@ def read_csv_strings(path: str | Path, *, lower: bool = False,
                     header_line=numbers[0])
 
 
+def _field_count(line: str) -> int:
+    """Number of comma-separated fields of one line (quotes respected)."""
+    try:
+        return len(next(csv.reader([line])))
+    except (csv.Error, StopIteration):
+        return line.count(",") + 1
+
+
 def _first_long_row(kept: list[str], numbers: list[int], width: int) -> int | None:
     """File line of the first data row with more fields than the header (None if none)."""
     if not any('"' in line for line in kept):  # no quoting: counting commas is exact and fast
@@ -251,11 +277,17 @@ def _first_long_row(kept: list[str], numbers: list[int], width: int) -> int | No
     return None
 
 
+FILL_FIX = "leave the cell empty (or NA) where there is no value"
+
+
 def parse_numbers(table: CsvTable, column: str, *, missing_code: float | None = None,
-                  what: str = "a number", infinite_missing: bool = False) -> np.ndarray:
+                  what: str = "a number", infinite_missing: bool = False,
+                  fill_fix: str = FILL_FIX) -> np.ndarray:
     """Column as floats: NA tokens → NaN, ``missing_code`` → NaN, anything else → DataError.
 
-    ``infinite_missing`` reads ``inf``/``-inf`` as missing instead of refusing them.
+    The other missing-value codes (``data.table.FILL_CODES``) are refused with ``fill_fix`` as the
+    advice, never read as data. ``infinite_missing`` reads ``inf``/``-inf`` as missing instead of
+    refusing them.
     """
     strings = table.frame[column].astype(str).str.strip()
     values = np.array(pd.to_numeric(strings, errors="coerce"), dtype=float)
@@ -270,6 +302,10 @@ def parse_numbers(table: CsvTable, column: str, *, missing_code: float | None = 
                         "write a plain number with '.' as decimal point, or leave the cell empty")
     if missing_code is not None:
         values[values == missing_code] = np.nan
+    fill = is_fill_code(values)
+    if fill.any():
+        i = int(np.flatnonzero(fill)[0])
+        raise DataError(table.path, table.line(i), column, fill_code_problem(values[i]), fill_fix)
     return values
 
 
@@ -376,6 +412,8 @@ def read_chamber_csv(path: str | Path) -> Observations:
     date = pd.to_datetime(f["date"].astype(str).str.strip(), format="%Y-%m-%d", errors="coerce")
     _refuse(t, date.isna().to_numpy(), "date", lambda i: f"date {str(f['date'].iloc[i])[:30]!r} "
             "cannot be read", "write dates as YYYY-MM-DD (ISO 8601)")
+    _refuse(t, dates_outside_range(date), "date", lambda i: date_range_problem(date.iloc[i]),
+            DATE_RANGE_FIX)
     dup = pd.DataFrame({"s": site, "d": date}).duplicated(keep="first").to_numpy()
     if dup.any():
         i = int(np.flatnonzero(dup)[0])
@@ -385,6 +423,9 @@ def read_chamber_csv(path: str | Path) -> Observations:
                         "keep one row per site and date (average repeated measurements first)")
 
     days = _integer_column(t, "days", 1, 1, 366, "the period length in days (1…366)")
+    _refuse(t, dates_outside_range(date, days), "days", lambda i: f"the {days[i]}-day period from "
+            f"{date.iloc[i]:%Y-%m-%d} ends after {pd.Timestamp.max:%Y-%m-%d}, the last date the "
+            "tables can hold", DATE_RANGE_FIX)
     n_sub = _integer_column(t, "n_sub", 1, 1, None, "the number of measurements averaged (≥ 1)")
 
     flux_raw = parse_numbers(t, "flux")

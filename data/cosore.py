@@ -23,7 +23,9 @@ Daily means per site (``site`` = CSR_SITE_NAME) or, with ``per_chamber=True``, p
 averaged; ``method`` = ``autochamber``. Readings dropped before averaging are counted (in
 readings, not days): ``flux missing``, ``soil temperature missing``, ``flux implausibly large``
 (|flux| > 1000 nmol m⁻² s⁻¹, a single-reading spike). A dataset without a ``CSR_T*`` column is
-skipped and named in ``skipped_sites``.
+skipped and named in ``skipped_sites``. Missing values are ``NA`` or empty; a missing-value code
+such as ``-9999`` or ``-999`` (``data.table.FILL_CODES``) is refused, never read as a flux, and so
+is a timestamp outside 1677-09-22 … 2262-04-11.
 """
 
 from __future__ import annotations
@@ -37,8 +39,8 @@ import pandas as pd
 from data.chamber import (OUTPUT_COLUMNS, CsvTable, ecosystem_label, empty_table, parse_numbers,
                           read_csv_strings, read_text)
 from data.errors import DataError
-from data.table import (ABSURD_FLUX, Observations, check_soil_temperature, count_drop,
-                        validate_observations)
+from data.table import (ABSURD_FLUX, DATE_RANGE_FIX, Observations, check_soil_temperature,
+                        count_drop, date_range_problem, dates_outside_range, validate_observations)
 
 DESCRIPTION_KEYS = ("CSR_SITE_NAME", "CSR_LATITUDE", "CSR_LONGITUDE", "CSR_IGBP")
 DATA_REQUIRED = ("CSR_PORT", "CSR_TIMESTAMP_BEGIN", "CSR_FLUX_CH4")
@@ -85,6 +87,12 @@ def _site_info(folder: Path) -> tuple[str, float, float, str]:
     return desc["CSR_SITE_NAME"][0], coords[0], coords[1], eco
 
 
+def _numbers(t: CsvTable, column: str, **options) -> np.ndarray:
+    """A numeric column; a missing-value code such as -9999 is refused (COSORE writes NA)."""
+    return parse_numbers(t, column, fill_fix="COSORE marks a missing value with NA: write NA or "
+                                              "leave the cell empty", **options)
+
+
 def _depth_columns(header: list[str], stem: str) -> list[str]:
     found = [(int(m.group(1)), c) for c in header if (m := re.fullmatch(rf"{stem}(\d+)", c))]
     return [c for _, c in sorted(found)]
@@ -102,28 +110,33 @@ def _readings(t: CsvTable) -> tuple[pd.DataFrame, str | None]:
         i = int(np.flatnonzero(stamp.isna().to_numpy())[0])
         raise DataError(t.path, t.line(i), "CSR_TIMESTAMP_BEGIN", f"timestamp {raw.iloc[i][:30]!r} "
                         "cannot be read", "write timestamps as YYYY-MM-DD HH:MM:SS")
-    port = parse_numbers(t, "CSR_PORT", what="a port number")
+    outside = dates_outside_range(stamp)
+    if outside.any():
+        i = int(np.flatnonzero(outside)[0])
+        raise DataError(t.path, t.line(i), "CSR_TIMESTAMP_BEGIN", date_range_problem(stamp.iloc[i]),
+                        DATE_RANGE_FIX)
+    port = _numbers(t, "CSR_PORT", what="a port number")
     bad = ~np.isfinite(port) | (port != np.round(port)) | (port < 0)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise DataError(t.path, t.line(i), "CSR_PORT", f"port {t.frame['CSR_PORT'].iloc[i][:20]!r} "
                         "is not a whole number ≥ 0", "give the chamber (multiplexer port) number")
     temps = _depth_columns(t.header, "CSR_T")
-    temp_col = next((c for c in temps if np.isfinite(parse_numbers(t, c)).any()), None)
+    temp_col = next((c for c in temps if np.isfinite(_numbers(t, c)).any()), None)
     frame = pd.DataFrame({
         "port": port.astype(int), "time": stamp.to_numpy(),
-        "flux": parse_numbers(t, "CSR_FLUX_CH4"),
-        "soil_temp_c": parse_numbers(t, temp_col) if temp_col else np.nan,
+        "flux": _numbers(t, "CSR_FLUX_CH4"),
+        "soil_temp_c": _numbers(t, temp_col) if temp_col else np.nan,
         "swc": np.nan, "wtd_m": np.nan, "line": t.lines,
     })
     if temp_col:
         ok = np.isfinite(frame["soil_temp_c"].to_numpy())
         check_soil_temperature(frame.loc[ok, "soil_temp_c"], t.path, temp_col,
                                positions=t.lines[ok] - 2)
-    sm_col = next((c for c in _depth_columns(t.header, "CSR_SM") if np.isfinite(parse_numbers(t, c)).any()),
+    sm_col = next((c for c in _depth_columns(t.header, "CSR_SM") if np.isfinite(_numbers(t, c)).any()),
                   None)
     if sm_col:
-        sm = parse_numbers(t, sm_col)
+        sm = _numbers(t, sm_col)
         if np.nanmax(sm) > PERCENT_ABOVE:
             sm = sm / 100.0
         bad = (sm < 0) | (sm > 1.0)
@@ -133,7 +146,7 @@ def _readings(t: CsvTable) -> tuple[pd.DataFrame, str | None]:
                             "outside 0…100 % (0…1 m3 m-3)", "check the unit of this column")
         frame["swc"] = sm
     if "CSR_WTD" in t.header:
-        frame["wtd_m"] = -parse_numbers(t, "CSR_WTD") / 100.0
+        frame["wtd_m"] = -_numbers(t, "CSR_WTD") / 100.0
     return frame, temp_col
 
 

@@ -2,7 +2,9 @@
 
 Files are found by name, ``FLX_<SITE>_FLUXNET-CH4_<DD|HH>_<years>_<version>.csv[.gz]`` (AmeriFlux
 ``AMF_<SITE>_BASE_HH_<version>.csv`` is read the same way); the site id comes from the name,
-``-9999`` is missing. Whether a file is daily or sub-daily is decided by its columns:
+``-9999`` (any spelling: ``-9999.0``) and an empty cell are missing; another missing-value code
+(``-999``, ``-99999``, …: ``data.table.FILL_CODES``) is refused rather than read as a value, and so
+is a timestamp outside 1677-09-22 … 2262-04-11. Whether a file is daily or sub-daily is decided by its columns:
 ``TIMESTAMP`` (YYYYMMDD) is daily, ``TIMESTAMP_START``/``TIMESTAMP_END`` (YYYYMMDDHHMM) sub-daily.
 
 What is read
@@ -57,8 +59,8 @@ import pandas as pd
 from data.chamber import (OUTPUT_COLUMNS, CsvTable, ecosystem_label, empty_table, parse_numbers,
                           read_csv_strings)
 from data.errors import DataError
-from data.table import (ABSURD_FLUX, Observations, check_soil_temperature, count_drop,
-                        validate_observations)
+from data.table import (ABSURD_FLUX, DATE_RANGE_FIX, Observations, check_soil_temperature,
+                        count_drop, date_range_problem, dates_outside_range, validate_observations)
 
 MISSING = -9999.0
 FILE_RE = re.compile(r"^(?:FLX|AMF)_(?P<site>[A-Za-z]{2}-[A-Za-z0-9]{3})_.*\.csv(?:\.gz)?$",
@@ -186,8 +188,11 @@ class _SiteLookup:
 
 # ---------------------------------------------------------------- one file → daily frame
 def _numbers(t: CsvTable, column: str) -> np.ndarray:
-    """FLUXNET numbers: -9999 and the product's occasional 'inf' are missing."""
-    return parse_numbers(t, column, missing_code=MISSING, infinite_missing=True)
+    """FLUXNET numbers: -9999 and the product's occasional 'inf' are missing; another
+    missing-value code (-999, -99999, …) is refused, never read as a value."""
+    return parse_numbers(t, column, missing_code=MISSING, infinite_missing=True,
+                         fill_fix="FLUXNET-CH4 marks a missing value with -9999: write -9999 or "
+                              "leave the cell empty")
 
 
 def _parse_timestamps(t: CsvTable, column: str, fmt: str, what: str) -> pd.Series:
@@ -199,6 +204,10 @@ def _parse_timestamps(t: CsvTable, column: str, fmt: str, what: str) -> pd.Serie
         i = int(np.flatnonzero(bad)[0])
         raise DataError(t.path, t.line(i), column, f"timestamp {raw.iloc[i][:20]!r} cannot be read",
                         f"write {column} as {what}, as FLUXNET-CH4 does")
+    outside = dates_outside_range(stamp)
+    if outside.any():
+        i = int(np.flatnonzero(outside)[0])
+        raise DataError(t.path, t.line(i), column, date_range_problem(stamp.iloc[i]), DATE_RANGE_FIX)
     dup = stamp.duplicated().to_numpy()
     if dup.any():
         i = int(np.flatnonzero(dup)[0])

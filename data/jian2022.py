@@ -34,12 +34,14 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import hashlib
+import zlib
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from data.errors import DataError
+from data.table import fill_code_problem, is_fill_code
 
 FILES = {
     "gpp": "GlobalGPP_Sum.csv",
@@ -131,7 +133,8 @@ def read_table(path: str | Path, required: tuple[str, ...], *, numeric: tuple[st
                keep_literal_none: bool = False) -> pd.DataFrame:
     """Read one GlobalC table; add a ``line`` column (1-based line in the file); check columns.
 
-    ``numeric`` columns must parse as numbers where present (blank = missing). With
+    ``numeric`` columns must parse as numbers where present (blank = missing); a missing-value
+    code (−9999, −999, …: ``data.table.FILL_CODES``) is refused, never read as a value. With
     ``keep_literal_none`` only blank and "NA" are missing, so SRDB's ``Manipulation = None`` stays
     a word (as R's read.csv keeps it).
     """
@@ -143,13 +146,18 @@ def read_table(path: str | Path, required: tuple[str, ...], *, numeric: tuple[st
     try:
         table = pd.read_csv(path, comment="#", encoding="latin1", low_memory=False,
                             skip_blank_lines=True, **na)
-    except (pd.errors.ParserError, UnicodeDecodeError, EOFError, OSError) as exc:
-        raise DataError(path, None, None, f"cannot parse as CSV ({exc})",
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, EOFError, OSError,
+            zlib.error, ValueError) as exc:
+        raise DataError(path, None, None, f"cannot parse as CSV ({str(exc).strip()[:120]})",
                         "export the table as comma-separated text") from None
     table.columns = [str(c).strip() for c in table.columns]
     # Fully empty rows (",,,,") are blank lines to R and pandas keeps them: drop them.
     table = table.dropna(how="all")
-    lines = _data_lines(path)
+    try:
+        lines = _data_lines(path)
+    except (EOFError, OSError, zlib.error) as exc:
+        raise DataError(path, None, None, f"cannot be read ({exc})",
+                        "download or copy the file again") from None
     header_line = lines[0] if lines else 1
     missing = [c for c in required if c not in table.columns]
     if missing:
@@ -168,6 +176,11 @@ def read_table(path: str | Path, required: tuple[str, ...], *, numeric: tuple[st
             row = table.loc[bad.idxmax()]
             raise DataError(path, int(row["line"]), col, f"'{row[col]}' is not a number",
                             "use a plain number (blank for missing)")
+        fill = is_fill_code(values)
+        if fill.any():
+            row = table.iloc[int(np.flatnonzero(fill)[0])]
+            raise DataError(path, int(row["line"]), col, fill_code_problem(float(row[col])),
+                            "leave the cell blank where the source gives no value")
         table[col] = values.astype(float)
     return table.reset_index(drop=True)
 

@@ -31,6 +31,52 @@ KELVIN_LOOKING_C = 200.0
 # |CH4 flux| above this (nmol m⁻² s⁻¹ ≈ 58 mg CH4 m⁻² h⁻¹) is beyond any published site mean.
 ABSURD_FLUX = 1.0e3
 
+# Cell spellings every reader takes for "no value" (compared stripped and lower-cased). Anything
+# else that is not a number is refused.
+NA_TOKENS = frozenset({"", "na", "nan", "n/a", "#n/a", "#na", "n.a.", "<na>", "null", "none", "-",
+                       "--"})
+# Missing-value codes of data loggers and flux products (FLUXNET: -9999; others -999, -99999, and
+# -999.9 / -9999.9). A number equal to one of them, in any spelling ("-9999", "-9999.0",
+# "-9.999e3"), is never read as data: a reader either maps its own documented code to missing or
+# refuses the value.
+FILL_CODES = (-999.0, -9999.0, -99999.0, -999.9, -9999.9)
+
+# Dates a table can hold: the range of nanosecond time stamps (pandas.Timestamp.min … max).
+DATE_MIN = pd.Timestamp.min.ceil("D")
+DATE_MAX = pd.Timestamp.max.floor("D")
+
+
+def is_fill_code(values) -> np.ndarray:
+    """Boolean mask of the values equal to one of ``FILL_CODES``."""
+    return np.isin(np.asarray(values, dtype=float), FILL_CODES)
+
+
+def fill_code_problem(value: float) -> str:
+    return f"value {value:g} is a missing-value code, not a measurement"
+
+
+def dates_outside_range(dates, days=None) -> np.ndarray:
+    """Boolean mask of dates (any datetime64 unit) before ``DATE_MIN`` or whose period (``days``
+    long, default 1) ends after ``DATE_MAX``; missing dates are not flagged."""
+    stamp = pd.to_datetime(pd.Series(np.asarray(dates)), errors="coerce")
+    values = stamp.to_numpy()
+    ok = ~pd.isna(values)
+    last = np.asarray(values, dtype="datetime64[s]")
+    if days is not None:
+        extra = np.maximum(np.asarray(days, dtype=np.int64) - 1, 0)
+        last = last + extra.astype("timedelta64[D]")
+    first = np.asarray(values, dtype="datetime64[s]")
+    lo, hi = np.datetime64(DATE_MIN.to_datetime64(), "s"), np.datetime64(DATE_MAX.to_datetime64(), "s")
+    return ok & ((first < lo) | (last > hi))
+
+
+def date_range_problem(value) -> str:
+    return (f"date {pd.Timestamp(value):%Y-%m-%d} lies outside {DATE_MIN:%Y-%m-%d} … "
+            f"{DATE_MAX:%Y-%m-%d}, the dates the tables can hold")
+
+
+DATE_RANGE_FIX = "check the year (a typing error or a missing-value code in a date column?)"
+
 
 @dataclasses.dataclass
 class Observations:
@@ -93,7 +139,17 @@ def validate_observations(table: pd.DataFrame, source: str | Path = "<table>") -
                         f"provide columns {', '.join(REQUIRED)}")
     out = table.copy()
     out["site"] = out["site"].astype(str)
-    out["date"] = pd.to_datetime(out["date"]).astype("datetime64[ns]")
+    try:
+        date = pd.to_datetime(out["date"])
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise DataError(source, None, "date", f"dates cannot be read ({str(exc)[:80]})",
+                        "give dates as datetime64 values or ISO YYYY-MM-DD text") from None
+    days = pd.to_numeric(out["days"], errors="coerce").fillna(1).clip(lower=1, upper=10_000)
+    outside = dates_outside_range(date, days)
+    if outside.any():
+        i = int(np.flatnonzero(outside)[0])
+        raise DataError(source, file_row(i), "date", date_range_problem(date.iloc[i]), DATE_RANGE_FIX)
+    out["date"] = date.astype("datetime64[ns]")
     for col in ("flux", "soil_temp_c", "latitude", "longitude"):
         out[col] = pd.to_numeric(out[col], errors="coerce").astype(float)
     for col in ("flux", "soil_temp_c"):
@@ -193,7 +249,10 @@ def validate_warming(table: pd.DataFrame, source: str | Path = "<table>",
     """Check a warming table's columns, types and ranges; return it with canonical dtypes.
 
     Blank ``ecosystem``, ``season`` and ``warming_c`` are allowed (a model that needs them refuses
-    later). Zero or sign-changing means are valid data here; the effect size refuses them.
+    later). In numeric columns an NA spelling (``NA``, ``n/a``, ``-``, …) is blank, and a
+    missing-value code (−9999, −999, …: ``FILL_CODES``) is refused: two −9999 means would
+    otherwise be an experiment with a response ratio of exactly 1. Zero or sign-changing means
+    are valid data here; the effect size refuses them.
     ``source_columns`` maps canonical names to the source file's, for error messages.
     """
     name = (source_columns or {}).get
@@ -218,12 +277,19 @@ def validate_warming(table: pd.DataFrame, source: str | Path = "<table>",
         out.loc[keep, col] = out.loc[keep, col].astype(str).str.strip()
     for col in ("warming_c", *MEAN_COLUMNS, *SD_COLUMNS, *N_COLUMNS):
         raw = out[col]
-        num = pd.to_numeric(raw, errors="coerce")
-        bad = num.isna().to_numpy() & ~_blank(raw)
+        na = _blank(raw) | raw.astype(str).str.strip().str.lower().isin(NA_TOKENS).to_numpy()
+        num = pd.to_numeric(raw.where(~na), errors="coerce")
+        bad = num.isna().to_numpy() & ~na
         if bad.any():
             i = first_index(bad)
             raise DataError(source, source_row(out, i), name(col, col), f"'{raw.iloc[i]}' is not a number",
                             "write a plain number (decimal point, no units)")
+        fill = is_fill_code(num)
+        if fill.any():
+            i = first_index(fill)
+            raise DataError(source, source_row(out, i), name(col, col), fill_code_problem(num.iloc[i]),
+                            "leave the cell empty where the study gives no value (a mean or SD "
+                            "that is missing cannot be used)")
         out[col] = num.astype(float)
     for col in (*MEAN_COLUMNS, *SD_COLUMNS, *N_COLUMNS):
         bad = ~np.isfinite(out[col].to_numpy())

@@ -17,6 +17,8 @@ Two sources besides a user's own CSV:
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from pathlib import Path
 
@@ -24,8 +26,10 @@ import numpy as np
 import pandas as pd
 
 from data.chamber import flux_unit_factor as chamber_flux_unit_factor
+from data.chamber import read_text
 from data.errors import DataError, file_row
-from data.table import ROW_COLUMN, WarmingTable, first_index, validate_warming
+from data.table import (ROW_COLUMN, WarmingTable, fill_code_problem, first_index, is_fill_code,
+                        validate_warming)
 from data.table import WARMING_COLUMNS  # noqa: F401  (the layout, re-exported beside its readers)
 
 PRECIP_FILE = "EK_methane_precip_manipulation.csv"
@@ -33,20 +37,33 @@ PRECIP_MODERATOR = "Measurement Period"
 
 
 def _read_strings(path: Path) -> pd.DataFrame:
-    """The CSV as strings (values are parsed and checked column by column afterwards)."""
+    """The CSV as strings (values are parsed and checked column by column afterwards).
+
+    The bytes are read as every table reader reads them (``data.chamber.read_text``): a folder, an
+    unreadable file, truncated or corrupt gzip, a zip or Excel workbook, text that is not UTF-8 and
+    binary content are each a one-line DataError.
+    """
+    if not path.exists():
+        raise DataError(path, None, None, "file not found", "check the path")
+    text = read_text(path)
+    if not text.strip():
+        raise DataError(path, None, None, "the file is empty",
+                        "give a CSV table with one header line and one row per experiment")
     try:
-        return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=["", "NA", "NaN"])
-    except FileNotFoundError:
-        raise DataError(path, None, None, "file not found", "check the path") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
-        raise DataError(path, None, None, f"not a readable CSV table ({exc})",
+        return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False,
+                           na_values=["", "NA", "NaN"])
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, csv.Error) as exc:
+        raise DataError(path, None, None, f"not a readable CSV table ({str(exc).strip()[:120]})",
                         "save the table as comma-separated UTF-8 text with one header line") from None
 
 
-def read_warming_table(path: str | Path) -> WarmingTable:
-    """Read a warming table CSV (columns ``WARMING_COLUMNS``; extra columns are kept)."""
+def read_warming_table(path: str | Path, raw: pd.DataFrame | None = None) -> WarmingTable:
+    """Read a warming table CSV (columns ``WARMING_COLUMNS``; extra columns are kept).
+
+    ``raw``: the file already read as strings (``load_warming`` reads each file once).
+    """
     path = Path(path)
-    raw = _read_strings(path)
+    raw = _read_strings(path) if raw is None else raw
     raw.columns = [c.strip() for c in raw.columns]
     raw[ROW_COLUMN] = [file_row(i) for i in range(len(raw))]
     return WarmingTable(validate_warming(raw, path), str(path))
@@ -105,7 +122,7 @@ def _sd_from(raw: pd.DataFrame, sd_col: str, se_col: str, n_col: str, path: Path
     return out
 
 
-def read_precip_manipulation(path: str | Path) -> WarmingTable:
+def read_precip_manipulation(path: str | Path, raw: pd.DataFrame | None = None) -> WarmingTable:
     """Adapt the COMPASS-DOE precipitation-manipulation CH4 table to the warming-table layout.
 
     study = first column, site = study + latitude + longitude + ``Other_factor`` (e.g. upland vs
@@ -114,7 +131,7 @@ def read_precip_manipulation(path: str | Path) -> WarmingTable:
     nmol CH4 m⁻² s⁻¹ (the ratio does not depend on it, but the table's unit is then one).
     """
     path = Path(path)
-    raw = _read_strings(path)
+    raw = _read_strings(path) if raw is None else raw
     first = raw.columns[0]
     if first.strip() not in ("", "study") and not first.startswith("Unnamed"):
         raise DataError(path, 1, first, "first column should hold the study number",
@@ -138,6 +155,15 @@ def read_precip_manipulation(path: str | Path) -> WarmingTable:
             i = first_index(bad)
             raise DataError(path, int(raw[ROW_COLUMN].iloc[i]), col,
                             f"'{raw[col].iloc[i]}' is missing or not a number", "fill it with a number")
+    # Missing-value codes are refused before the unit conversion turns them into plausible numbers.
+    for col in ("CH4_control", "CH4_manip", "SD_CH4_control", "SE_CH4_control", "SD_CH4_manip",
+                "SE_CH4_manip", "N_control", "N_manip", "Latitude", "Longitude"):
+        num = pd.to_numeric(raw[col], errors="coerce").to_numpy(dtype=float)
+        fill = is_fill_code(num)
+        if fill.any():
+            i = first_index(fill)
+            raise DataError(path, int(raw[ROW_COLUMN].iloc[i]), col, fill_code_problem(num[i]),
+                            "leave the cell empty where the study gives no value")
     study = raw[first].str.strip()
     other = raw["Other_factor"].fillna("").str.strip()
     coords = [f"{float(a):.2f} {float(b):.2f}" for a, b in zip(raw["Latitude"], raw["Longitude"])]
@@ -168,12 +194,8 @@ def read_precip_manipulation(path: str | Path) -> WarmingTable:
                         default_moderator=PRECIP_MODERATOR, source_columns=columns)
 
 
-def _looks_like_precip_table(path: Path) -> bool:
-    try:
-        header = pd.read_csv(path, nrows=0).columns
-    except (OSError, ValueError):
-        return False
-    return {"CH4_control", "CH4_manip"} <= set(header)
+def _is_precip_layout(raw: pd.DataFrame) -> bool:
+    return {"CH4_control", "CH4_manip"} <= {str(c).strip() for c in raw.columns}
 
 
 # ---------------------------------------------------------------- one entry for names and paths
@@ -204,6 +226,7 @@ def load_warming(name_or_path: str | Path, seed: int = 0) -> WarmingTable:
                 if text not in DATASETS else f"dataset '{text}' is not a warming table; use "
                                              "precip-manipulation, synthetic-warming or a CSV path")
         raise DataError(path, None, None, "no such file or warming dataset", hint)
-    if _looks_like_precip_table(path):
-        return read_precip_manipulation(path)
-    return read_warming_table(path)
+    raw = _read_strings(path)
+    if _is_precip_layout(raw):
+        return read_precip_manipulation(path, raw)
+    return read_warming_table(path, raw)

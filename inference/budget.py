@@ -2,7 +2,8 @@
 
     python -m inference.budget [--dataset jian2022 | --data FOLDER] [--variant NAME ...]
         [--sd-fill max-cv|median-cv|ignore|zero] [--n-draws 10000] [--bayes/--no-bayes]
-        [--rf/--no-rf] [--out DIR] [--overwrite] [--seed N]
+        [--rf/--no-rf] [--chains 2 --draws 2000 --tune 1000 --target-accept 0.9] [--out DIR]
+        [--overwrite] [--seed N]
 
 Writes to the run folder:
 - ``budget_summary.csv``: ``quantity`` (GPP_direct, GPP_implied, RS_direct, RS_implied, p_agree_GPP,
@@ -41,7 +42,7 @@ CONTRACT = ("GPP_direct", "GPP_implied", "RS_direct", "RS_implied", "p_agree_GPP
 def parser() -> argparse.ArgumentParser:
     from data.jian2022 import RATIO_SOURCES
     from models.budget import DEFAULT_VARIANT, GPP_SETS, N_DRAWS, SAMPLE_SIZE, SD_FILLS, VARIANTS
-    from tpflux.carbon_budget import DATASETS, SAMPLERS
+    from tpflux.carbon_budget import BAYES_DRAWS, DATASETS, SAMPLERS, TARGET_ACCEPT
 
     p = runio.base_parser(JOB, __doc__.split("\n\n")[0])
     src = p.add_mutually_exclusive_group()
@@ -72,16 +73,18 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--rf", action=argparse.BooleanOptionalAction, default=True,
                    help="also upscale SRDB annual soil respiration with a random forest")
     p.add_argument("--rf-trees", type=int, default=200, help="trees of the random forest")
-    runio.add_sampling_args(p, chains=2, draws=1000, tune=1000)
+    runio.add_sampling_args(p, chains=2, draws=BAYES_DRAWS, tune=1000)
     p.add_argument("--sampler", default="auto", choices=SAMPLERS,
                    help="NUTS implementation (auto: nutpie when installed)")
+    p.add_argument("--target-accept", type=float, default=TARGET_ACCEPT,
+                   help="NUTS target acceptance rate of the Bayesian model (higher: smaller steps, "
+                        "fewer divergent transitions)")
     return p
 
 
 # ---------------------------------------------------------------- steps
 SUMMARY_COLUMNS = ("quantity", "variant", "method", "term", "median", "ci_low", "ci_high", "mean",
                    "sd", "published", "published_low", "published_high")
-TARGET_ACCEPT = 0.9
 
 
 def sampler_name(choice: str) -> str:
@@ -96,7 +99,8 @@ def sampler_name(choice: str) -> str:
 
 
 def run_bayes(inputs, config, *, chains: int, draws: int, tune: int, seed: int,
-              sampler: str = "auto") -> tuple[xr.DataTree, pd.DataFrame, dict]:
+              sampler: str = "auto", target_accept: float = 0.9
+              ) -> tuple[xr.DataTree, pd.DataFrame, dict]:
     """NUTS on the Bayesian pooling model: the DataTree, its summary rows and the groups the model
     was built with (method and ratio groups) for the run record."""
     import pymc as pm
@@ -107,7 +111,7 @@ def run_bayes(inputs, config, *, chains: int, draws: int, tune: int, seed: int,
     with model:
         dt = pm.sample(draws=draws, tune=tune, chains=chains, cores=min(chains, os.cpu_count() or 1),
                        random_seed=seed, nuts_sampler=sampler_name(sampler),
-                       target_accept=TARGET_ACCEPT, progressbar=False)
+                       target_accept=target_accept, progressbar=False)
     data = bayes_data(inputs, config)
     record = {"model": "budget pooling", "gpp_method_groups": data["gpp_levels"],
               "rs_method_groups": data["rs_levels"],
@@ -210,7 +214,15 @@ def result_text(summary: pd.DataFrame, comparison: pd.DataFrame, headline: str) 
 # ---------------------------------------------------------------- entry point
 @runio.cli
 def main(argv: list[str] | None = None) -> int:
-    return runio.run_job(JOB, parser(), argv, run)
+    return runio.run_job(JOB, parser(), argv, run, need_bytes=output_bytes)
+
+
+def output_bytes(args) -> int:
+    """The expected size of the run folder, for the free-space check before any work."""
+    from models.budget import output_bytes as estimate
+
+    return estimate(args.n_draws, len(args.variant), chains=args.chains if args.bayes else 0,
+                    draws=args.draws, rf=args.rf)
 
 
 def run(args, argv):
@@ -220,7 +232,8 @@ def run(args, argv):
                   n_draws=args.n_draws, sample_size=args.sample_size, gpp_set=args.gpp_set,
                   ratio_source=args.ratio_source, area_shares=args.area_shares, bayes=args.bayes,
                   rf=args.rf, rf_trees=args.rf_trees, chains=args.chains, draws=args.draws,
-                  tune=args.tune, sampler=args.sampler, seed=args.seed, command_line=argv)
+                  tune=args.tune, sampler=args.sampler, target_accept=args.target_accept,
+                  seed=args.seed, command_line=argv)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from data.errors import DataError
 from data.seasons import assign_seasons
 from data.table import Observations, flux_class
 from models.arrhenius import ArrheniusConfig, ArrheniusData, build_model, prepare_data
-from models.arrhenius_config import TARGET_ACCEPT, split_group_column
+from models.arrhenius_config import TARGET_ACCEPT, add_group_columns, group_coords, group_parts
 from models.arrhenius_post import (derived_quantities, draw_site_effects, pointwise_log_likelihood,
                                    pooled_ols, predict_ln_flux, prior_site_effects)
 from models.conventions import CI_QUANTILES, SUMMARY_STATS
@@ -106,6 +106,8 @@ def assemble(idata: xr.DataTree, data: ArrheniusData, config: ArrheniusConfig, *
     post = post[keep]
     if "eps_E" not in post:  # marginal model: draw the site effects exactly
         post = post.merge(draw_site_effects(post, data, rng))
+    else:  # per-observation model: the sampler's group labels get their parts as coordinates
+        post = post.assign_coords(group_coords(data.groups))
     post = post.merge(derived_quantities(post, data))
     thin = post.isel(draw=slice(None, None, max(1, post.sizes["draw"] // max(1, ppc_draws))))
     ppc = xr.Dataset({"ln_flux": predict_ln_flux(thin, data, rng, _nu(thin))})
@@ -149,7 +151,7 @@ def summary_table(dt: xr.DataTree, data: ArrheniusData) -> pd.DataFrame:
     """The tidy ``ea_summary.csv``: quantity, flux_class, season, site, … + SUMMARY_STATS."""
     post = dt["posterior"].to_dataset()
     names = [v for v in SUMMARY_VARIABLES if v in post]
-    rows = [split_group_column(posterior_summary(post, names))]
+    rows = [add_group_columns(posterior_summary(post, names), group_parts(post))]
     for name in PROBABILITY_VARIABLES:
         if name in post:
             p = post[name].mean(("chain", "draw")).to_series().reset_index(name="mean")

@@ -40,7 +40,12 @@ def add_model_arguments(p) -> None:
 def parser():
     p = runio.base_parser("fit_ea", __doc__.split("\n\n")[0])
     p.add_argument("--seasons", default="julian", choices=SCHEMES, help="season scheme")
-    p.add_argument("--ppc-draws", type=int, default=100, help="posterior-predictive draws kept per chain")
+    from tpflux.activation import PPC_DRAWS
+
+    p.add_argument("--ppc-draws", type=int, default=PPC_DRAWS, help="posterior-predictive draws kept per chain")
+    p.add_argument("--save-log-likelihood", action="store_true",
+                   help="keep the pointwise log-likelihood in ea_posterior.nc (large; LOO and the "
+                        "report compute it from the posterior when it is not kept)")
     add_model_arguments(p)
     return p
 
@@ -62,6 +67,7 @@ def fit(args, argv):
     import tpflux
 
     return tpflux.fit_ea(args.data, seasons=args.seasons, ppc_draws=args.ppc_draws,
+                         save_log_likelihood=args.save_log_likelihood,
                          command_line=argv, **model_options(args))
 
 

@@ -28,6 +28,12 @@ __all__ = ["RunFolder", "as_saved", "check_out_dir", "write_csv", "write_datatre
            "EXIT_OK", "EXIT_BAD_INPUT", "EXIT_GATE", "GATE", "SUMMARY_STATS", "cli", "diagnose", "gate_failures",
            "mean_tree_depth", "progress", "tidy_summary"]
 
+# Expected size of a run folder per job (bytes), checked against the free disk space before any
+# work; a job whose outputs grow with its options passes its own estimate to ``run_job``.
+OUTPUT_BYTES = {"fit_ea": 20_000_000, "fit_rr": 5_000_000, "project": 50_000_000,
+                "budget": 10_000_000, "compare_seasons": 50_000_000}
+DEFAULT_OUTPUT_BYTES = 20_000_000
+
 PACKAGES = ("tpflux", "pymc", "pytensor", "arviz", "numpy", "pandas", "xarray", "scikit-learn",
             "scipy", "matplotlib")
 
@@ -62,11 +68,14 @@ def out_dir(job: str, out: Path | None) -> Path:
 
 
 @contextlib.contextmanager
-def output_folder(job: str, out: Path | None, overwrite: bool = False):
+def output_folder(job: str, out: Path | None, overwrite: bool = False, need_bytes: int | None = None):
     """The run folder of a command-line job, checked before any work (an existing file, an
-    unwritable place, a previous run without ``--overwrite``) and locked against a second writer
-    until the job has saved."""
-    path = check_out_dir(out_dir(job, out), overwrite=overwrite)
+    unwritable place, a previous run without ``--overwrite``, a disk without room for
+    ``need_bytes``, default the job's ``OUTPUT_BYTES``) and locked against a second writer until
+    the job has saved."""
+    if need_bytes is None:
+        need_bytes = OUTPUT_BYTES.get(job, DEFAULT_OUTPUT_BYTES)
+    path = check_out_dir(out_dir(job, out), overwrite=overwrite, need_bytes=need_bytes)
     with run_lock(path):
         yield path
 
@@ -120,13 +129,16 @@ def gate_exit(diag: dict, allow_unconverged: bool, advice: str) -> int:
     return EXIT_OK if allow_unconverged else EXIT_GATE
 
 
-def run_job(job: str, parser: argparse.ArgumentParser, argv: list[str] | None, call) -> int:
+def run_job(job: str, parser: argparse.ArgumentParser, argv: list[str] | None, call,
+            need_bytes=None) -> int:
     """What every entry point does: parse, check and lock ``--out`` before any work, call the
     API (``call(args, argv)`` returns a result object), save the run as a whole, print its
-    result, and map the gate verdict to the exit code."""
+    result, and map the gate verdict to the exit code. ``need_bytes``: the expected size of the
+    outputs, a number or a function of the parsed arguments (default the job's ``OUTPUT_BYTES``)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
-    with output_folder(job, args.out, args.overwrite) as out:
+    need = need_bytes(args) if callable(need_bytes) else need_bytes
+    with output_folder(job, args.out, args.overwrite, need) as out:
         result = call(args, argv)
         result.save(out, overwrite=args.overwrite)
     print(result.result_text())

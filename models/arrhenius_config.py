@@ -10,15 +10,20 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pandas as pd
 
 from data.constants import T_REF_C
 
 LIKELIHOODS = ("normal", "student")
 
-# One random-effect group per site × flux class × season, labelled "site|flux_class|season".
+# One random-effect group per site × flux class × season. The ``group`` coordinate of a run holds a
+# readable label "site|flux_class|season" (unique: classes and seasons are fixed vocabularies), but
+# the parts are carried as coordinates of their own (``GROUP_COORDS``), and summaries and figures
+# take site, class and season from those: a site name may hold any character, '|' included.
 GROUP_PARTS = ("site", "flux_class", "season")
 GROUP_SEPARATOR = "|"
+GROUP_COORDS = {"site": "group_site", "flux_class": "group_flux_class", "season": "group_season"}
 
 
 def _prior(default: float, meaning: str):
@@ -63,20 +68,70 @@ class ArrheniusConfig:
 
 
 def group_labels(site, flux_class, season):
-    """The group label of each site × flux class × season (strings or pandas Series of them)."""
+    """The group label of each site × flux class × season (strings or pandas Series of them).
+
+    A display label and index value only: never split it (use ``group_parts``)."""
     return site + GROUP_SEPARATOR + flux_class + GROUP_SEPARATOR + season
 
 
-def split_group_column(table: pd.DataFrame) -> pd.DataFrame:
-    """``table`` with its ``group`` labels split into ``site``, ``flux_class`` and ``season``
-    columns (on the rows that have a label) and the ``group`` column dropped."""
+def group_coords(groups: pd.DataFrame) -> dict:
+    """Coordinates of the ``group`` dimension from a table with ``label``, ``site``,
+    ``flux_class`` and ``season`` columns: the label and each part as its own coordinate."""
+    coords = {"group": groups["label"].to_numpy().astype(str)}
+    for part, name in GROUP_COORDS.items():
+        coords[name] = ("group", groups[part].to_numpy().astype(str))
+    return coords
+
+
+def group_parts(ds, tree=None) -> pd.DataFrame:
+    """site, flux_class and season of every group label (index ``group``), read from the group
+    coordinates of a posterior Dataset.
+
+    A run saved without them (before they were written) gets them from the ``constant_data`` of
+    its DataTree ``tree`` (each observation's site, class, season and group number), else by
+    splitting the label from the right, where only a site name can hold the separator.
+    """
+    labels = [str(g) for g in np.asarray(ds["group"].values)]
+    if all(name in ds.coords for name in GROUP_COORDS.values()):
+        frame = pd.DataFrame({part: np.asarray(ds[name].values).astype(str)
+                              for part, name in GROUP_COORDS.items()})
+    else:
+        frame = _parts_from_constant_data(tree, len(labels)) if tree is not None else None
+        if frame is None:
+            frame = pd.DataFrame([label.rsplit(GROUP_SEPARATOR, 2) for label in labels],
+                                 columns=list(GROUP_PARTS))
+    frame.index = pd.Index(labels, name="group")
+    return frame
+
+
+def _parts_from_constant_data(tree, n_groups: int) -> pd.DataFrame | None:
+    if "constant_data" not in tree.children:
+        return None
+    cd = tree["constant_data"]
+    if not {"obs_group", "site", "obs_flux_class", "obs_season"} <= set(cd.data_vars):
+        return None
+    obs = pd.DataFrame({"g": np.asarray(cd["obs_group"].values), "site": cd["site"].values.astype(str),
+                        "flux_class": cd["obs_flux_class"].values.astype(str),
+                        "season": cd["obs_season"].values.astype(str)})
+    first = obs.groupby("g").first().reindex(range(n_groups))
+    return None if first.isna().any().any() else first.reset_index(drop=True)[list(GROUP_PARTS)]
+
+
+def add_group_columns(table: pd.DataFrame, parts: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with the site, flux_class and season of its ``group`` labels as columns (on the
+    rows that have a label; ``parts`` from ``group_parts``) and the ``group`` column dropped. The
+    parts are looked up by label, never split from it."""
     if "group" not in table:
         return table
     table = table.copy()
-    parts = table["group"].str.split(GROUP_SEPARATOR, expand=True)
     has = table["group"].notna()
-    for i, col in enumerate(GROUP_PARTS):
-        table.loc[has, col] = parts.loc[has, i]
+    for col in GROUP_PARTS:
+        looked = table.loc[has, "group"].astype(str).map(parts[col])
+        if col not in table:
+            table[col] = pd.Series(np.nan, index=table.index, dtype=object)
+        else:
+            table[col] = table[col].astype(object)
+        table.loc[has, col] = looked
     return table.drop(columns="group")
 
 

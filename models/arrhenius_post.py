@@ -11,6 +11,7 @@ import xarray as xr
 
 from data.constants import fold_change, q10
 from models.arrhenius import ArrheniusData, _index
+from models.arrhenius_config import group_coords
 
 # Derived temperature contrasts reported with every fit.
 Q10_RANGES_C = ((0.0, 10.0), (10.0, 20.0))
@@ -61,7 +62,7 @@ def draw_site_effects(post: xr.Dataset, data: ArrheniusData, rng: np.random.Gene
     a = mu_a + l11 * z1
     b = mu_b + l21 * z1 + l22 * z2
     dims = ("chain", "draw", "group")
-    coords = {"chain": post["chain"], "draw": post["draw"], "group": G["label"].to_numpy()}
+    coords = {"chain": post["chain"], "draw": post["draw"], **group_coords(G)}
     return xr.Dataset({"eps_E": (dims, b - h["mean_E"]), "eps_R": (dims, a - h["mean_R"])},
                       coords=coords)
 
@@ -82,7 +83,7 @@ def derived_quantities(post: xr.Dataset, data: ArrheniusData) -> xr.Dataset:
     G = data.groups
     dims = ("chain", "draw")
     out = xr.Dataset(coords={"chain": post["chain"], "draw": post["draw"]})
-    out["E_site"] = xr.DataArray(b, dims=(*dims, "group"), coords={"group": G["label"].to_numpy()})
+    out["E_site"] = xr.DataArray(b, dims=(*dims, "group"), coords=group_coords(G))
     # Mean of the site-level E over the sites of each class × season (the study's per-site average).
     cell = pd.MultiIndex.from_frame(G[["flux_class", "season"]])
     site_mean = pd.DataFrame(b.reshape(-1, len(G)).T, index=cell).groupby(level=[0, 1]).mean()
@@ -158,7 +159,7 @@ def prior_site_effects(prior: xr.Dataset, data: ArrheniusData, rng: np.random.Ge
     """Site effects drawn from their prior N(0, τ²) given prior hyper-draws."""
     h = group_means(prior, data)
     shape = h["mean_E"].shape
-    coords = {"chain": prior["chain"], "draw": prior["draw"], "group": data.groups["label"].to_numpy()}
+    coords = {"chain": prior["chain"], "draw": prior["draw"], **group_coords(data.groups)}
     dims = ("chain", "draw", "group")
     return xr.Dataset({"eps_E": (dims, np.sqrt(h["var_E"]) * rng.standard_normal(shape)),
                        "eps_R": (dims, np.sqrt(h["var_R"]) * rng.standard_normal(shape))}, coords=coords)

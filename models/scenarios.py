@@ -24,7 +24,10 @@ Units: flux nmol CH4 m⁻² s⁻¹ × 86 400 s d⁻¹ × M(CH4) g mol⁻¹ × 10
 M(CH4) = 16.04246 g mol⁻¹ and the other constants from data.constants.
 Site totals are g CH4 m⁻² yr⁻¹: the sum over a period's observed days divided by the years of
 record (the site's observed days / 365.25), so growing + non-growing = annual. Grid totals are
-Tg CH4 yr⁻¹: Σ cells, days of flux × ecosystem fraction × cell area, per year of the cube, / 10¹².
+Tg CH4 yr⁻¹: Σ cells of (Σ valid days of flux × ecosystem fraction) / the cell's years of valid
+record × cell area / 10¹². A cell-day without soil temperature is skipped and counted, never a
+zero; a land cell without any valid day is left out of the totals and counted
+(``cells_without_valid_day``), with ``valid_days`` per cell in the maps.
 
 Pure: arrays and tables in, arrays and tables out; no I/O, no printing.
 """
@@ -318,14 +321,20 @@ class GridSetup:
 
 def grid_block(setup: GridSetup, drivers: dict[str, np.ndarray], fractions: dict[str, np.ndarray],
                area: np.ndarray, lat: np.ndarray, lon: np.ndarray, dates: np.ndarray
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Project one block of cells (full time axis).
 
     Returns (maps (STATS, scenario, mode, label, period, lat, lon) in g CH4 m⁻² yr⁻¹ of cell area,
     region (scenario, mode, label, period, draw) in Tg CH4 yr⁻¹, out-of-range cell-days
-    (scenario, label, period), cell-days projected (label, period), number of land cells skipped
-    for an incomplete soil-temperature series). Cell-days count once per ecosystem growing in the
-    cell; an ecosystem's net is out of range on a day when any of its class forests is.
+    (scenario, label, period), cell-days projected (label, period), valid soil-temperature days
+    per cell (lat, lon; −1 where no modelled ecosystem grows), and the counts [land cell-days
+    without soil temperature, land cells without any valid day]).
+
+    Missing soil temperature is handled per cell-day: such days are skipped and counted, and a
+    cell's totals are sums over its valid days divided by its years of valid record (valid days /
+    365.25), as for sites; a land cell without any valid day is left out (NaN in the maps) and
+    counted. Cell-days count once per ecosystem growing in the cell; an ecosystem's net is out of
+    range on a day when any of its class forests is.
     """
     engine = setup.engine
     labels = setup.labels
@@ -336,11 +345,15 @@ def grid_block(setup: GridSetup, drivers: dict[str, np.ndarray], fractions: dict
     n_days = np.zeros((L, P), dtype=np.int64)
     temp = drivers["soil_temp_c"].reshape(n_lat * n_lon, n_time)
     land = sum(fractions[e].reshape(-1) for e in setup.ecosystems) > 0
-    complete = np.isfinite(temp).all(axis=1)
-    skipped = int((land & ~complete).sum())
-    cells = np.flatnonzero(land & complete)
-    years = n_time / DAYS_PER_YEAR
+    valid_all = np.isfinite(temp)
+    n_valid = valid_all.sum(axis=1)
+    counts = np.array([int((~valid_all[land]).sum()), int((land & (n_valid == 0)).sum())],
+                      dtype=np.int64)
+    valid_days = np.where(land, n_valid, -1).astype(np.int64)
+    cells = np.flatnonzero(land & (n_valid > 0))
     if cells.size:
+        valid = valid_all[cells]  # (cells, time)
+        years = n_valid[cells] / DAYS_PER_YEAR
         lat2, lon2 = np.meshgrid(lat, lon, indexing="ij")
         frame = pd.DataFrame({name: values.reshape(n_lat * n_lon, n_time)[cells].reshape(-1)
                               for name, values in drivers.items()})
@@ -349,10 +362,23 @@ def grid_block(setup: GridSetup, drivers: dict[str, np.ndarray], fractions: dict
         frame["days"] = 1
         frame["latitude"] = np.repeat(lat2.reshape(-1)[cells], n_time)
         frame["longitude"] = np.repeat(lon2.reshape(-1)[cells], n_time)
-        masks = period_masks(frame).reshape(cells.size, n_time, P).astype(float)
-        julian = np.asarray(assign_seasons(frame, "julian"), dtype=object)
+        ok = valid.reshape(-1)
+        # Periods and seasons from the valid days alone (the freeze-thaw scheme reads the series);
+        # a skipped day belongs to no period, so it weighs nothing.
+        known = frame if ok.all() else frame.loc[ok]
+        masks = np.zeros((cells.size * n_time, P))
+        masks[ok] = period_masks(known)
+        masks = masks.reshape(cells.size, n_time, P)
+        julian = np.full(len(frame), "growing", dtype=object)
+        julian[ok] = np.asarray(assign_seasons(known, "julian"), dtype=object)
         scheme = engine.e_draws.scheme if engine.e_draws is not None else None
-        season = posterior_seasons(frame, scheme)
+        season = None
+        if scheme is not None:
+            labels_known = np.asarray(posterior_seasons(known, scheme), dtype=object)
+            season = np.full(len(frame), labels_known[0], dtype=object)
+            season[ok] = labels_known
+        # The forests see a finite temperature on skipped days; their weight is zero.
+        frame.loc[~ok, "soil_temp_c"] = 0.0
         union = {}  # (scenario, ecosystem) → cell-days out of range for any class of it
         for c, cls in enumerate(labels):
             eco = ecosystem_of(cls)
@@ -363,16 +389,21 @@ def grid_block(setup: GridSetup, drivers: dict[str, np.ndarray], fractions: dict
             if on.size == 0:
                 continue
             rows = (on[:, None] * n_time + np.arange(n_time)).reshape(-1)
+            skipped_rows = ~ok[rows]
             share = pd.Series(julian[rows]).map(setup.shares[cls]).to_numpy(dtype=float)
-            # weight per row: class share × fraction × unit conversion / years of the cube
-            w = (share.reshape(on.size, n_time) * frac[on, None] * G_M2_DAY_PER_FLUX / years)
-            wm = masks[on] * w[:, :, None]  # (cells_on, time, P)
+            # weight per row: class share × fraction × unit conversion / years of valid record
+            w = (share.reshape(on.size, n_time) * frac[on, None] * G_M2_DAY_PER_FLUX
+                 / years[on, None])
+            wm = masks[on] * w[:, :, None]  # (cells_on, time, P); zero on skipped days
             sub = frame.iloc[rows]
             n_days[c] = masks[on].sum(axis=(0, 1))
             j = labels.index(f"{eco}_net")
             n_days[j] = n_days[c]
             for s, m, values, out in engine.class_values(
                     cls, sub, None if season is None else season[rows]):
+                if skipped_rows.any():
+                    values[:, skipped_rows] = 0.0  # never NaN × 0
+                    out = out & ~skipped_rows
                 # (cells, draws, time) @ (cells, time, periods) → (cells, draws, periods)
                 per_cell = np.matmul(values.reshape(D, on.size, n_time).transpose(1, 0, 2), wm)
                 cell_total[s, m, c][:, :, cells[on]] = per_cell.transpose(2, 1, 0)
@@ -390,14 +421,15 @@ def grid_block(setup: GridSetup, drivers: dict[str, np.ndarray], fractions: dict
         out_of_range[:, -1] = out_of_range[:, nets].sum(axis=1)
         n_days[-1] = n_days[nets].sum(axis=0)
     cell_area = area.reshape(-1)
-    region = np.einsum("smlpdc,c->smlpd", cell_total, cell_area) / G_PER_TG
+    projected = np.isin(np.arange(n_lat * n_lon), cells)
+    # Cells without a projection (no ecosystem, no valid day) add nothing, whatever their area.
+    region = np.einsum("smlpdc,c->smlpd", cell_total, np.where(projected, cell_area, 0.0)) / G_PER_TG
     lo, hi = CI_QUANTILES[0], CI_QUANTILES[2]
     quant = np.quantile(cell_total, [lo, hi], axis=4)
     maps = np.stack([cell_total.mean(axis=4), quant[0], quant[1]])
-    no_cell = ~np.isin(np.arange(n_lat * n_lon), cells)
-    maps[..., no_cell] = np.nan
+    maps[..., ~projected] = np.nan
     return (maps.reshape(*maps.shape[:-1], n_lat, n_lon), region, out_of_range, n_days,
-            np.int64(skipped))
+            valid_days.reshape(n_lat, n_lon), counts)
 
 
 def _block_inputs(ds: xr.Dataset, setup: GridSetup):
@@ -438,34 +470,37 @@ def project_grid(setup: GridSetup, ds: xr.Dataset, chunk_cells: tuple[int, int] 
     dates = ds["time"].values
     S, M, L, P, D = (len(setup.engine.scenarios), len(setup.engine.modes), len(setup.labels),
                      len(PERIODS), setup.engine.n_draws)
-    block = dask.delayed(grid_block, nout=5, pure=True)
+    block = dask.delayed(grid_block, nout=6, pure=True)
     shared = dask.delayed(setup)  # one graph node, not one copy per block
-    map_rows, regions, oors, days, skips = [], [], [], [], []
+    map_rows, valid_rows, regions, oors, days, skips = [], [], [], [], [], []
     for i, n_i in enumerate(lat_chunks):
-        row = []
+        row, valid_row = [], []
         for j, n_j in enumerate(lon_chunks):
-            maps_ij, region_ij, oor_ij, days_ij, skip_ij = block(
+            maps_ij, region_ij, oor_ij, days_ij, valid_ij, skip_ij = block(
                 shared, {k: v[i, j, 0] for k, v in d_blocks.items()},
                 {k: v[i, j] for k, v in f_blocks.items()}, a_blocks[i, j],
                 ds["lat"].values[lat_edges[i]:lat_edges[i + 1]],
                 ds["lon"].values[lon_edges[j]:lon_edges[j + 1]], dates)
             row.append(da.from_delayed(maps_ij, shape=(len(STATS), S, M, L, P, n_i, n_j),
                                        dtype=float))
+            valid_row.append(da.from_delayed(valid_ij, shape=(n_i, n_j), dtype=np.int64))
             regions.append(da.from_delayed(region_ij, shape=(S, M, L, P, D), dtype=float)[None])
             oors.append(da.from_delayed(oor_ij, shape=(S, L, P), dtype=np.int64)[None])
             days.append(da.from_delayed(days_ij, shape=(L, P), dtype=np.int64)[None])
-            skips.append(da.from_delayed(skip_ij, shape=(), dtype=np.int64)[None])
+            skips.append(da.from_delayed(skip_ij, shape=(2,), dtype=np.int64)[None])
         map_rows.append(row)
+        valid_rows.append(valid_row)
     maps = da.block(map_rows)
+    valid_days = da.block(valid_rows)
     region = da.concatenate(regions).sum(axis=0)
     oor = da.concatenate(oors).sum(axis=0)
     n_days = da.concatenate(days).sum(axis=0)
-    skipped = da.concatenate(skips).sum()
-    return _grid_dataset(setup, ds, *compute(maps, region, oor, n_days, skipped))
+    skipped = da.concatenate(skips).sum(axis=0)
+    return _grid_dataset(setup, ds, *compute(maps, region, oor, n_days, valid_days, skipped))
 
 
-def _grid_dataset(setup: GridSetup, ds: xr.Dataset, maps, region, oor, n_days, skipped
-                  ) -> xr.Dataset:
+def _grid_dataset(setup: GridSetup, ds: xr.Dataset, maps, region, oor, n_days, valid_days,
+                  skipped) -> xr.Dataset:
     engine = setup.engine
     coords = {"scenario_c": list(engine.scenarios), "mode": list(engine.modes),
               "flux_class": list(setup.labels), "period": list(PERIODS),
@@ -480,8 +515,14 @@ def _grid_dataset(setup: GridSetup, ds: xr.Dataset, maps, region, oor, n_days, s
                           {"long_name": "cell-days whose Ts + dT left the forest's training range"}),
          "n_days": (("flux_class", "period"), n_days,
                     {"long_name": "cell-days projected (counted once per ecosystem in a cell)"}),
-         "cells_skipped": ((), skipped, {"long_name": "land cells without a complete soil "
-                                                      "temperature series"})},
+         "valid_days": (("lat", "lon"), np.asarray(valid_days),
+                        {"long_name": "days with a soil temperature per land cell (-1: no "
+                                      "modelled ecosystem in the cell)", "units": "days"}),
+         "cell_days_missing": ((), np.int64(skipped[0]),
+                               {"long_name": "land cell-days without soil temperature, skipped"}),
+         "cells_without_valid_day": ((), np.int64(skipped[1]),
+                                     {"long_name": "land cells without soil temperature on any "
+                                                   "day, left out of the totals"})},
         coords=coords)
     for e in setup.ecosystems:
         out[f"{e}_fraction"] = (("lat", "lon"), np.asarray(ds[f"{e}_fraction"].values), {"units": "1"})

@@ -12,17 +12,27 @@ writes into each RUN_DIR:
 
 Every posterior number and interval is computed from the saved DataTree with the project's single
 interval convention (models.conventions). Exit codes: 0 success; 2 bad input (a folder that is not
-a run, an unreadable file: one line on stderr, nothing written).
+a run, an unreadable, truncated or inconsistent file: one line on stderr, nothing written).
+
+The report is written as a whole: drawn into a hidden temporary folder inside RUN_DIR, then moved
+into place, the previous report.html first out and the new one last in, so report.html never sits
+beside half-drawn or previous figures and tables; a failed or killed build leaves the previous
+report or none, and the next build removes what a killed one left.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import errno
 import importlib
 import inspect
 import json
+import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +40,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from data import storage
+from data.errors import DataError
 from models import conventions
 from models.conventions import EA_GATED_VARIABLES, EA_SAMPLED_VARIABLES, EXIT_OK, cli, progress
 from models.summary import gate_failures
@@ -37,6 +48,9 @@ from reports import diagnostic_figures, ea_figures, html, methods, tables
 from reports.load import Run, load_run
 
 FIGURE_DPI = 150
+# What a report consists of inside RUN_DIR; report.html is moved in last (see ``install``).
+REPORT_ENTRIES = ("figures", "tables", "methods.md", "methods.tex", "report.html")
+STAGING_PREFIX = ".report."
 
 
 @dataclasses.dataclass
@@ -47,14 +61,19 @@ class Report:
     notes: list[str] = dataclasses.field(default_factory=list)
     methods: methods.Methods | None = None
     convergence: dict | None = None
+    out: Path | None = None  # where the report is drawn (a staging folder); None: the run folder
+
+    @property
+    def folder(self) -> Path:
+        return self.out if self.out is not None else self.run.path
 
     @property
     def fig_dir(self) -> Path:
-        return self.run.path / "figures"
+        return self.folder / "figures"
 
     @property
     def table_dir(self) -> Path:
-        return self.run.path / "tables"
+        return self.folder / "tables"
 
     def table(self, name: str) -> tables.Table | None:
         return next((t for t in self.tables if t.name == name), None)
@@ -95,9 +114,9 @@ def png_to_pdf(png: Path) -> Path:
 
 
 # ---------------------------------------------------------------- fit_ea
-def build_ea(run: Run) -> Report:
+def build_ea(rep: Report) -> Report:
+    run = rep.run
     tree = run.tree
-    rep = Report(run)
     progress(f"{run.path}: tables")
     rep.tables = tables.ea_tables(tree)
     rep.convergence = tables.convergence_summary(tree, EA_GATED_VARIABLES)
@@ -258,9 +277,9 @@ def _posterior_diagnostics(rep: Report) -> None:
         _diagnostic_figures(rep, None)
 
 
-def _summary_report(run: Run, name: str, title: str, caption: str) -> Report:
+def _summary_report(rep: Report, name: str, title: str, caption: str) -> Report:
     """A report that starts with the summary CSV the job saved (when there is one)."""
-    rep = Report(run)
+    run = rep.run
     if run.summary is not None:
         rep.tables.append(tables.frame_table(name, title, caption, run.summary))
     return rep
@@ -273,8 +292,8 @@ def _finish(rep: Report) -> Report:
     return rep
 
 
-def build_rr(run: Run) -> Report:
-    rep = Report(run)
+def build_rr(rep: Report) -> Report:
+    run = rep.run
     names = list(dict.fromkeys(run.summary["quantity"])) if run.summary is not None else []
     table = tables.posterior_table("rr_posterior", "Response ratios and heterogeneity", run.tree, names)
     if table is not None:
@@ -294,8 +313,9 @@ def build_rr(run: Run) -> Report:
     return _finish(rep)
 
 
-def build_project(run: Run) -> Report:
-    rep = _summary_report(run, "projection_summary", "Projected CH₄ flux by scenario, mode, class and period",
+def build_project(rep: Report) -> Report:
+    run = rep.run
+    rep = _summary_report(rep, "projection_summary", "Projected CH₄ flux by scenario, mode, class and period",
                           f"Totals with their {conventions.CI_LABEL} as saved by the projection job.")
     for name, title in (("forest_skill.csv", "Random-forest leave-one-site-out skill"),
                         ("forest_importance.csv", "Random-forest driver importance")):
@@ -308,18 +328,25 @@ def build_project(run: Run) -> Report:
     return _finish(rep)
 
 
-def build_budget(run: Run) -> Report:
-    rep = _summary_report(run, "budget_summary", "Global GPP and soil-respiration budget",
+def build_budget(rep: Report) -> Report:
+    from reports import budget_figures
+
+    run = rep.run
+    rep = _summary_report(rep, "budget_summary", "Global GPP and soil-respiration budget",
                           f"Medians and {conventions.CI_LABEL} as saved by the budget job.")
     _posterior_diagnostics(rep)
-    if run.file("budget_draws.nc") is not None:
-        _external(rep, "reports.budget_figures", ("save_consistency",), "Budget densities",
-                  "Densities of the direct and implied estimates of GPP and soil respiration, with the "
-                  "agreement region shaded.")
-        _external(rep, "reports.budget_figures", ("save_rf_map",), "Random-forest soil respiration map",
-                  "Upscaled annual soil respiration.")
-    else:
+    draws = run.extra_trees.get("budget_draws.nc")  # read and checked with the run
+    if draws is None:
         rep.notes.append("Budget densities: the run has no budget_draws.nc; figures skipped.")
+        return _finish(rep)
+    variant = str(draws["resampling"]["variant"].values[0])
+    rep.add_figure(f"budget_consistency_{variant}", "Budget densities",
+                   "Densities of the direct and implied estimates of GPP and soil respiration, with the "
+                   "agreement region shaded.",
+                   lambda: budget_figures.consistency_figure(draws, run.summary, variant))
+    if "rf_map" in draws.children:
+        rep.add_figure("budget_rf_map", "Random-forest soil respiration map",
+                       "Upscaled annual soil respiration.", lambda: budget_figures.rf_map_figure(draws))
     return _finish(rep)
 
 
@@ -330,16 +357,139 @@ TITLES = {"fit_ea": "Activation energy of CH₄ flux (fit_ea)", "fit_rr": "Warmi
 
 # ---------------------------------------------------------------- writing
 def write_report(rep: Report) -> Path:
-    run = rep.run
+    """Write the report's files into ``rep.folder`` (the staging folder when building)."""
+    folder = rep.folder
     for table in rep.tables:
         tables.write_table(table, rep.table_dir)
     if rep.methods is not None:
         refs = methods.references()
-        storage.write_text(run.path / "methods.md", rep.methods.text + "\n\nReferences\n\n"
+        storage.write_text(folder / "methods.md", rep.methods.text + "\n\nReferences\n\n"
                          + "\n".join(f"- {r}" for r in refs) + "\n")
-        storage.write_text(run.path / "methods.tex", "% Methods paragraph generated by python -m reports.build\n"
+        storage.write_text(folder / "methods.tex", "% Methods paragraph generated by python -m reports.build\n"
                          + rep.methods.latex + "\n")
-    return storage.write_text(run.path / "report.html", render(rep))
+    return storage.write_text(folder / "report.html", render(rep))
+
+
+def _pid_of(staging: Path) -> int | None:
+    try:
+        return int(staging.name[len(STAGING_PREFIX):].split(".")[0])
+    except ValueError:
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_staging(folder: Path) -> None:
+    """Staging folders of builds that were killed (their process is gone)."""
+    for path in Path(folder).glob(f"{STAGING_PREFIX}*"):
+        pid = _pid_of(path)
+        if path.is_dir() and (path.suffix == ".old" or pid is None or not _alive(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def install(staging: Path, folder: Path) -> Path:
+    """Move a complete report from ``staging`` into ``folder``, replacing the previous one whole.
+
+    The previous report.html goes first and the new one comes last, each entry by one rename: at
+    no moment does a report.html sit beside a half-written or previous figures/ or tables/, and
+    entries the new report lacks are removed.
+    """
+    old = Path(tempfile.mkdtemp(dir=folder, prefix=f"{STAGING_PREFIX}{os.getpid()}.", suffix=".old"))
+    moved_out, moved_in = [], []
+    try:
+        for name in ("report.html", *REPORT_ENTRIES[:-1]):
+            if os.path.lexists(folder / name):
+                os.replace(folder / name, old / name)
+                moved_out.append(name)
+        for name in REPORT_ENTRIES:
+            if os.path.lexists(staging / name):
+                os.replace(staging / name, folder / name)
+                moved_in.append(name)
+    except BaseException:
+        # put the previous report back (report.html last), best effort: a failure here leaves no
+        # report.html, never one beside a mix
+        for name in reversed(moved_in):
+            with contextlib.suppress(OSError):
+                os.replace(folder / name, staging / name)
+        for name in sorted(moved_out, key=lambda n: n == "report.html"):
+            with contextlib.suppress(OSError):
+                os.replace(old / name, folder / name)
+        raise
+    finally:
+        shutil.rmtree(old, ignore_errors=True)
+    return folder / "report.html"
+
+
+@contextlib.contextmanager
+def _folder_lock(folder: Path):
+    """The run folder's write lock (a job writing the folder, or another build, is refused)."""
+    try:
+        lock = storage.run_lock(folder)
+        lock.__enter__()
+    except PermissionError:  # the lock lives beside the folder; a read-only parent has none
+        yield
+        return
+    try:
+        yield
+    finally:
+        lock.__exit__(None, None, None)
+
+
+def _as_data_error(folder: Path, exc: Exception) -> DataError:
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DataError(folder, None, None, "the disk filled up while writing the report; a previous "
+                         "report was kept as it was", "free some space and build again")
+    text = " ".join(str(exc).split())
+    if isinstance(exc, OSError):
+        return DataError(folder, None, None, f"cannot write the report ({type(exc).__name__}: {text}); "
+                         "a previous report was kept as it was", "check the folder and the disk, and build again")
+    return DataError(folder, None, None, f"the run's files are incomplete or inconsistent "
+                     f"({type(exc).__name__}: {text})", "re-run the job that wrote the folder")
+
+
+@contextlib.contextmanager
+def bad_files_are_data_errors(folder: Path):
+    """Turn what a malformed run folder raises while it is read or reported (a missing key or
+    column, an unreadable value, an HDF5 error) into the one-line ``DataError``."""
+    try:
+        yield
+    except DataError:
+        raise
+    except (KeyError, IndexError, ValueError, TypeError, RuntimeError, OSError) as exc:
+        raise _as_data_error(Path(folder), exc) from None
+
+
+def build_run(run: Run) -> Path:
+    """Draw the report of a loaded run into a staging folder inside it, then install it whole.
+
+    Any failure (bad or inconsistent files, a full disk) is a ``DataError`` and leaves the run
+    folder as it was: the previous report, or none."""
+    folder = run.path
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise DataError(folder, None, None, "the run folder cannot be written (permission denied)",
+                        "copy the run folder somewhere you can write and build there")
+    with _folder_lock(folder):
+        remove_stale_staging(folder)
+        try:
+            staging = Path(tempfile.mkdtemp(dir=folder, prefix=f"{STAGING_PREFIX}{os.getpid()}.",
+                                            suffix=".tmp"))
+        except OSError as exc:
+            raise _as_data_error(folder, exc) from None
+        try:
+            with bad_files_are_data_errors(folder):
+                rep = BUILDERS[run.kind](Report(run, out=staging))
+                write_report(rep)
+                return install(staging, folder)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 def _verdict_banner(rep: Report) -> str:
@@ -417,8 +567,9 @@ def _provenance(run: Run) -> str:
 
 def build(folder: Path | str) -> Path:
     """Build the report of one run folder; returns the path of report.html."""
-    run = load_run(folder)
-    return write_report(BUILDERS[run.kind](run))
+    with bad_files_are_data_errors(folder):
+        run = load_run(folder)
+    return build_run(run)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -433,11 +584,13 @@ def parser() -> argparse.ArgumentParser:
 @cli
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    runs = [load_run(d) for d in args.run_dirs]  # all inputs checked before anything is written
+    runs = []
+    for folder in args.run_dirs:  # all inputs checked before anything is written
+        with bad_files_are_data_errors(folder):
+            runs.append(load_run(folder))
     for run in runs:
         progress(f"{run.path}: {run.kind} report")
-        path = write_report(BUILDERS[run.kind](run))
-        print(path)
+        print(build_run(run))
     return EXIT_OK
 
 

@@ -20,7 +20,7 @@ from matplotlib.lines import Line2D
 
 from data.constants import KELVIN, T_REF_C, arrhenius_x, celsius_from_inverse_kt, inverse_kt
 from models import conventions
-from models.arrhenius_config import GROUP_SEPARATOR, group_labels
+from models.arrhenius_config import group_parts
 from reports.tables import SAMPLE_DIMS, ci_percent, label, reference_season
 
 FLUX_UNIT = "nmol m⁻² s⁻¹"
@@ -28,15 +28,33 @@ SEASON_COLOURS = colormaps["tab10"].colors
 
 
 def observations(tree: xr.DataTree) -> pd.DataFrame:
-    """The fitted observations (one row each) from ``constant_data``."""
+    """The fitted observations (one row each) from ``constant_data``; ``group`` is the label of
+    the observation's site × class × season group (from its group number where the run saved
+    one)."""
     cd = tree["constant_data"].to_dataset()
     obs = pd.DataFrame({"site": cd["site"].to_numpy().astype(str),
                         "flux_class": cd["obs_flux_class"].to_numpy().astype(str),
                         "season": cd["obs_season"].to_numpy().astype(str),
                         "soil_temp_c": cd["soil_temp_c"].to_numpy(), "flux": cd["flux"].to_numpy()})
     obs["method"] = cd["method"].to_numpy().astype(str) if "method" in cd else ""
-    obs["group"] = group_labels(obs["site"], obs["flux_class"], obs["season"])
+    obs["group"] = _group_of_observations(tree, obs, cd)
     return obs
+
+
+def _group_of_observations(tree: xr.DataTree, obs: pd.DataFrame, cd: xr.Dataset) -> np.ndarray:
+    """Each observation's group label, joined on (site, class, season) as separate keys."""
+    post = tree["posterior"].to_dataset() if "posterior" in tree.children else None
+    if post is None or "group" not in post.coords:
+        return np.full(len(obs), "", dtype=object)
+    labels = np.asarray(post["group"].values).astype(str)
+    if "obs_group" in cd:
+        index = np.asarray(cd["obs_group"].values)
+        if index.size and index.min() >= 0 and index.max() < labels.size:
+            return labels[index]
+    parts = group_parts(post, tree).reset_index()
+    joined = obs[["site", "flux_class", "season"]].merge(parts, how="left",
+                                                         on=["site", "flux_class", "season"])
+    return joined["group"].fillna("").to_numpy(dtype=object)
 
 
 def t_ref_c(tree: xr.DataTree) -> float:
@@ -133,22 +151,23 @@ def _celsius_from_inverse_kt(v):
         return celsius_from_inverse_kt(v)
 
 
-def site_lines(post: xr.Dataset, obs: pd.DataFrame, t_ref: float, n_grid: int = 20) -> dict[str, tuple]:
-    """Per site group: (temperatures, pointwise median of a_g + b_g·x) over the group's data range."""
+def site_lines(post: xr.Dataset, obs: pd.DataFrame, t_ref: float, n_grid: int = 20) -> dict[tuple, tuple]:
+    """Per site group, keyed (site, flux_class, season): (temperatures, pointwise median of
+    a_g + b_g·x) over the group's data range."""
     if "eps_R" not in post or "E_site" not in post:
         return {}
     out = {}
-    groups = [str(g) for g in post["group"].to_numpy()]
-    for g in groups:
+    parts = group_parts(post)
+    for g, (site, cls, season) in parts[["site", "flux_class", "season"]].iterrows():
         cell = obs[obs["group"] == g]
         if cell.empty:
             continue
-        _, cls, season = g.split(GROUP_SEPARATOR)
         a = (_draws(post, "lnR", flux_class=cls, season=season) + _offset(post, _mode(cell["method"]))
              + _draws(post, "eps_R", group=g))
         b = _draws(post, "E_site", group=g)
         temps = np.linspace(cell["soil_temp_c"].min(), cell["soil_temp_c"].max(), n_grid)
-        out[g] = (temps, np.median(a[:, None] + b[:, None] * arrhenius_x(temps, t_ref)[None, :], axis=0))
+        out[site, cls, season] = (temps, np.median(a[:, None] + b[:, None]
+                                                   * arrhenius_x(temps, t_ref)[None, :], axis=0))
     return out
 
 
@@ -166,9 +185,8 @@ def arrhenius_plot(tree: xr.DataTree) -> Figure:
         for site, part in cell.groupby("site"):
             ax.scatter(part["inv_kt"], part["ln_abs"], s=3, color=colour[site], alpha=0.3, lw=0,
                        rasterized=True)
-            g = group_labels(site, cls, season)
-            if g in lines:
-                temps, ln_f = lines[g]
+            if (site, cls, season) in lines:
+                temps, ln_f = lines[site, cls, season]
                 ax.plot(inverse_kt(temps), ln_f, color=colour[site], lw=1.2)
         temps = np.linspace(cell["soil_temp_c"].min(), cell["soil_temp_c"].max(), 40)
         lo, mid, hi = population_curve(post, obs, cls, season, temps, t_ref, log=True)

@@ -18,7 +18,7 @@ import pandas as pd
 import xarray as xr
 
 from data.errors import DataError
-from data.storage import read_csv, read_datatree, read_json
+from data.storage import RUN_MARKER, read_csv, read_datatree, read_json, read_marker
 
 # Marker files per run kind, most specific first; the first kind with a marker present wins.
 KIND_MARKERS: dict[str, tuple[str, ...]] = {
@@ -36,6 +36,14 @@ SUMMARY_FILES = {"fit_ea": "ea_summary.csv", "fit_rr": "rr_summary.csv",
 EA_REQUIRED = {"posterior": ("E", "lnR"), "constant_data": ("soil_temp_c", "flux", "obs_flux_class",
                                                           "obs_season", "site")}
 FIX = "pass a folder written by python -m inference.fit_ea, fit_rr, project or budget"
+# Further NetCDF files a report reads, per kind (checked and read with the run).
+EXTRA_TREES = {"budget": ("budget_draws.nc",), "project": ("projection_maps.nc",)}
+BUDGET_FLUXES = ("GPP_direct", "GPP_implied", "RS_direct", "RS_implied")
+# Summary columns that hold numbers wherever they appear.
+NUMERIC_COLUMNS = ("median", "ci_low", "ci_high", "mean", "sd", "total")
+# Columns a report reads from each kind's summary CSV.
+SUMMARY_COLUMNS = {"fit_ea": ("quantity", "median", "ci_low", "ci_high"),
+                   "fit_rr": ("quantity",), "project": (), "budget": ("quantity", "median")}
 
 
 @dataclasses.dataclass
@@ -50,6 +58,7 @@ class Run:
     attrs: dict
     config: dict
     versions: dict
+    extra_trees: dict = dataclasses.field(default_factory=dict)  # file name → DataTree
 
     @property
     def synthetic(self) -> bool:
@@ -66,10 +75,19 @@ class Run:
 
 
 def detect_kind(folder: Path) -> str:
-    """The job that wrote ``folder``, from the file names present."""
+    """The job that wrote ``folder``: the one its run marker (``run.json``) names, else (a folder
+    written by hand or by an older version) the first kind whose files are present."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise DataError(folder, None, None, "run folder does not exist", FIX)
+        what = "is a file, not a run folder" if folder.exists() else "run folder does not exist"
+        raise DataError(folder, None, None, what, FIX)
+    marker = read_marker(folder)
+    job = marker.get("job") if marker else None
+    if job is not None:
+        if job not in KIND_MARKERS:
+            raise DataError(folder / RUN_MARKER, None, "job", f"the folder holds a {job} run, which has "
+                            "no report", FIX)
+        return job
     for kind, markers in KIND_MARKERS.items():
         if any((folder / m).exists() for m in markers):
             return kind
@@ -90,23 +108,96 @@ def _json_attr(path: Path, attrs: dict, key: str) -> dict:
 
 
 def load_run(folder: Path | str) -> Run:
-    """Detect the run kind and read its DataTree, summary CSV and diagnostics (those present)."""
+    """Detect the run kind and read its DataTree, summary CSV and diagnostics (those present).
+
+    Everything a report reads is checked here, before anything is written: the files the kind
+    needs exist and parse, the summary has the columns the report reads and at least one row, a
+    posterior has chains and draws, and the files carry the run id of the folder's marker (a
+    folder mixing two runs is refused). Every failure is the one-line ``DataError``.
+    """
     folder = Path(folder)
     kind = detect_kind(folder)
     tree_file = folder / TREE_FILES[kind] if kind in TREE_FILES else None
-    tree = read_datatree(tree_file) if tree_file is not None and tree_file.exists() else None
     summary_file = folder / SUMMARY_FILES[kind]
+    needed = [m for m in KIND_MARKERS[kind] if (folder / m).exists()]
+    if not needed:
+        raise DataError(folder, None, None, f"the {kind} run lacks {' and '.join(KIND_MARKERS[kind])}",
+                        f"re-run python -m inference.{kind} into this folder with --overwrite")
+    tree = read_datatree(tree_file) if tree_file is not None and tree_file.exists() else None
     summary = read_csv(summary_file) if summary_file.exists() else None
+    if summary is not None:
+        _check_summary(summary_file, summary, kind)
     diag_file = folder / "diagnostics.json"
     diagnostics = read_json(diag_file) if diag_file.exists() else None
+    if diagnostics is not None and not isinstance(diagnostics, dict):
+        raise DataError(diag_file, None, None, "the diagnostics are not a JSON object",
+                        f"re-run python -m inference.{kind}")
     attrs = dict(tree.attrs) if tree is not None else {}
     source = tree_file or folder
     config = _json_attr(source, attrs, "tpflux_config")
     versions = _json_attr(source, attrs, "package_versions")
     if kind == "fit_ea":
         _check_ea(tree_file, tree)
+    if tree is not None:
+        _check_posterior(tree_file, tree)
+        _check_run_id(folder, tree_file, attrs)
+    extra = {}
+    for name in EXTRA_TREES.get(kind, ()):
+        if (folder / name).exists():
+            extra[name] = read_datatree(folder / name)
+            _check_run_id(folder, folder / name, dict(extra[name].attrs))
+    if "budget_draws.nc" in extra:
+        _check_budget_draws(folder / "budget_draws.nc", extra["budget_draws.nc"])
     return Run(path=folder, kind=kind, tree=tree, summary=summary, diagnostics=diagnostics,
-               attrs=attrs, config=config, versions=versions)
+               attrs=attrs, config=config, versions=versions, extra_trees=extra)
+
+
+def _check_budget_draws(path: Path, draws: xr.DataTree) -> None:
+    """The resampling draws the budget figures read: the four fluxes by variant × draw."""
+    group = draws["resampling"].to_dataset() if "resampling" in draws.children else None
+    missing = [] if group is None else [f for f in BUDGET_FLUXES if f not in group
+                                        or set(group[f].dims) != {"variant", "draw"}]
+    if group is None or missing or group.sizes.get("variant", 0) < 1 or group.sizes.get("draw", 0) < 2:
+        raise DataError(path, None, "resampling", "the draws lack the resampling group of "
+                        + ", ".join(BUDGET_FLUXES) + " by variant × draw",
+                        "re-run python -m inference.budget")
+
+
+def _check_summary(path: Path, summary: pd.DataFrame, kind: str) -> None:
+    missing = [c for c in SUMMARY_COLUMNS[kind] if c not in summary.columns]
+    if missing:
+        raise DataError(path, 1, missing[0], f"the summary lacks column{'s' * (len(missing) > 1)} "
+                        f"{', '.join(missing)}", f"re-run python -m inference.{kind} to write it again")
+    for column in NUMERIC_COLUMNS:
+        if column in summary.columns and not summary[column].isna().all() \
+                and not pd.api.types.is_numeric_dtype(summary[column]):
+            value = summary[column][pd.to_numeric(summary[column], errors="coerce").isna()
+                                    & summary[column].notna()].iloc[0]
+            row = int(summary.index[summary[column].astype(str) == str(value)][0]) + 2
+            raise DataError(path, row, column, f"'{value}' is not a number",
+                            f"re-run python -m inference.{kind} to write it again")
+    if summary.empty:
+        raise DataError(path, None, None, "the summary holds no rows",
+                        f"re-run python -m inference.{kind} to write it again")
+
+
+def _check_posterior(path: Path, tree: xr.DataTree) -> None:
+    """A posterior group, where there is one, has chain and draw dimensions and some draws."""
+    if "posterior" not in tree.children:
+        return
+    post = tree["posterior"].to_dataset()
+    if not post.data_vars or {"chain", "draw"} - set(post.dims) or post.sizes["draw"] < 1:
+        raise DataError(path, None, "posterior", "the posterior group holds no (chain, draw) samples",
+                        "re-run the job that wrote it")
+
+
+def _check_run_id(folder: Path, path: Path, attrs: dict) -> None:
+    """The DataTree belongs to the run the folder's marker names."""
+    marker = read_marker(folder) or {}
+    mine, theirs = attrs.get("run_id"), marker.get("run_id")
+    if mine and theirs and str(mine) != str(theirs):
+        raise DataError(path, None, "run_id", f"the file belongs to run {mine}, the folder to run {theirs}: "
+                        "the folder mixes two runs", "re-run the job into a new --out folder")
 
 
 def _check_ea(path: Path, tree: xr.DataTree) -> None:

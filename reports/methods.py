@@ -340,8 +340,9 @@ def barg_checklist(run, figures: set[str], tables: set[str], convergence: dict |
     item("3 Posterior", "B", "Central tendency and named credible interval for every reported quantity", DONE,
          f"medians with the {conventions.CI_LABEL} in every table and figure")
     item("3 Posterior", "C", "Bayes factors and model probabilities", NA,
-         "no model comparison in this run" + ("; pointwise log-likelihood saved for LOO" if run.tree is not None
-                                              and "log_likelihood" in run.tree.children else ""))
+         "no model comparison in this run; the pointwise log-likelihood for LOO "
+         + ("is saved" if run.tree is not None and "log_likelihood" in run.tree.children
+            else "is computed from the saved posterior and observations (tpflux: fit.loo())"))
     item("4 Decisions", "A", "Decision rules (ROPE, thresholds) and their criteria", NA,
          "no decision rule applied; probabilities such as P(ΔE > 0) are reported as they are" if ea
          else "no decision rule applied")

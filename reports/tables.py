@@ -22,7 +22,8 @@ import xarray as xr
 
 from data.storage import write_csv, write_text
 from models import conventions
-from models.arrhenius_config import split_group_column
+from models.arrhenius_loglik import pointwise_log_likelihood
+from models.arrhenius_config import add_group_columns, group_parts
 from models.summary import SAMPLE_DIMS, diagnose, mean_tree_depth, posterior_summary
 
 # The summary columns in the order the tables show them (the interval first).
@@ -54,10 +55,12 @@ def summarise(ds: xr.Dataset, names=None) -> pd.DataFrame:
 
     The one posterior summary of the project (``models.summary.posterior_summary``: quantiles of
     ``conventions``, ArviZ ESS and rank-normalised R-hat); fit_ea's group labels become site,
-    flux_class and season columns. Rows whose draws are all missing (e.g. ΔE of the reference
-    season) are dropped.
+    flux_class and season columns, taken from its group coordinates (never split from a label).
+    Rows whose draws are all missing (e.g. ΔE of the reference season) are dropped.
     """
-    out = split_group_column(posterior_summary(ds, names, drop_missing=True))
+    out = posterior_summary(ds, names, drop_missing=True)
+    if "group" in out and "group" in ds.coords:
+        out = add_group_columns(out, group_parts(ds))
     lead = [c for c in out.columns if c not in STATS]
     return out[lead + list(STATS)]
 
@@ -318,14 +321,16 @@ def prior_sensitivity(tree: xr.DataTree, var_names=("E", "dE", "tau_E", "sigma")
     """Power-scaling prior and likelihood sensitivity (Kallioinen et al. 2024) via ArviZ."""
     import arviz as az
 
-    if "log_likelihood" not in tree.children or not tree.attrs.get("tpflux_config"):
+    if not tree.attrs.get("tpflux_config") or "constant_data" not in tree.children:
         return None
     priors = json.loads(tree.attrs["tpflux_config"]).get("priors")
     post = tree["posterior"].to_dataset()
     lp = log_prior(post, priors) if priors else None
     if lp is None:
         return None
-    work = xr.DataTree.from_dict({"posterior": post, "log_likelihood": tree["log_likelihood"].to_dataset(),
+    # A run keeps no pointwise log-likelihood by default: computed from its posterior and data.
+    loglik = xr.Dataset({"ln_flux": pointwise_log_likelihood(tree)})
+    work = xr.DataTree.from_dict({"posterior": post, "log_likelihood": loglik,
                                   "log_prior": lp})
     names = [v for v in var_names if v in post]
     log = logging.getLogger("arviz_stats.psense")

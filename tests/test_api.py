@@ -217,3 +217,25 @@ def test_cli_and_api_give_identical_posteriors_with_real_sampling(tmp_path):
                           cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
     assert (tmp_path / "cli" / "ea_summary.csv").read_bytes() == (tmp_path / "run" / "ea_summary.csv").read_bytes()
+
+
+@pytest.mark.parametrize("likelihood", ["normal", "student"])
+def test_log_likelihood_is_not_stored_by_default_and_computes_as_stored(likelihood, monkeypatch):
+    """A default run keeps no pointwise log-likelihood; computed from the saved posterior and
+    observations it equals the one the model code stores with save_log_likelihood."""
+    from models.arrhenius_loglik import pointwise_log_likelihood
+    from tests.helpers import mock_sampling
+
+    mock_sampling(monkeypatch)
+    options = {**FAST, "likelihood": likelihood}
+    default = tpflux.fit_ea(**options, progress=False)
+    assert "log_likelihood" not in default.datatree.children
+    kept = tpflux.fit_ea(**options, save_log_likelihood=True, progress=False)
+    stored = kept.datatree["log_likelihood"]["ln_flux"]
+    without = kept.datatree.copy()
+    del without["log_likelihood"]
+    computed = pointwise_log_likelihood(without)
+    assert computed.shape == stored.shape
+    np.testing.assert_allclose(computed.to_numpy(), stored.to_numpy(), rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(default.log_likelihood().to_numpy(), stored.to_numpy(), rtol=1e-5, atol=1e-4)
+    assert np.isfinite(default.loo().elpd)

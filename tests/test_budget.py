@@ -518,6 +518,21 @@ def test_gate_advice_never_suggests_the_setting_in_use():
 
     assert "--chains 4" in gate_advice(BudgetRunConfig(chains=2))
     assert "--chains" not in gate_advice(BudgetRunConfig(chains=4))
+    divergent = {"failed": ["3 divergent transitions"]}
+    assert gate_advice(BudgetRunConfig(), divergent) == "--target-accept 0.95"
+    assert gate_advice(BudgetRunConfig(target_accept=0.95), divergent) == "--target-accept 0.99"
+    # at 0.99 already: a longer adaptation, never the value in use
+    assert gate_advice(BudgetRunConfig(target_accept=0.99, tune=1000), divergent) == "--tune 2000"
+    mixing = {"failed": ["R-hat 1.011 > 1.01"]}
+    advice = gate_advice(BudgetRunConfig(draws=2000, chains=2), mixing)
+    assert "--draws 4000" in advice and "--chains 4" in advice and "target-accept" not in advice
+    for config in (BudgetRunConfig(), BudgetRunConfig(chains=4, draws=500, target_accept=0.95),
+                   BudgetRunConfig(target_accept=0.99, tune=300)):
+        for diag in (None, divergent, mixing):
+            advice = gate_advice(config, diag)
+            in_use = (f"--chains {config.chains}", f"--draws {config.draws}", f"--tune {config.tune}",
+                      f"--target-accept {config.target_accept}")
+            assert advice and not any(f"{s}" in advice.split(", or ") for s in in_use), (config, advice)
 
 
 def test_cli_bad_input_exits_2_and_writes_nothing(tmp_path, capsys):

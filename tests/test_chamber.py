@@ -291,3 +291,74 @@ def test_not_utf8_and_not_csv(tmp_path):
 
 def test_missing_file(tmp_path):
     refused(tmp_path / "nope.csv", row="-", column="-")
+
+
+# ---------------------------------------------------------------- missing-value codes, names, dates
+@pytest.mark.parametrize("column, value", [
+    ("flux", "-999"), ("flux", "-9999"), ("flux", "-9999.0"), ("flux", "-9.999e3"), ("flux", "-99999"),
+    ("soil_temp_c", "-999.9"), ("latitude", "-9999"), ("wtd_m", "-999"), ("swc", "-9999"),
+])
+def test_missing_value_codes_are_refused_never_data(tmp_path, column, value):
+    """A −999 nmol m-2 s-1 flux lies inside the plausible range: read as a number, it would be
+    uptake. Every spelling of every code is refused where it stands."""
+    header = HEADER + ",wtd_m,swc"
+    good = GOOD_ROW + ",0.1,0.3"
+    cells = dict(zip(header.split(","), good.split(",")))
+    cells["date"] = "2020-01-02"
+    cells[column] = value
+    err = refused(write(tmp_path, f"{header}\n{good}\n{','.join(cells.values())}\n"), row=3,
+                  column=column)
+    assert "missing-value code" in err.problem and "empty" in err.fix
+
+
+@pytest.mark.parametrize("token", ["NA", "na", "NaN", "n/a", "N/A", "#N/A", "NULL", "none", "-", "--",
+                                   "<NA>", ""])
+def test_na_spellings_are_missing_and_counted(tmp_path, token):
+    text = f"{HEADER}\n{GOOD_ROW}\nA,2020-01-02,{token},nmol m-2 s-1,5,WET,60,20\n"
+    obs = read_chamber_csv(write(tmp_path, text))
+    assert len(obs.table) == 1 and obs.dropped == {"flux missing": 1}
+
+
+def test_site_names_starting_with_hash_are_data(tmp_path):
+    text = ("# exported from the field book\n" + HEADER + "\n"
+            "#1,2020-01-01,1,nmol m-2 s-1,5,WET,60,20\n"
+            "# a note below the header\n"
+            "#1,2020-01-02,2,nmol m-2 s-1,6,WET,60,20\n"
+            '"#2, east",2020-01-01,3,nmol m-2 s-1,5,WET,60,20\n'
+            "HY|3,2020-01-01,4,nmol m-2 s-1,5,WET,60,20\n")
+    obs = read_chamber_csv(write(tmp_path, text))
+    assert obs.table["site"].value_counts().to_dict() == {"#1": 2, "#2, east": 1, "HY|3": 1}
+    assert not obs.dropped
+    # a '#' line as wide as the header is a row: a bad one is refused at its line, not skipped
+    text = HEADER + "\n" + GOOD_ROW + "\n#,2020-13-01,1,nmol m-2 s-1,5,WET,60,20\n"
+    refused(write(tmp_path, text), row=3, column="date")
+
+
+@pytest.mark.parametrize("date, column, days", [
+    ("1600-01-01", "date", None), ("1677-09-21", "date", None), ("2262-04-12", "date", None),
+    ("9999-12-31", "date", None), ("2262-04-01", "days", 30),
+])
+def test_dates_outside_the_table_range_are_refused(tmp_path, date, column, days):
+    header = HEADER + (",days" if days else "")
+    row = f"A,{date},1,nmol m-2 s-1,5,WET,60,20" + (f",{days}" if days else "")
+    good = GOOD_ROW + (",1" if days else "")
+    err = refused(write(tmp_path, f"{header}\n{good}\n{row}\n"), row=3, column=column)
+    assert "2262-04-11" in err.problem
+
+
+def test_dates_at_the_edges_of_the_range_are_read(tmp_path):
+    text = (f"{HEADER}\nA,1677-09-22,1,nmol m-2 s-1,5,WET,60,20\n"
+            "A,2262-04-11,1,nmol m-2 s-1,5,WET,60,20\n")
+    assert len(read_chamber_csv(write(tmp_path, text)).table) == 2
+
+
+def test_a_table_with_out_of_range_dates_is_refused_by_the_validator():
+    import pandas as pd
+
+    table = pd.DataFrame({"site": ["A"], "date": [np.datetime64("1500-01-01", "s")], "days": [1],
+                          "flux": [1.0], "soil_temp_c": [5.0], "ecosystem": ["wetland"],
+                          "method": ["static_chamber"], "latitude": [30.0], "longitude": [90.0],
+                          "n_sub": [1]})
+    with pytest.raises(DataError) as info:
+        validate_observations(table, "t.csv")
+    assert (info.value.row, info.value.column) == (2, "date")

@@ -201,3 +201,21 @@ def test_description_problems(tmp_path):
 def test_folder_without_data_table(tmp_path):
     (tmp_path / "DESCRIPTION.txt").write_text(DESCRIPTION)
     refused(tmp_path, file=tmp_path, row="-", column="-")
+
+
+# ---------------------------------------------------------------- missing-value codes and dates
+@pytest.mark.parametrize("cell, column", [(3, "CSR_FLUX_CH4"), (4, "CSR_SM10"), (5, "CSR_T10")])
+@pytest.mark.parametrize("code", ["-999", "-9999", "-9999.0"])
+def test_missing_value_codes_are_refused(tmp_path, cell, column, code):
+    """COSORE writes NA: a −999 flux would otherwise be uptake, a −9999 one a dropped spike."""
+    cells = "1,2020-06-01 11:00:00,,0.2,20,10".split(",")
+    cells[cell] = code
+    path = dataset(tmp_path, ["1,2020-06-01 10:00:00,,0.2,20,10", ",".join(cells)])
+    err = refused(tmp_path, file=path, row=3, column=column)
+    assert "missing-value code" in err.problem and "NA" in err.fix
+
+
+@pytest.mark.parametrize("stamp", ["1600-06-01 10:00:00", "2300-06-01 10:00:00"])
+def test_timestamps_outside_the_table_range_are_refused(tmp_path, stamp):
+    path = dataset(tmp_path, ["1,2020-06-01 10:00:00,,0.2,20,10", f"1,{stamp},,0.2,20,10"])
+    refused(tmp_path, file=path, row=3, column="CSR_TIMESTAMP_BEGIN")

@@ -33,8 +33,10 @@ def test_outputs_follow_the_contract(tmp_path, mock_pymc_sample):
     assert e_site["site"].str.startswith("SYN-").all() and e_site["season"].notna().all()
     dt = xr.open_datatree(out / "ea_posterior.nc", engine="h5netcdf")
     for group in ("posterior", "sample_stats", "prior", "prior_predictive", "posterior_predictive",
-                  "observed_data", "constant_data", "log_likelihood"):
+                  "observed_data", "constant_data"):
         assert group in dt.children, group
+    # Not stored by default (computed on demand: tests/test_api.py).
+    assert "log_likelihood" not in dt.children
     config = json.loads(dt.attrs["tpflux_config"])
     assert config["synthetic"] is True and config["season_scheme"] == "julian"
     assert len(dt.attrs["data_sha256"]) == 64 and int(dt.attrs["seed"]) == 3
@@ -46,8 +48,6 @@ def test_outputs_follow_the_contract(tmp_path, mock_pymc_sample):
     draws = post["E"].sel(flux_class="wetland_emission", season="growing").to_numpy().ravel()
     assert row["median"] == pytest.approx(np.median(draws))
     assert row["ci_low"] == pytest.approx(np.quantile(draws, 0.025))
-    ll = dt["log_likelihood"]["ln_flux"]
-    assert ll.shape[-1] == dt["observed_data"]["ln_flux"].shape[0]
     diag = json.loads((out / "diagnostics.json").read_text())
     assert diag["verdict"] in ("pass", "fail") and "r_hat_max" in diag
 
@@ -105,3 +105,88 @@ def test_gate_thresholds():
     bad = {**ok, "verdict": "fail", "failed": ["R-hat 1.05 > 1.01"]}
     assert runio.gate_exit(bad, False, "") == runio.EXIT_GATE
     assert runio.gate_exit(bad, True, "") == runio.EXIT_OK
+
+
+# ---------------------------------------------------------------- site names are data
+ODD_SITES = {"SYN-EC01": "HY|1", "SYN-EC04": "#2 Zoige", "SYN-AC01": 'Maqu, "east"|b',
+             "SYN-SC01": "plot|wetland_emission|growing"}
+
+
+@pytest.fixture(scope="module")
+def odd_site_run(tmp_path_factory):
+    """A fit (mock sampling) on a chamber CSV whose site names hold '|', a leading '#', a comma
+    and quotes; the report is built from it."""
+    from data.synthetic import simulate_observations
+    from reports import build
+
+    base = tmp_path_factory.mktemp("odd_sites")
+    table = simulate_observations(0)[0].table
+    sub = pd.concat([table[table["site"] == site].iloc[::3] for site in ODD_SITES])
+    sub = sub.assign(site=sub["site"].map(ODD_SITES), flux_unit="nmol m-2 s-1",
+                     date=sub["date"].dt.strftime("%Y-%m-%d"))
+    sub.to_csv(base / "chambers.csv", index=False)
+    out = base / "run"
+    with pytest.MonkeyPatch.context() as mp:
+        mock_sampling(mp, energy=True)
+        code = fit_ea.main(["--data", str(base / "chambers.csv"), "--out", str(out), "--seed", "3",
+                            "--chains", "2", "--draws", "30", "--ppc-draws", "5", "--min-obs", "10",
+                            "--allow-unconverged"])
+        assert code == runio.EXIT_OK
+        with mp.context() as inner:
+            inner.setattr(build, "FIGURE_DPI", 40)
+            built = build.main([str(out)])
+    return sub, out, built
+
+
+def test_site_names_with_separator_hash_and_comma_are_kept_whole(odd_site_run):
+    sub, out, _ = odd_site_run
+    summary = pd.read_csv(out / "ea_summary.csv")
+    e_site = summary[summary["quantity"] == "E_site"]
+    assert set(e_site["site"]) == set(ODD_SITES.values())  # no row dropped as a comment
+    assert set(e_site["flux_class"]) <= {"wetland_emission", "wetland_uptake"}
+    assert set(e_site["season"]) <= {"growing", "non-growing"}
+    # every E_site row is the posterior's number of that very site, class and season
+    dt = xr.open_datatree(out / "ea_posterior.nc", engine="h5netcdf")
+    post = dt["posterior"].to_dataset()
+    parts = post[["group_site", "group_flux_class", "group_season"]].to_dataframe()
+    for row in e_site.itertuples():
+        match = parts[(parts["group_site"] == row.site) & (parts["group_flux_class"] == row.flux_class)
+                      & (parts["group_season"] == row.season)]
+        assert len(match) == 1, row
+        draws = post["E_site"].sel(group=match.index[0]).to_numpy().ravel()
+        assert row.median == pytest.approx(np.median(draws))
+    n_obs = dt["constant_data"]["site"].to_series().value_counts()
+    assert n_obs.sum() == len(sub)
+
+
+def test_report_builds_on_a_run_with_odd_site_names(odd_site_run):
+    _, out, built = odd_site_run
+    assert built == runio.EXIT_OK
+    assert (out / "report.html").stat().st_size > 10_000
+    site_table = pd.read_csv(out / "tables" / "site_activation_energy.csv")
+    assert set(site_table["site"]) == set(ODD_SITES.values())
+    assert set(site_table["season"]) <= {"growing", "non-growing"}
+
+
+def test_group_parts_come_from_coordinates_never_from_splitting_the_label():
+    from models.arrhenius_config import add_group_columns, group_coords, group_parts
+
+    groups = pd.DataFrame({"site": ["a|b", "#c"], "flux_class": ["wetland_emission"] * 2,
+                           "season": ["growing", "non-growing"]})
+    groups["label"] = groups["site"] + "|" + groups["flux_class"] + "|" + groups["season"]
+    ds = xr.Dataset({"E_site": (("group",), [0.5, 0.7])}, coords=group_coords(groups))
+    parts = group_parts(ds)
+    assert parts.loc["a|b|wetland_emission|growing"].tolist() == ["a|b", "wetland_emission", "growing"]
+    table = pd.DataFrame({"quantity": ["E_site", "E_site", "E"], "group": [*groups["label"], None],
+                          "flux_class": [None, None, "wetland_emission"]})
+    out = add_group_columns(table, parts)
+    assert out["site"].tolist()[:2] == ["a|b", "#c"] and "group" not in out
+    assert out["flux_class"].tolist() == ["wetland_emission"] * 3
+    # a run saved without the coordinates: from its constant_data, else split from the right
+    bare = xr.Dataset({"E_site": (("group",), [0.5, 0.7])}, coords={"group": groups["label"].to_numpy()})
+    cd = xr.Dataset({"obs_group": ("obs", [1, 0, 0]), "site": ("obs", ["#c", "a|b", "a|b"]),
+                     "obs_flux_class": ("obs", ["wetland_emission"] * 3),
+                     "obs_season": ("obs", ["non-growing", "growing", "growing"])})
+    tree = xr.DataTree.from_dict({"/posterior": bare, "/constant_data": cd})
+    assert group_parts(bare, tree).equals(parts)
+    assert group_parts(bare).equals(parts)

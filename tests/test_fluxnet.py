@@ -332,3 +332,41 @@ def test_all_missing_flux_is_named_before_missing_coordinates(tmp_path):
     with pytest.raises(DataError, match="column FCH4 is missing on every day") as err:
         read_fluxnet_ch4(path, metadata=metadata_csv(tmp_path))
     assert err.value.column == "FCH4" and "no coordinates" not in str(err.value)
+
+
+# ---------------------------------------------------------------- missing-value codes and dates
+@pytest.mark.parametrize("cell, column", [("-999", "FCH4"), ("-99999", "FCH4"), ("-999.9", "TS_1"),
+                                          ("-999", "LE"), ("-9999.9", "WTD")])
+def test_other_missing_value_codes_are_refused(tmp_path, cell, column):
+    header = "TIMESTAMP,FCH4,FCH4_F,TS_1,TS_2,WTD,SWC_1,USTAR,LE,NEE,GPP_NT"
+    cells = dict(zip(header.split(","), "20200102,1,1,2,2,0.1,50,0.3,20,1.5,0.5".split(",")))
+    cells[column] = cell
+    path = dd_file(tmp_path, ["20200101,1,1,2,2,0.1,50,0.3,20,1.5,0.5", ",".join(cells.values())])
+    with pytest.raises(DataError, match="missing-value code") as info:
+        read_fluxnet_ch4(path, metadata=metadata_csv(tmp_path))
+    assert (info.value.row, info.value.column) == (3, column)
+    assert "-9999" in info.value.fix
+
+
+def test_the_9999_code_in_any_spelling_is_missing(tmp_path):
+    rows = [f"2020010{k + 1},{v},1,2,2,,,,,," for k, v in
+            enumerate(["1.5", "-9999", "-9999.0", "-9999.000", "-9.999e3", "NA", ""])]
+    obs = read_fluxnet_ch4(dd_file(tmp_path, rows), metadata=metadata_csv(tmp_path))
+    assert obs.dropped == {"flux missing": 6} and obs.table["flux"].tolist() == [1.5]
+
+
+@pytest.mark.parametrize("stamp", ["16000101", "16770921", "22620412", "99991231"])
+def test_daily_dates_outside_the_table_range_are_refused(tmp_path, stamp):
+    path = dd_file(tmp_path, ["20200101,1,1,2,2,,,,,,", f"{stamp},1,1,2,2,,,,,,"])
+    with pytest.raises(DataError, match="2262-04-11") as info:
+        read_fluxnet_ch4(path, metadata=metadata_csv(tmp_path))
+    assert (info.value.row, info.value.column) == (3, "TIMESTAMP")
+
+
+def test_half_hourly_dates_outside_the_table_range_are_refused(tmp_path):
+    path = tmp_path / "FLX_XX-Tst_FLUXNET-CH4_HH_2300-2300_1-1.csv"
+    path.write_text("TIMESTAMP_START,TIMESTAMP_END,FCH4,TS_1\n"
+                    "230001010000,230001010030,1,2\n230001010030,230001010100,1,2\n")
+    with pytest.raises(DataError, match="2300-01-01") as info:
+        read_fluxnet_ch4(path, metadata=metadata_csv(tmp_path))
+    assert (info.value.row, info.value.column) == (2, "TIMESTAMP_START")

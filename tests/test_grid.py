@@ -125,3 +125,114 @@ def test_synthetic_grid_is_labelled_deterministic_and_plausible():
     # warmest in summer, coldest in winter, everywhere
     monthly = t.groupby("time.month").mean()
     assert bool((monthly.sel(month=7) > monthly.sel(month=1)).all())
+
+
+# ---------------------------------------------------------------- ranges, missing values, coordinates
+def _cube(**coords):
+    """The ERA5-Land cube of ``_small_cube`` (3 × 4 cells, 10 days), coordinates replaced."""
+    ds = to_era5_land(_small_cube())
+    return ds.assign_coords(**coords) if coords else ds
+
+
+@pytest.mark.parametrize("mutate, column, words", [
+    (lambda ds: ds.assign_coords(latitude=[99.0, 103.5, 108.0]), "lat", "outside -90…90"),
+    (lambda ds: ds.assign_coords(longitude=[400.0, 401.0, 402.0, 403.0]), "lon", "outside -180…360"),
+    (lambda ds: ds.assign_coords(longitude=[0.0, 120.0, 240.0, 360.0]), "lon", "same meridian"),
+    (lambda ds: ds.assign_coords(latitude=[30.0, 32.0, 31.0]), "lat", "increasing or decreasing"),
+    (lambda ds: ds.isel(valid_time=slice(0, 0)), "time", "no time steps"),
+    (lambda ds: ds.assign(cell_area=ds["cell_area"] * -1), "cell_area", "not positive"),
+    (lambda ds: ds.assign(cell_area=ds["cell_area"].where(ds["cell_area"] < 0)), "cell_area",
+     "missing where an ecosystem grows"),
+    (lambda ds: ds.assign(grassland_fraction=ds["grassland_fraction"] + 0.9), "grassland_fraction",
+     "0–1"),
+    (lambda ds: ds.assign(wetland_fraction=ds["wetland_fraction"] * 0 + 0.6,
+                          grassland_fraction=ds["grassland_fraction"] * 0 + 0.6),
+     "wetland_fraction", "add up to 1.2"),
+    (lambda ds: ds.assign(stl1=ds["stl1"] * np.nan), "stl1", "missing on every cell and day"),
+    (lambda ds: ds.assign(stl1=ds["stl1"].where(ds["stl1"] > 0, 0) * 0 - 9999).assign(
+        stl1=lambda d: d["stl1"].assign_attrs(units="K")), "stl1", "missing-value code"),
+    (lambda ds: ds.assign(swvl1=ds["swvl1"].where(ds["valid_time"] != ds["valid_time"][3], -9999.0)
+                          .assign_attrs(units="m3 m-3")), "swvl1", "missing-value code"),
+    (lambda ds: ds.assign(swvl1=(ds["swvl1"] - 0.9).assign_attrs(units="m3 m-3")), "swvl1",
+     "outside 0…1"),
+    (lambda ds: ds.assign(zust=ds["stl1"].assign_attrs(units="m s-1")), "zust", "outside 0…10"),
+])
+def test_out_of_range_values_and_coordinates_are_refused(tmp_path, mutate, column, words):
+    path = tmp_path / "bad.nc"
+    mutate(_cube()).to_netcdf(path)
+    with pytest.raises(DataError) as err:
+        read_driver_grid(path)
+    assert (err.value.file, err.value.column) == (str(path), column), str(err.value)
+    assert words in err.value.problem, err.value.problem
+    assert "\n" not in str(err.value)
+
+
+def test_fahrenheit_under_a_celsius_label_is_caught_by_its_range(tmp_path):
+    """Summer °F numbers (above 50 °F = 10 °C) exceed any daily soil temperature in °C; a cube of
+    winter days whose °F numbers all lie below 50 cannot be told from °C by its values."""
+    ds = to_era5_land(simulate_tibetan_grid(3, 4, start="2015-07-01", n_days=10, seed=1))
+    ds["stl1"] = ((ds["stl1"] - 273.15) * 1.8 + 32).assign_attrs(units="degC")
+    ds.to_netcdf(tmp_path / "f.nc")
+    with pytest.raises(DataError) as err:
+        read_driver_grid(tmp_path / "f.nc")
+    assert err.value.column == "stl1" and "°C" in err.value.problem
+    assert "Fahrenheit" in err.value.fix and " at lat " in err.value.problem
+
+
+@pytest.mark.parametrize("units", ["days since 1600-01-01", "days since 2300-01-01"])
+def test_dates_outside_the_range_are_refused(tmp_path, units):
+    ds = _cube().assign_coords(valid_time=np.arange(10))
+    ds["valid_time"].attrs = {"units": units, "calendar": "proleptic_gregorian"}
+    ds.to_netcdf(tmp_path / "t.nc")
+    with pytest.raises(DataError, match="2262-04-11") as err:
+        read_driver_grid(tmp_path / "t.nc")
+    assert err.value.column == "time"
+
+
+def test_a_folder_is_refused(tmp_path):
+    with pytest.raises(DataError, match="folder"):
+        read_driver_grid(tmp_path)
+
+
+def test_longitudes_0_to_360_are_normalised_and_areas_kept(tmp_path):
+    truth = _small_cube()
+    ds = to_era5_land(truth).assign_coords(longitude=[178.75, 179.75, 180.75, 181.75])
+    ds.drop_vars("cell_area").to_netcdf(tmp_path / "dateline.nc")
+    cube = read_driver_grid(tmp_path / "dateline.nc")
+    assert cube["lon"].values.tolist() == [-179.25, -178.25, 178.75, 179.75]
+    # the same cells, re-ordered west to east: values and areas follow them
+    np.testing.assert_allclose(cube["soil_temp_c"].sel(lon=-179.25).values,
+                               truth["soil_temp_c"].isel(lon=2).values, atol=1e-9)
+    # 1° cells (the file's spacing), not the mean spacing of the re-ordered longitudes
+    np.testing.assert_allclose(cube["cell_area"].values,
+                               cell_areas(truth["lat"].values, np.arange(4.0)).values, rtol=1e-12)
+
+
+def test_missing_soil_temperature_days_and_cells_are_kept_for_the_projection(tmp_path):
+    ds = _cube()
+    ds["stl1"][0, 0, 3] = np.nan  # one cell-day
+    ds["stl1"][1, 1, :] = np.nan  # one cell, every day
+    ds["stl1"][2, 3, 4] = -9999.0  # a declared fill value
+    ds["stl1"].encoding["_FillValue"] = -9999.0
+    ds.to_netcdf(tmp_path / "gaps.nc")
+    cube = read_driver_grid(tmp_path / "gaps.nc")
+    valid = cube["soil_temp_c"].notnull().sum("time").values
+    assert valid[0, 0] == 9 and valid[1, 1] == 0 and valid[2, 3] == 9
+    assert set(require_land_cover(cube)) == {"wetland", "grassland"}
+
+
+def test_land_cover_must_have_land_and_soil_temperature(tmp_path):
+    ds = _small_cube()
+    ds.assign(wetland_fraction=ds["wetland_fraction"] * 0,
+              grassland_fraction=ds["grassland_fraction"] * 0).to_netcdf(tmp_path / "sea.nc")
+    with pytest.raises(DataError, match="no cell has a positive ecosystem fraction"):
+        require_land_cover(read_driver_grid(tmp_path / "sea.nc"))
+    only = xr.zeros_like(ds["wetland_fraction"])
+    only[0, 0] = 0.4  # one land cell, and it has no soil temperature; the sea cells do
+    temp = ds["soil_temp_c"].copy()
+    temp[0, 0, :] = np.nan
+    ds.assign(wetland_fraction=only, grassland_fraction=only * 0, soil_temp_c=temp).to_netcdf(
+        tmp_path / "dry.nc")
+    with pytest.raises(DataError, match="no land cell") as err:
+        require_land_cover(read_driver_grid(tmp_path / "dry.nc"))
+    assert err.value.column == "soil_temp_c"

@@ -141,6 +141,34 @@ def test_area_shares_must_be_fractions_that_sum_to_at_most_one(tmp_path):
     assert jd.read_area_shares(path) == {"grassland": 0.3, "evergreen_forest": 0.2}
 
 
+@pytest.mark.parametrize("text, row, column", [
+    ("Pub_year,Rs,SD\n2001,91,4\n-9999,91,4\n", 3, "Pub_year"),
+    ("Pub_year,Rs,SD\n2001,91,4\n2002,91,-999\n", 3, "SD"),
+    ("Pub_year,Rs,SD\n2001,91,4\n2002,91,-9999.0\n", 3, "SD"),
+])
+def test_missing_value_codes_are_refused(tmp_path, text, row, column):
+    path = tmp_path / "GlobalRs.csv"
+    path.write_text(text)
+    with pytest.raises(DataError, match="missing-value code") as err:
+        jd.read_global_rs(path)
+    assert (err.value.row, err.value.column) == (row, column)
+
+
+def test_truncated_gzip_and_a_folder_are_one_line_errors(tmp_path):
+    import gzip
+
+    path = tmp_path / "srdb-data-v5.csv.gz"
+    full = gzip.compress(("Study_number,RC_annual\n" + "1,0.5\n" * 2000).encode())
+    path.write_bytes(full[: len(full) // 2])
+    with pytest.raises(DataError) as err:
+        jd.read_table(path, ("Study_number",))
+    assert err.value.file == str(path)
+    folder = tmp_path / "folder.csv"
+    folder.mkdir()
+    with pytest.raises(DataError):
+        jd.read_table(folder, ("Rs",))
+
+
 # ---------------------------------------------------------------- property test of the reader
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(rows=st.lists(st.tuples(st.integers(1981, 2020), st.floats(20, 200, allow_nan=False),

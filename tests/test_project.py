@@ -159,13 +159,96 @@ def test_dask_chunked_grid_equals_the_in_memory_one(sites):
     setup = sc.GridSetup(engine, sc.class_shares(table, engine.classes), ("grassland", "wetland"),
                          ("soil_temp_c", "swc", "le"))
     cube = simulate_tibetan_grid(5, 6, n_days=365, seed=2)
-    cube["soil_temp_c"][1, 2, 40] = np.nan  # one land cell with a gap: skipped, counted
+    cube["soil_temp_c"][1, 2, 40] = np.nan  # one land cell-day without soil temperature
+    cube["soil_temp_c"][3, 1, :] = np.nan  # one land cell without any
     whole = sc.project_grid_in_memory(setup, cube)
     chunked = sc.project_grid(setup, cube, chunk_cells=(2, 4))
     xr.testing.assert_allclose(whole, chunked, rtol=1e-12, atol=1e-15)
-    assert int(chunked["cells_skipped"]) == 1
-    assert np.isnan(chunked["flux_mean"].values[..., 1, 2]).all()
+    assert int(chunked["cell_days_missing"]) == 1 + 365
+    assert int(chunked["cells_without_valid_day"]) == 1
+    assert int(chunked["valid_days"][1, 2]) == 364 and int(chunked["valid_days"][3, 1]) == 0
+    assert np.isfinite(chunked["flux_mean"].values[..., 1, 2]).all()  # the gap is skipped, not the cell
+    assert np.isnan(chunked["flux_mean"].values[..., 3, 1]).all()
     assert float(np.abs(whole["region_total"]).sum()) > 0
+
+
+def _constant_grid(temp: np.ndarray, fraction, area=1.0e10):
+    """Two wetland cells with a constant flux forest (10 nmol m-2 s-1), one year."""
+    table = with_flux_class(make_sites(n_days=365, sites=(("W1", "wetland"), ("W2", "wetland")))
+                            .assign(flux=10.0))
+    forests, _ = fit_class_forests(table, SMALL, drivers=("soil_temp_c",), seed=0)
+    engine = sc.Engine(forests, (0.0, 1.0), sc.MODES, 5, e_draws(sorted(forests), JULIAN, 0.7,
+                                                                n_draws=5))
+    setup = sc.GridSetup(engine, sc.class_shares(table, engine.classes), ("wetland",), ("soil_temp_c",))
+    time = pd.date_range("2015-01-01", periods=temp.shape[-1], freq="D")
+    cube = xr.Dataset(
+        {"soil_temp_c": (("lat", "lon", "time"), temp),
+         "wetland_fraction": (("lat", "lon"), np.asarray(fraction, dtype=float)),
+         "cell_area": (("lat", "lon"), np.full(np.shape(fraction), area))},
+        coords={"lat": [33.0], "lon": [100.0, 101.0], "time": time})
+    return setup, cube
+
+
+def test_one_missing_day_is_skipped_per_cell_day_never_a_zero_total():
+    temp = np.full((1, 2, 365), 5.0)
+    temp[0, 0, 100] = np.nan  # one day of one land cell
+    setup, cube = _constant_grid(temp, [[0.1, 0.2]])
+    out = sc.project_grid_in_memory(setup, cube)
+    # each cell: 10 nmol m-2 s-1 over its valid days / its valid years = the same annual rate
+    per_m2 = 0.01386068544 * 365.25
+    expected = per_m2 * (0.1 + 0.2) * 1.0e10 / 1.0e12
+    for mode in sc.MODES:
+        total = out["region_total"].sel(scenario_c=0.0, mode=mode, flux_class="total_net",
+                                        period="annual")
+        np.testing.assert_allclose(total, expected, rtol=1e-12)
+    m = out["flux_mean"].sel(scenario_c=0.0, mode="rf", flux_class="total_net", period="annual")
+    np.testing.assert_allclose(m.values, [[per_m2 * 0.1, per_m2 * 0.2]], rtol=1e-12)
+    assert int(out["cell_days_missing"]) == 1 and int(out["cells_without_valid_day"]) == 0
+    assert out["valid_days"].values.tolist() == [[364, 365]]
+    assert int(out["n_days"].sel(flux_class="wetland_emission", period="annual")) == 364 + 365
+    # a missing day on every cell (one time step) is the same: skipped, not a zero region
+    temp[:, :, 200] = np.nan
+    out = sc.project_grid_in_memory(setup, cube.assign(soil_temp_c=(("lat", "lon", "time"), temp)))
+    total = out["region_total"].sel(scenario_c=1.0, mode="arrhenius", flux_class="total_net",
+                                    period="annual")
+    assert np.isfinite(total).all() and (total > 0).all()
+    assert int(out["cell_days_missing"]) == 3
+
+
+def test_a_land_cell_without_any_valid_day_is_left_out_and_reported():
+    temp = np.full((1, 2, 365), 5.0)
+    temp[0, 1, :] = np.nan
+    setup, cube = _constant_grid(temp, [[0.1, 0.2]])
+    out = sc.project_grid_in_memory(setup, cube)
+    expected = 0.01386068544 * 365.25 * 0.1 * 1.0e10 / 1.0e12  # the first cell only
+    np.testing.assert_allclose(out["region_total"].sel(scenario_c=0.0, mode="rf",
+                                                       flux_class="total_net", period="annual"),
+                               expected, rtol=1e-12)
+    assert int(out["cells_without_valid_day"]) == 1 and int(out["cell_days_missing"]) == 365
+    assert out["valid_days"].values.tolist() == [[365, 0]]
+    assert np.isnan(out["flux_mean"].values[..., 0, 1]).all()
+    said = []
+    from tpflux.projection import report_missing_cells
+
+    report_missing_cells(out, said.append)
+    assert any("1 of 2 land cells" in line and "(33, 101)" in line for line in said), said
+    # a missing day where no ecosystem grows is not a land cell-day
+    temp = np.full((1, 2, 365), 5.0)
+    temp[0, 1, 7] = np.nan
+    out = sc.project_grid_in_memory(*_constant_grid(temp, [[0.1, 0.0]]))
+    assert int(out["cell_days_missing"]) == 0 and out["valid_days"].values.tolist() == [[365, -1]]
+
+
+def test_freeze_thaw_periods_on_a_grid_with_a_long_gap():
+    """A month without soil temperature: the freeze-thaw periods come from the valid days."""
+    doy = np.arange(365)
+    temp = np.broadcast_to(5.0 - 10.0 * np.cos(2 * np.pi * (doy - 15) / 365.0), (1, 2, 365)).copy()
+    temp[0, 0, 150:180] = np.nan
+    setup, cube = _constant_grid(temp, [[0.1, 0.2]])
+    out = sc.project_grid_in_memory(setup, cube)
+    days = out["n_days"].sel(flux_class="wetland_emission")
+    assert int(days.sel(period="annual")) == 365 - 30 + 365
+    assert int(days.sel(period="spring_thaw")) > 0 and int(days.sel(period="autumn_freeze")) > 0
 
 
 def test_posterior_seasons_follow_the_posteriors_scheme(sites):

@@ -32,17 +32,19 @@ numbers = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True).map(repr),
     st.floats(-50, 50).map(lambda x: f"{x:.3f}"),
     st.integers(-10_000, 10_000).map(str),
-    st.sampled_from(["", "NA", "-9999", "nan", "inf", "1e400", "1,5", "abc", "  3 ", "+2", "0x1F"]),
+    st.sampled_from(["", "NA", "-9999", "nan", "inf", "1e400", "1,5", "abc", "  3 ", "+2", "0x1F",
+                     "-999", "-9999.0", "-99999", "-999.9", "#N/A", "n/a", "NULL"]),
 )
 dates = st.one_of(
     st.dates().map(lambda d: d.isoformat()),
     st.dates().map(lambda d: d.strftime("%Y%m%d")),
     st.datetimes().map(lambda d: d.strftime("%Y%m%d%H%M")),
     st.datetimes().map(lambda d: d.strftime("%Y-%m-%d %H:%M:%S")),
-    st.sampled_from(["2020-02-30", "20201301", "2020013", "yesterday", ""]),
+    st.sampled_from(["2020-02-30", "20201301", "2020013", "yesterday", "", "1600-01-01", "2300-12-31",
+                     "16000101", "23000101", "160001010000", "2262-04-11 23:59:59"]),
 )
 words = st.one_of(
-    st.sampled_from(["A", "B", "WET", "GRA", "Grassland", "static_chamber", "autochamber", "bag", "C", "K",
+    st.sampled_from(["A", "B", "#1", "A|B", "WET", "GRA", "Grassland", "static_chamber", "autochamber", "bag", "C", "K",
                      "F", "nmol m-2 s-1", "mg CH4 m-2 h-1", "g CH4 m-2 yr-1", "ppm", "1", "2", ""]),
     st.text(max_size=12),
 )
@@ -81,7 +83,7 @@ def stamp_hh(k: int) -> str:
 
 def chamber_columns(keys):
     return {
-        "site": st.sampled_from(["A", "B"]).map(lambda s: [s] * len(keys)),
+        "site": st.sampled_from(["A", "B", "#3", "HY|1"]).map(lambda s: [s] * len(keys)),
         "date": st.just([f"2020-{1 + k // 28:02d}-{1 + k % 28:02d}" for k in keys]),
         "days": st.lists(st.integers(1, 31).map(str), min_size=len(keys), max_size=len(keys)),
         "flux": st.lists(floats(-900, 900), min_size=len(keys), max_size=len(keys)),

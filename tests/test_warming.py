@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from data.errors import DataError
 from data.registry import dataset_folder
 from data.synthetic_warming import WarmingTruth, simulate_warming
-from data.table import WARMING_COLUMNS
+from data.table import FILL_CODES, WARMING_COLUMNS
 from data.warming import (PRECIP_FILE, PRECIP_MODERATOR, flux_unit_factor,
                           load_warming, read_precip_manipulation, read_warming_table)
 
@@ -30,13 +30,15 @@ def precip_path() -> Path:
 label = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-_ ", min_size=1, max_size=8) \
     .filter(lambda s: s.strip() != "")
 positive = st.floats(1e-3, 1e3, allow_nan=False)
+# A mean is any non-zero number but a missing-value code (those are refused, see below).
+mean = st.floats(-1e3, 1e3).filter(lambda x: abs(x) > 1e-6 and x not in FILL_CODES)
 row = st.fixed_dictionaries({
     "study": label, "site": label, "ecosystem": st.sampled_from(["alpine_meadow", "steppe", ""]),
     "season": st.sampled_from(["growing", "non-growing", ""]),
     "warming_c": st.one_of(st.none(), st.floats(-5, 15).map(lambda x: round(x, 3))),
-    "control_mean": st.floats(-1e3, 1e3).filter(lambda x: abs(x) > 1e-6),
+    "control_mean": mean,
     "control_sd": positive, "control_n": st.integers(2, 50),
-    "treatment_mean": st.floats(-1e3, 1e3).filter(lambda x: abs(x) > 1e-6),
+    "treatment_mean": mean,
     "treatment_sd": positive, "treatment_n": st.integers(2, 50),
 })
 
@@ -181,3 +183,86 @@ def test_simulated_ratios_follow_the_truth():
     ln_rr = np.log(t["treatment_mean"] / t["control_mean"]).groupby(t["season"]).mean()
     for season, value in truth.ln_rr().items():
         assert ln_rr[season] == pytest.approx(value, abs=0.01)
+
+
+# ---------------------------------------------------------------- missing-value codes, NA, unreadable files
+BASE_ROWS = ["Wang2019,Haibei,grassland,growing,2.0,-1.20,0.30,4,-1.45,0.35,4",
+             "Li2020,Hongyuan,wetland,growing,1.5,25.0,6.0,3,31.0,7.5,3"]
+WM_HEADER = ",".join(WARMING_COLUMNS)
+
+
+def _table(tmp_path, rows, name="w.csv"):
+    path = tmp_path / name
+    path.write_text("\n".join([WM_HEADER, *rows]) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("control, treatment, column", [
+    ("-9999", "-9999", "control_mean"), ("25.0", "-9999.0", "treatment_mean"),
+    ("-999", "31.0", "control_mean"), ("-99999", "-99999", "control_mean")])
+def test_missing_value_codes_in_means_are_refused(tmp_path, control, treatment, column):
+    """Two −9999 means would be an experiment with RR = 1 and a near-zero variance."""
+    row = f"Li2020,Hongyuan,wetland,growing,1.5,{control},6.0,3,{treatment},7.5,3"
+    with pytest.raises(DataError, match="missing-value code") as err:
+        load_warming(_table(tmp_path, [BASE_ROWS[0], row]))
+    assert (err.value.row, err.value.column) == (3, column)
+
+
+def test_missing_value_codes_in_the_precipitation_layout_are_refused(tmp_path):
+    path = tmp_path / "precip.csv"
+    path.write_text(
+        " ,Ecosystem_type,Other_factor,Manipulation,Latitude,Longitude,Measurement Period,Unit,"
+        "N_control,CH4_control,SD_CH4_control,SE_CH4_control,N_manip,CH4_manip,SD_CH4_manip,SE_CH4_manip\n"
+        "1,Forest,Upland,Drought,64,148,Growing season,mg CH4 m2 d,3,-0.28,,0.1,3,-0.56,,0.2\n"
+        "2,Grassland,,Drought,41,-105,Growing season,mg CH4 m2 d,4,-9999,,0.1,4,-9999,,0.1\n")
+    with pytest.raises(DataError, match="missing-value code") as err:
+        load_warming(path)
+    assert (err.value.row, err.value.column) == (3, "CH4_control")
+
+
+@pytest.mark.parametrize("token", ["NA", "n/a", "#N/A", "-", "null", ""])
+def test_na_spellings_are_blank(tmp_path, token):
+    rows = [BASE_ROWS[0], f"Li2020,Hongyuan,wetland,growing,{token},25.0,6.0,3,31.0,7.5,3"]
+    table = load_warming(_table(tmp_path, rows)).table
+    assert np.isnan(table["warming_c"].iloc[1])  # a blank warming is allowed
+    rows = [BASE_ROWS[0], f"Li2020,Hongyuan,wetland,growing,1.5,{token},6.0,3,31.0,7.5,3"]
+    with pytest.raises(DataError, match="missing") as err:  # a blank mean is not
+        load_warming(_table(tmp_path, rows))
+    assert (err.value.row, err.value.column) == (3, "control_mean")
+
+
+def test_unreadable_inputs_are_one_line_errors(tmp_path, monkeypatch):
+    import gzip
+    import zipfile
+
+    text = ("\n".join([WM_HEADER, *BASE_ROWS * 40]) + "\n").encode()
+    truncated = tmp_path / "w.csv.gz"
+    truncated.write_bytes(gzip.compress(text)[:200])
+    folder = tmp_path / "folder.csv"
+    folder.mkdir()
+    workbook = tmp_path / "book.csv"
+    with zipfile.ZipFile(workbook, "w") as z:
+        z.writestr("xl/workbook.xml", "<workbook/>")
+    utf16 = tmp_path / "u16.csv"
+    utf16.write_bytes(text.decode().encode("utf-16"))
+    for path, words in ((truncated, "gzip"), (folder, "folder"), (workbook, "Excel"),
+                        (utf16, "UTF-8")):
+        with pytest.raises(DataError, match=words) as err:
+            load_warming(path)
+        assert err.value.file == str(path) and "\n" not in str(err.value)
+    good = _table(tmp_path, BASE_ROWS)
+    gz = tmp_path / "good.csv.gz"
+    gz.write_bytes(gzip.compress(good.read_bytes()))
+    assert len(load_warming(gz).table) == 2  # a whole gzip file is read
+    # unreadable (permissions: simulated, a superuser reads any file)
+    original = Path.read_bytes
+
+    def denied(self):
+        if self == good:
+            raise PermissionError(13, "Permission denied")
+        return original(self)
+
+    monkeypatch.setattr(Path, "read_bytes", denied)
+    with pytest.raises(DataError, match="Permission denied") as err:
+        load_warming(good)
+    assert err.value.file == str(good)

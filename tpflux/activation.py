@@ -30,6 +30,9 @@ from tpflux.results import Config, Result
 from tpflux.validate import check_choice, check_range, check_seed
 
 SAMPLERS = ("nutpie", "pymc", "numpyro")
+# Posterior-predictive draws kept per chain (prior predictive: twice as many in all). 4 × 25 draws
+# of 15,159 observations are 6 MB; 100 draws are plenty for a predictive check and its figure.
+PPC_DRAWS = 25
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,7 +48,8 @@ class ActivationEnergyConfig(Config):
     target_accept: float = TARGET_ACCEPT
     t_ref_c: float = T_REF_C
     min_obs: int = 20
-    ppc_draws: int = 100
+    ppc_draws: int = PPC_DRAWS
+    save_log_likelihood: bool = False
     chains: int = 4
     draws: int = 1000
     tune: int = 1000
@@ -110,6 +114,21 @@ class ActivationEnergyFit(Result):
                             "run does not store", "pass the table again: tpflux.fit_ea(table, ...)")
         return fit_ea(config=config)
 
+    def log_likelihood(self):
+        """The pointwise log-likelihood (chain × draw × observation), stored or computed from the
+        posterior and the observations the run keeps."""
+        from models.arrhenius_loglik import pointwise_log_likelihood
+
+        return pointwise_log_likelihood(self.datatree)
+
+    def loo(self):
+        """PSIS-LOO of the fit (ArviZ ``loo``), from the computed pointwise log-likelihood."""
+        import arviz as az
+
+        from models.arrhenius_loglik import with_log_likelihood
+
+        return az.loo(with_log_likelihood(self.datatree), pointwise=True)
+
     # ------------------------------------------------------------ figures (not drawn or saved)
     def plot_temperature_response(self):
         """ln|F| against soil temperature per class × season: data, population curve and band."""
@@ -145,7 +164,8 @@ def fit_ea(data: str | Path | pd.DataFrame | Observations | None = None, *,
            dataset: str | None = "ch4-sites", seasons: str = "julian", likelihood: str = "normal",
            chains: int = 4, draws: int = 1000, tune: int = 1000, seed: int = DEFAULT_SEED,
            sampler: str = "nutpie", target_accept: float = TARGET_ACCEPT, t_ref_c: float = T_REF_C,
-           min_obs: int = 20, ppc_draws: int = 100, flux_column: str = "FCH4",
+           min_obs: int = 20, ppc_draws: int = PPC_DRAWS, save_log_likelihood: bool = False,
+           flux_column: str = "FCH4",
            per_chamber: bool = True, priors: Priors | None = None,
            config: ActivationEnergyConfig | None = None, progress: bool = True,
            command_line: list[str] | None = None) -> ActivationEnergyFit:
@@ -165,7 +185,8 @@ def fit_ea(data: str | Path | pd.DataFrame | Observations | None = None, *,
         config = ActivationEnergyConfig(
             dataset=None if (path or in_memory) else dataset, data=path, seasons=seasons,
             likelihood=likelihood, sampler=sampler, target_accept=target_accept, t_ref_c=t_ref_c,
-            min_obs=min_obs, ppc_draws=ppc_draws, chains=chains, draws=draws, tune=tune, seed=seed,
+            min_obs=min_obs, ppc_draws=ppc_draws, save_log_likelihood=save_log_likelihood,
+            chains=chains, draws=draws, tune=tune, seed=seed,
             flux_column=flux_column, per_chamber=per_chamber, priors=priors or Priors())
     if config.sampler != "pymc" and importlib.util.find_spec(config.sampler) is None:
         raise DataError(None, None, None, f"sampler '{config.sampler}' is not installed",
@@ -185,7 +206,8 @@ def fit_ea(data: str | Path | pd.DataFrame | Observations | None = None, *,
                               progressbar=progress and sys.stderr.isatty())
     wall = time.perf_counter() - t0
     say(f"sampled in {wall:.1f} s; computing site effects and derived quantities")
-    dt = ea_fitting.assemble(idata, prepared, model_config, seed=config.seed, ppc_draws=config.ppc_draws)
+    dt = ea_fitting.assemble(idata, prepared, model_config, seed=config.seed,
+                             ppc_draws=config.ppc_draws, log_likelihood=config.save_log_likelihood)
     record = {**config.to_dict(), **model_config.to_dict(), "season_scheme": config.seasons,
               "synthetic": obs.synthetic, "skipped_classes": prepared.skipped_classes,
               "dropped": {**obs.dropped, **prepared.dropped}, "skipped_sites": obs.skipped_sites}

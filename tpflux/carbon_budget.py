@@ -29,6 +29,11 @@ from tpflux.validate import check_choice, check_range, check_seed
 
 DATASETS = ("jian2022",)
 SAMPLERS = ("auto", "nutpie", "pymc")
+TARGET_ACCEPT = 0.9
+# NUTS draws per chain of the Bayesian model: the gate takes the largest R-hat over its ~80
+# quantities, which at 2 × 1000 draws reaches 1.008 by Monte Carlo noise alone at some seeds
+# (1.002–1.003 at 2 × 2000, for ~10 s more sampling).
+BAYES_DRAWS = 2000
 DRAWS_FILE = "budget_draws.nc"
 COMPARISON_FILE = "budget_comparison.csv"
 
@@ -56,9 +61,10 @@ class BudgetRunConfig(Config):
     rf: bool = True
     rf_trees: int = 200
     chains: int = 2
-    draws: int = 1000
+    draws: int = BAYES_DRAWS
     tune: int = 1000
     sampler: str = "auto"
+    target_accept: float = TARGET_ACCEPT
     seed: int = DEFAULT_SEED
 
     def __post_init__(self):
@@ -84,6 +90,7 @@ class BudgetRunConfig(Config):
         check_range("chains", self.chains, 1, 64, integer=True)
         check_range("draws", self.draws, 1, 10**6, integer=True)
         check_range("tune", self.tune, 1, 10**6, integer=True)
+        check_range("target_accept", self.target_accept, 0.5, 0.999)
         check_seed(self.seed)
 
     @property
@@ -149,7 +156,7 @@ class BudgetResult(Result):
                            self.config.headline)
 
     def gate_advice(self) -> str:
-        return gate_advice(self.config)
+        return gate_advice(self.config, self.diagnostics)
 
     def refit(self, *, progress: bool = True, **changes) -> "BudgetResult":
         """Run again with this run's configuration (``changes``: options to change): at the same
@@ -184,17 +191,20 @@ def budget(data=None, *, dataset: str | None = "jian2022", variants=tuple(VARIAN
            sd_fill: str = "max-cv", n_draws: int = N_DRAWS, sample_size: int = SAMPLE_SIZE,
            gpp_set: str = "remote-sensing", ratio_source: str = "literature", area_shares=None,
            bayes: bool = True, rf: bool = True, rf_trees: int = 200, chains: int = 2,
-           draws: int = 1000, tune: int = 1000, sampler: str = "auto", seed: int = DEFAULT_SEED,
+           draws: int = BAYES_DRAWS, tune: int = 1000, sampler: str = "auto",
+           target_accept: float = TARGET_ACCEPT, seed: int = DEFAULT_SEED,
            config: BudgetRunConfig | None = None, progress: bool = True,
            command_line: list[str] | None = None) -> BudgetResult:
     """Are global GPP and soil respiration (RS) estimates consistent with each other?
 
     ``data``: a folder with the GlobalC tables, or ``BudgetInputs`` already read
     (``data.jian2022.load_budget_inputs``); None uses ``dataset`` from the registry. ``bayes``
-    adds the Bayesian pooling model (``chains`` × ``draws``), ``rf`` the random-forest upscaling
+    adds the Bayesian pooling model (``chains`` × ``draws``, NUTS at ``target_accept``), ``rf`` the
+    random-forest upscaling
     (``rf_trees``; it reads the SRDB file, so needs a folder or the dataset).
     ``config`` replaces all the keyword options (e.g. one read from a saved run).
-    Raises ``DataError`` for bad options or input before any computation.
+    Raises ``DataError`` for bad options or input before any computation, including sizes whose
+    draws would not fit in this machine's memory.
     """
     from inference import budget as steps
     from inference import runio
@@ -206,7 +216,9 @@ def budget(data=None, *, dataset: str | None = "jian2022", variants=tuple(VARIAN
             dataset=None if data is not None else dataset, data=path, variants=variants,
             sd_fill=sd_fill, n_draws=n_draws, sample_size=sample_size, gpp_set=gpp_set,
             ratio_source=ratio_source, area_shares=area_shares, bayes=bayes, rf=rf,
-            rf_trees=rf_trees, chains=chains, draws=draws, tune=tune, sampler=sampler, seed=seed)
+            rf_trees=rf_trees, chains=chains, draws=draws, tune=tune, sampler=sampler,
+            target_accept=target_accept, seed=seed)
+    check_memory(config)
     say = runio.progress if progress else (lambda message: None)
     inputs = _inputs(None if isinstance(data, (str, Path)) else data, config)
     model_config = config.model_config()
@@ -221,7 +233,8 @@ def budget(data=None, *, dataset: str | None = "jian2022", variants=tuple(VARIAN
         t0 = time.perf_counter()
         dt, rows, record = steps.run_bayes(inputs, model_config, chains=config.chains,
                                            draws=config.draws, tune=config.tune, seed=config.seed,
-                                           sampler=config.sampler)
+                                           sampler=config.sampler,
+                                           target_accept=config.target_accept)
         diag = {**runio.diagnose(dt), "sampling_seconds": time.perf_counter() - t0}
         parts.append(rows)
         groups["bayes"] = steps.bayes_draws(dt)
@@ -296,9 +309,72 @@ def _draws_tree(groups: dict, attrs: dict):
     return tree
 
 
-def gate_advice(config: BudgetRunConfig) -> str:
-    """What to try when the gate fails, never the setting already in use."""
-    tips = [f"more --tune/--draws (now {config.tune}/{config.draws})"]
-    if config.chains < 4:
-        tips.append("--chains 4")
-    return ", or ".join(tips)
+def gate_advice(config: BudgetRunConfig, diagnostics: Mapping | None = None) -> str:
+    """What to try when the gate fails: options that help the failure at hand, each named with
+    a value above the one in use (never the setting already in use).
+
+    Divergent transitions: a higher ``--target-accept`` (smaller steps), or, at 0.99 already, a
+    longer ``--tune``. R-hat or ESS short of the gate: more ``--draws`` (and ``--chains`` while
+    fewer than 4). Without diagnostics, all of these.
+    """
+    failed = " ".join((diagnostics or {}).get("failed") or [])
+    divergent = "divergent" in failed or not failed
+    mixing = any(k in failed for k in ("R-hat", "ESS")) or not failed
+    tips = []
+    if divergent:
+        higher = next((t for t in (0.95, 0.99) if t > config.target_accept + 1e-9), None)
+        tips.append(f"--target-accept {higher}" if higher is not None
+                    else f"--tune {min(2 * config.tune, 10**6)}")
+    if mixing:
+        tips.append(f"--draws {min(2 * config.draws, 10**6)}")
+        if config.chains < 4:
+            tips.append("--chains 4")
+    return ", or ".join(dict.fromkeys(tips))
+
+
+def check_memory(config: BudgetRunConfig, available: int | None = None) -> None:
+    """Refuse, before any work, sizes whose arrays would not fit in memory (``available`` bytes,
+    default what the machine has free now): a ``DataError`` naming the option and the memory
+    the run would need."""
+    from data.storage import format_bytes
+    from models.budget import memory_bytes
+
+    need = memory_bytes(config.n_draws, config.sample_size, len(config.variants),
+                        chains=config.chains if config.bayes else 0, draws=config.draws)
+    total = sum(need.values())
+    available = available_memory() if available is None else available
+    if available is None or total <= available:
+        return
+    if need["bayes"] > need["resampling"]:
+        option, fix = "--draws", "use fewer --draws or --chains (or --no-bayes)"
+        what = f"{config.chains} chains × {config.draws} posterior draws"
+    else:
+        what = (f"{config.n_draws} draws × {config.sample_size} values × {len(config.variants)} "
+                "variant(s)")
+        if config.sample_size > SAMPLE_SIZE:
+            option, fix = "--sample-size", ("use a smaller --sample-size (the published setting is "
+                                            f"{SAMPLE_SIZE})")
+        else:
+            option, fix = "--n-draws", (f"use fewer --n-draws (the published setting is {N_DRAWS}) "
+                                        "or fewer --variant")
+    raise DataError(None, None, option, f"the run would need about {format_bytes(total)} of memory "
+                    f"({what}); {format_bytes(available)} is available", fix)
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available now (Linux ``MemAvailable``; else the physical memory; None
+    when neither is known)."""
+    import os
+
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+

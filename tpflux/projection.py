@@ -536,7 +536,26 @@ def project_grid(engine: sc.Engine, inputs: Inputs, config: ProjectionConfig, cl
     say(f"projecting {n_cells} cells × {cube.sizes['time']} days × {len(engine.scenarios)} scenarios "
         f"× {len(engine.modes)} modes × {engine.n_draws} draws in {chunk[0]}×{chunk[1]}-cell blocks"
         + (f" on {config.scheduler}" if client else ""))
-    return sc.project_grid(setup, cube, chunk, compute=computer(client))
+    result = sc.project_grid(setup, cube, chunk, compute=computer(client))
+    report_missing_cells(result, say)
+    return result
+
+
+def report_missing_cells(result: xr.Dataset, say) -> None:
+    """Say how many land cell-days had no soil temperature (skipped) and which land cells have
+    none at all (left out of the totals)."""
+    missing, empty = int(result["cell_days_missing"]), int(result["cells_without_valid_day"])
+    if missing:
+        say(f"  {missing} land cell-days without soil temperature skipped; cell totals are over "
+            "each cell's valid days")
+    if empty:
+        valid = result["valid_days"]
+        where = np.argwhere(valid.values == 0)
+        shown = ", ".join(f"({float(valid['lat'][i]):g}, {float(valid['lon'][j]):g})"
+                          for i, j in where[:5]) + (", …" if len(where) > 5 else "")
+        land = int((valid.values >= 0).sum())
+        say(f"  {empty} of {land} land cells have no soil temperature on any day and are left out "
+            f"of the regional totals (lat, lon): {shown}")
 
 
 def cube_ecosystems(cube: xr.Dataset) -> tuple[str, ...]:
@@ -689,7 +708,8 @@ def build_tree(result: xr.Dataset, skill: pd.DataFrame, importance: pd.DataFrame
                gridded: bool) -> xr.DataTree:
     groups = {"/skill": _frame_dataset(skill), "/importance": _frame_dataset(importance)}
     if gridded:
-        groups["/grid"] = result[["region_total", "out_of_range", "n_days", "cells_skipped"]]
+        groups["/grid"] = result[["region_total", "out_of_range", "n_days", "cell_days_missing",
+                                  "cells_without_valid_day"]]
         groups["/maps"] = maps_dataset(result, {})
     else:
         groups["/sites"] = result
@@ -698,7 +718,7 @@ def build_tree(result: xr.Dataset, skill: pd.DataFrame, importance: pd.DataFrame
 
 def maps_dataset(result: xr.Dataset, attrs: dict) -> xr.Dataset:
     """CF maps: mean and interval per scenario, mode, flux class and period (g CH4 m⁻² yr⁻¹)."""
-    names = ["flux_mean", "flux_ci_low", "flux_ci_high", "cell_area",
+    names = ["flux_mean", "flux_ci_low", "flux_ci_high", "cell_area", "valid_days",
              *[n for n in result.data_vars if str(n).endswith("_fraction")]]
     ds = result[names].copy()
     for n in ("flux_mean", "flux_ci_low", "flux_ci_high"):

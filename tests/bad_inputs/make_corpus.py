@@ -11,6 +11,11 @@ none applies), and why the input is wrong. ``reader`` is ``-`` where the input i
 reader and only a model can refuse it. ``gap`` describes where the code falls short of that
 expectation today (the tests mark those entries as expected failures, strictly, so that a fix
 shows up).
+
+``expect`` is ``refused`` (exit 2, the one ``error:`` line naming ``error_file:row:column``,
+nothing written) or ``handled``: an input that looks wrong but has a right result (a site named
+``#3``, a missing day in a grid, ``NA`` spellings); the entry point must succeed, and
+``tests/test_bad_inputs.py`` checks that result (``HANDLED_CHECKS``, one per such entry).
 """
 
 from __future__ import annotations
@@ -33,15 +38,26 @@ COSORE = "data.cosore:read_cosore"
 WARMING = "data.warming:load_warming"
 EFFECTS = "models.meta:effect_sizes"
 GRID = "data.grid:read_driver_grid"
+LAND = "data.grid:require_land_cover"
 SHARES = "data.jian2022:read_area_shares"
 TINY_FIT = "--chains 1 --draws 20 --tune 20 --ppc-draws 5"
 
 
+GRID_RUN = ("--mode rf --train synthetic --n-trees 8 --n-draws 8 --cv-trees 0 --n-jobs 1 "
+            "--scenarios 0,1")
+
+
 def entry(file: str, entry_point: str, reader: str, row, column: str, why: str, *,
-          args: str = "", error_file: str | None = None, gap: str = "") -> None:
+          args: str = "", error_file: str | None = None, gap: str = "",
+          expect: str = "refused") -> None:
     ROWS.append({"file": file, "entry": entry_point, "args": args, "reader": reader,
                  "error_file": error_file or file, "row": row, "column": column, "why": why,
-                 "gap": gap})
+                 "gap": gap, "expect": expect})
+
+
+def handled(file: str, entry_point: str, reader: str, why: str, *, args: str = "") -> None:
+    """An input with a right result (checked by tests/test_bad_inputs.py: HANDLED_CHECKS)."""
+    entry(file, entry_point, reader, "-", "-", why, args=args, expect="handled")
 
 
 def edited(rows: list[str], i: int, old: str, new: str) -> list[str]:
@@ -214,6 +230,77 @@ def build_chamber() -> None:
     entry("chamber_excel_renamed.csv", "fit_ea", CHAMBER, "-", "-",
           "an Excel workbook saved with a .csv name")
 
+    # Missing-value codes are never data: a -999 nmol m-2 s-1 flux would be "uptake".
+    rows = edited(base, 3, ",2.10,", ",-999,")
+    chamber("chamber_fill_999_flux.csv", rows)
+    entry("chamber_fill_999_flux.csv", "fit_ea", CHAMBER, 5, "flux",
+          "-999 missing-value fill in the flux column (within the plausible range: it would read "
+          "as uptake)")
+
+    rows = edited(base, 7, ",2.50,", ",-9999.0,")
+    chamber("chamber_fill_9999_decimal_flux.csv", rows)
+    entry("chamber_fill_9999_decimal_flux.csv", "inspect", CHAMBER, 9, "flux",
+          "-9999 fill spelled -9999.0")
+
+    chamber("chamber_fill_99999_wtd.csv",
+            [r + (",-99999" if k == 10 else ",0.05") for k, r in enumerate(base)],
+            header=CH_HEADER + ",wtd_m")
+    entry("chamber_fill_99999_wtd.csv", "fit_ea", CHAMBER, 12, "wtd_m",
+          "-99999 fill in an optional driver column that has no range check")
+
+    rows = edited(base, 6, ",13.5,", ",-999.9,")
+    chamber("chamber_fill_999_9_soil_temp.csv", rows)
+    entry("chamber_fill_999_9_soil_temp.csv", "inspect", CHAMBER, 8, "soil_temp_c",
+          "-999.9 missing-value fill in the soil temperature column")
+
+    # Names are data: '#' at the start of a site and '|' inside one.
+    rows = [r.replace("HY-", "#") for r in base]
+    write("chamber_hash_site_names.csv",
+          "\n".join(["# exported from the field book", CH_HEADER, *rows[:6],
+                     "# (a comment below the header: fewer fields than a row)", *rows[6:]]) + "\n")
+    handled("chamber_hash_site_names.csv", "inspect", CHAMBER,
+            "site names starting with '#' (#1, #2) are data, not comment lines; shorter '#' "
+            "lines stay comments", args="--json")
+
+    rows = edited(base, 0, ",1.20,", ",NA,")
+    for k, token in ((2, "#N/A"), (5, "n/a"), (7, "NULL"), (9, "-")):
+        rows[k] = ",".join(rows[k].split(",")[:2] + [token] + rows[k].split(",")[3:])
+    chamber("chamber_na_spellings.csv", rows)
+    handled("chamber_na_spellings.csv", "inspect", CHAMBER,
+            "NA-like spellings (NA, #N/A, n/a, NULL, -) in the flux column are missing: 5 rows "
+            "dropped and counted", args="--json")
+
+    dates = [f"2019-{m:02d}-{d:02d}" for m in (6, 7, 8) for d in (2, 9, 16, 23)] + \
+            [f"{y}-{m:02d}-{d:02d}" for y, m in ((2019, 12), (2020, 1), (2020, 2)) for d in (2, 9, 16, 23)]
+    rows = []
+    for s_ in (1, 2):
+        for k, d in enumerate(dates):
+            warm = d[5:7] in ("06", "07", "08")
+            temp = (8 + 5 * np.sin(k / 2.0 + s_)) if warm else (-3 + 2 * np.cos(k / 2.0 + s_))
+            flux = np.exp(0.07 * temp + 0.2 * np.sin(5 * k + s_))
+            rows.append(f"HY|{s_},{d},{flux:.3f},nmol m-2 s-1,{temp:.2f},wetland,32.8,102.55")
+    chamber("chamber_pipe_site_names.csv", rows)
+    handled("chamber_pipe_site_names.csv", "fit_ea", CHAMBER,
+            "site names holding the group separator '|' (HY|1, HY|2): E_site rows keep site, "
+            "class and season", args="--min-obs 5 --allow-unconverged " + TINY_FIT)
+
+    # Dates outside what a table can hold.
+    rows = edited(base, 2, "2019-08-01", "1600-08-01")
+    chamber("chamber_date_before_1677.csv", rows)
+    entry("chamber_date_before_1677.csv", "fit_ea", CHAMBER, 4, "date",
+          "a date before 1677 (1600-08-01), outside the nanosecond time stamps of the tables")
+
+    rows = edited(base, 4, "2020-01-15", "2300-01-15")
+    chamber("chamber_date_after_2262.csv", rows)
+    entry("chamber_date_after_2262.csv", "inspect", CHAMBER, 6, "date",
+          "a date after 2262 (2300-01-15)")
+
+    chamber("chamber_period_ends_after_2262.csv",
+            [r.replace("2020-02-15", "2262-04-01") + (",30" if k == 5 else ",1")
+             for k, r in enumerate(base)], header=CH_HEADER + ",days")
+    entry("chamber_period_ends_after_2262.csv", "fit_ea", CHAMBER, 7, "days",
+          "a 30-day period starting 2262-04-01 ends after the last date the tables can hold")
+
 
 # ---------------------------------------------------------------- FLUXNET-CH4 daily files
 FX_HEADER = "TIMESTAMP,FCH4,FCH4_F,TS_1,TA,LE,NEE,USTAR,WTD"
@@ -225,9 +312,11 @@ def fluxnet_rows(n: int = 8) -> list[str]:
             for k, d in enumerate(days)]
 
 
-def fluxnet(tag: str, rows: list[str], header: str = FX_HEADER, *, gz: bool = False) -> str:
-    # A real site id (coordinates come from the package table); the data are made up.
-    name = f"FLX_US-Myb_FLUXNET-CH4-synthetic_DD_2016-2016_{tag}.csv" + (".gz" if gz else "")
+def fluxnet(tag: str, rows: list[str], header: str = FX_HEADER, *, gz: bool = False,
+            site: str = "US-Myb") -> str:
+    # A real site id; the data are made up. US-Myb is not in the package site table, so an input
+    # that must be read to the end uses US-BZF (whose coordinates it holds).
+    name = f"FLX_{site}_FLUXNET-CH4-synthetic_DD_2016-2016_{tag}.csv" + (".gz" if gz else "")
     text = "\n".join([header, *rows]) + "\n"
     if gz:
         (HERE / name).write_bytes(gzip.compress(text.encode(), mtime=0))
@@ -290,6 +379,37 @@ def build_fluxnet() -> None:
     entry(name, "fit_ea", FLUXNET, 1, "TIMESTAMP",
           "byte-order mark and no TIMESTAMP column (a spreadsheet re-export dropped it)")
 
+    rows = edited(base, 2, ",22.0,22.0,", ",-999,22.0,")
+    name = fluxnet("fill-999-flux", rows)
+    entry(name, "fit_ea", FLUXNET, 4, "FCH4",
+          "a -999 fill (not the -9999 code) in the flux: within the plausible range, it would read "
+          "as uptake")
+
+    rows = edited(base, 5, ",80,", ",-99999,")
+    name = fluxnet("fill-99999-le", rows)
+    entry(name, "inspect", FLUXNET, 7, "LE", "a -99999 fill (not the -9999 code) in a driver column")
+
+    rows = list(base)
+    for k, token in ((1, "-9999.0"), (3, "-9999.000"), (6, "NA")):
+        parts = rows[k].split(",")
+        rows[k] = ",".join([parts[0], token, *parts[2:]])
+    name = fluxnet("fill-9999-spellings", rows, site="US-BZF")
+    handled(name, "inspect", FLUXNET, "the -9999 code spelled -9999.0 and -9999.000, and NA: "
+            "missing (3 days dropped and counted), never data", args="--json")
+
+    rows = list(base)
+    rows[3] = "16000604" + rows[3][8:]
+    name = fluxnet("timestamp-1600", rows)
+    entry(name, "fit_ea", FLUXNET, 5, "TIMESTAMP", "a date before 1677 (16000604)")
+
+    name = "FLX_US-Myb_FLUXNET-CH4_HH_2300-2300_timestamp-2300.csv"
+    stamps = pd.date_range("2300-06-01", periods=48, freq="30min").strftime("%Y%m%d%H%M")
+    write(name, "\n".join(["TIMESTAMP_START,TIMESTAMP_END,FCH4,TS_1",
+                           *[f"{a},{b},{20 + k % 5:.1f},14.0" for k, (a, b) in
+                             enumerate(zip(stamps[:-1], stamps[1:]))]]) + "\n")
+    entry(name, "inspect", FLUXNET, 2, "TIMESTAMP_START",
+          "a date after 2262 in a half-hourly file (230006010000)")
+
 
 # ---------------------------------------------------------------- COSORE dataset folders
 DESCRIPTION = """CSR_DATASET: d20990101_TEST
@@ -336,6 +456,26 @@ def build_cosore() -> None:
     cosore("cosore_kelvin_soil_temp", bad)
     entry("cosore_kelvin_soil_temp", "fit_ea", COSORE, 8, "CSR_T5",
           "soil temperature in Kelvin", error_file="cosore_kelvin_soil_temp/d20990101_TEST_data.csv")
+
+    bad = list(rows)
+    bad[4] = bad[4].replace(",0.30,", ",-999,")
+    cosore("cosore_fill_999_flux", bad)
+    entry("cosore_fill_999_flux", "fit_ea", COSORE, 6, "CSR_FLUX_CH4",
+          "a -999 fill (COSORE writes NA) in the flux: it would read as uptake",
+          error_file="cosore_fill_999_flux/d20990101_TEST_data.csv")
+
+    bad = list(rows)
+    bad[7] = bad[7].replace(",12.00,", ",-9999,")
+    cosore("cosore_fill_9999_soil_temp", bad)
+    entry("cosore_fill_9999_soil_temp", "inspect", COSORE, 9, "CSR_T5",
+          "a -9999 fill in the soil temperature",
+          error_file="cosore_fill_9999_soil_temp/d20990101_TEST_data.csv")
+
+    bad = list(rows)
+    bad[2] = bad[2].replace("2015-07-01 ", "2300-07-01 ")
+    cosore("cosore_timestamp_2300", bad)
+    entry("cosore_timestamp_2300", "fit_ea", COSORE, 4, "CSR_TIMESTAMP_BEGIN",
+          "a date after 2262 (2300-07-01)", error_file="cosore_timestamp_2300/d20990101_TEST_data.csv")
 
 
 # ---------------------------------------------------------------- warming tables (model M3)
@@ -401,6 +541,46 @@ def build_warming() -> None:
             header=WM_HEADER.replace(",", ";"))
     entry("warming_semicolon.csv", "fit_rr", WARMING, 1, "study", "wrong delimiter: semicolons")
 
+    rows = edited(base, 2, ",25.0,6.0,3,31.0,", ",-9999,6.0,3,-9999,")
+    warming("warming_fill_9999_means.csv", rows)
+    entry("warming_fill_9999_means.csv", "fit_rr", WARMING, 4, "control_mean",
+          "-9999 fill in both means: it would be an experiment with RR = 1 and a tiny variance")
+
+    rows = edited(base, 4, ",24.0,", ",-999.0,")
+    warming("warming_fill_999_decimal_treatment_mean.csv", rows)
+    entry("warming_fill_999_decimal_treatment_mean.csv", "fit_rr", WARMING, 6, "treatment_mean",
+          "-999 fill spelled -999.0 in one mean")
+
+    precip_header = (" ,Ecosystem_type,Other_factor,Manipulation,Latitude,Longitude,Measurement Period,"
+                     "Unit,N_control,CH4_control,SD_CH4_control,SE_CH4_control,N_manip,CH4_manip,"
+                     "SD_CH4_manip,SE_CH4_manip")
+    write("warming_precip_fill_9999.csv", "\n".join([
+        precip_header,
+        "1,Forest,Upland,Drought,64,148,Growing season,mg CH4 m2 d,3,-0.28,,0.1,3,-0.56,,0.2",
+        "2,Grassland,,Drought,41,-105,Growing season,mg CH4 m2 d,4,-9999,,0.1,4,-9999,,0.1",
+        "3,Grassland,,Irrigation,41,-105,Growing season,mg CH4 m2 d,4,-0.5,,0.1,4,-0.4,,0.1"]) + "\n")
+    entry("warming_precip_fill_9999.csv", "fit_rr", WARMING, 3, "CH4_control",
+          "-9999 fill in both means of the precipitation-manipulation layout (before the unit "
+          "conversion would disguise it)")
+
+    full = gzip.compress(("\n".join([WM_HEADER, *base * 30]) + "\n").encode(), mtime=0)
+    (HERE / "warming_truncated.csv.gz").write_bytes(full[: len(full) // 2])
+    entry("warming_truncated.csv.gz", "fit_rr", WARMING, "-", "-", "truncated gzip warming table")
+
+    write("warming_folder.csv/NOTE.txt", "a folder named like a table\n")
+    entry("warming_folder.csv", "fit_rr", WARMING, "-", "-", "a folder, not a file, given as the table")
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr(zipfile.ZipInfo("xl/workbook.xml", date_time=(2020, 1, 1, 0, 0, 0)), "<workbook/>")
+    (HERE / "warming_excel_renamed.csv").write_bytes(buf.getvalue())
+    entry("warming_excel_renamed.csv", "fit_rr", WARMING, "-", "-",
+          "an Excel workbook saved with a .csv name")
+
+    (HERE / "warming_utf16.csv").write_bytes(("\n".join([WM_HEADER, *base]) + "\n").encode("utf-16"))
+    entry("warming_utf16.csv", "fit_rr", WARMING, 1, "-",
+          "byte-order mark of UTF-16 (spreadsheet 'Unicode text' export), not UTF-8")
+
     rows = [r for r in base if r.startswith("Li2020")]
     warming("warming_single_study.csv", rows)
     entry("warming_single_study.csv", "fit_rr", "-", "-", "study",
@@ -409,11 +589,12 @@ def build_warming() -> None:
 
 
 # ---------------------------------------------------------------- NetCDF driver cubes
-def cube(n_lat: int = 2, n_lon: int = 3, n_days: int = 4):
+def cube(n_lat: int = 2, n_lon: int = 3, n_days: int = 4, lat=None, lon=None):
     import xarray as xr
 
-    lat = np.array([32.25, 32.75][:n_lat])
-    lon = np.array([100.25, 100.75, 101.25][:n_lon])
+    lat = np.array([32.25, 32.75][:n_lat] if lat is None else lat, dtype=float)
+    lon = np.array([100.25, 100.75, 101.25][:n_lon] if lon is None else lon, dtype=float)
+    n_lat, n_lon = lat.size, lon.size
     time = pd.date_range("2020-07-01", periods=n_days, freq="D")
     temp = 285.0 + np.arange(n_lat * n_lon * n_days, dtype=float).reshape(n_lat, n_lon, n_days) / 10
     ds = xr.Dataset(
@@ -469,6 +650,118 @@ def build_grid() -> None:
     entry("grid_not_netcdf.nc", "project", GRID, "-", "-", "a CSV file named .nc",
           args="--mode rf")
 
+    def refused(name, ds, column, why):
+        nc(name, ds)
+        entry(name, "project", GRID, "-", column, why, args="--mode rf")
+
+    # Missing values: per cell-day, never a silent zero.
+    ds = cube()
+    ds["stl1"][1, 2, 3] = np.nan
+    nc("grid_one_nan_day.nc", ds)
+    handled("grid_one_nan_day.nc", "project", GRID,
+            "one missing day in one land cell: that cell-day is skipped and counted, the cell "
+            "and the regional total stay", args=GRID_RUN)
+
+    ds = cube()
+    ds["stl1"][:, :, 2] = np.nan
+    nc("grid_nan_time_step.nc", ds)
+    handled("grid_nan_time_step.nc", "project", GRID,
+            "one missing day on every cell (a whole time step): skipped and counted, the "
+            "regional total is not 0", args=GRID_RUN)
+
+    ds = cube()
+    ds["stl1"][0, 1, :] = np.nan
+    nc("grid_all_nan_land_cell.nc", ds)
+    handled("grid_all_nan_land_cell.nc", "project", GRID,
+            "a land cell without soil temperature on any day: left out of the totals and "
+            "reported", args=GRID_RUN)
+
+    ds = cube()
+    ds["stl1"][0, 0, 1] = -9999.0
+    ds["stl1"].encoding["_FillValue"] = -9999.0
+    nc("grid_declared_fill_value.nc", ds)
+    handled("grid_declared_fill_value.nc", "project", GRID,
+            "-9999 declared as _FillValue: decoded as missing and skipped per cell-day",
+            args=GRID_RUN)
+
+    nc("grid_longitude_0_360.nc", cube(lon=[250.25, 250.75, 251.25]))
+    handled("grid_longitude_0_360.nc", "project", GRID,
+            "longitudes written 0…360 (250.25 °E): normalised to −180…180", args=GRID_RUN)
+
+    ds = cube()
+    ds["stl1"][:] = np.nan
+    refused("grid_all_nan_soil_temp.nc", ds, "stl1",
+            "all-missing column: soil temperature missing on every cell and day")
+
+    ds = cube()
+    ds["stl1"][0, 0, :] = np.nan
+    ds["wetland_fraction"][:] = 0.0
+    ds["wetland_fraction"][0, 0] = 0.3
+    nc("grid_land_without_soil_temp.nc", ds)
+    entry("grid_land_without_soil_temp.nc", "project", LAND, "-", "stl1",
+          "the only land cell has no soil temperature: the total would be an empty 0",
+          args="--mode rf")
+
+    ds = cube()
+    ds["wetland_fraction"][:] = 0.0
+    nc("grid_no_land.nc", ds)
+    entry("grid_no_land.nc", "project", LAND, "-", "wetland_fraction",
+          "no cell has a positive ecosystem fraction: the total would be a silent 0",
+          args="--mode rf")
+
+    ds = cube()
+    ds["stl1"][0, 1, 2] = -9999.0
+    refused("grid_fill_9999_soil_temp_undeclared.nc", ds, "stl1",
+            "-9999 missing-value fill in soil temperature without a _FillValue attribute")
+
+    ds = cube()
+    ds["swvl1"][1, 0, 1] = -9999.0
+    refused("grid_fill_9999_swc_undeclared.nc", ds, "swvl1",
+            "-9999 missing-value fill in soil water without a _FillValue attribute (no lower "
+            "bound was checked)")
+
+    refused("grid_latitude_out_of_range.nc", cube(lat=[99.0, 108.0]), "lat",
+            "absurd magnitude: latitude 99–108°")
+    refused("grid_longitude_out_of_range.nc", cube(lon=[400.25, 400.75, 401.25]), "lon",
+            "absurd magnitude: longitude 400°")
+    refused("grid_longitude_same_meridian.nc", cube(lon=[0.0, 180.0, 360.0]), "lon",
+            "longitudes 0 and 360: the same meridian twice")
+    refused("grid_latitude_not_monotonic.nc", cube(lat=[32.25, 32.75, 32.5]), "lat",
+            "latitudes out of order (cell areas would be wrong)")
+
+    ds = cube()
+    ds["cell_area"] = (("latitude", "longitude"), np.full((2, 3), 2.5e9), {"units": "m2"})
+    ds["cell_area"][0, 1] = -2.5e9
+    refused("grid_negative_cell_area.nc", ds, "cell_area", "negative cell_area")
+
+    ds = cube()
+    ds["cell_area"] = (("latitude", "longitude"), np.full((2, 3), 2.5e3), {"units": "km2"})
+    ds["cell_area"][1, 1] = np.nan
+    refused("grid_cell_area_missing_on_land.nc", ds, "cell_area",
+            "cell_area missing on a cell where wetland grows")
+
+    ds = cube()
+    ds["wetland_fraction"][:] = 0.7
+    ds["grassland_fraction"] = (("latitude", "longitude"), np.full((2, 3), 0.6), {"units": "1"})
+    refused("grid_fraction_sum_above_one.nc", ds, "wetland_fraction",
+            "ecosystem fractions of a cell add up to 1.3")
+
+    ds = cube()
+    ds["wetland_fraction"][1, 2] = -0.1
+    refused("grid_fraction_negative.nc", ds, "wetland_fraction", "a negative ecosystem fraction")
+
+    ds = cube()
+    ds["stl1"] = ((ds["stl1"] - 273.15) * 1.8 + 32.0).assign_attrs(units="degC")
+    refused("grid_fahrenheit_labelled_celsius.nc", ds, "stl1",
+            "Fahrenheit values (53–58 °F) under a degC units attribute")
+
+    refused("grid_zero_time_steps.nc", cube().isel(time=slice(0, 0)), "time",
+            "a NetCDF with zero time steps")
+
+    ds = cube().assign_coords(time=np.arange(4))
+    ds["time"].attrs = {"units": "days since 1600-07-01", "calendar": "proleptic_gregorian"}
+    refused("grid_time_before_1677.nc", ds, "time", "a date before 1677 on the time axis")
+
 
 # ---------------------------------------------------------------- budget area shares
 def build_budget() -> None:
@@ -480,6 +773,9 @@ def build_budget() -> None:
     write("area_shares_unknown_group.csv", "IGBP_group,share\nCRO,0.15\nTUNDRA,0.1\nEF,0.18\n")
     entry("area_shares_unknown_group.csv", "budget", SHARES, 3, "IGBP_group",
           "unknown ecosystem group code")
+
+    write("area_shares_fill_9999.csv", "IGBP_group,share\nCRO,0.153\nEF,-9999\nGRA,0.296\n")
+    entry("area_shares_fill_9999.csv", "budget", SHARES, 3, "share", "-9999 missing-value fill in a share")
 
     write("area_shares_percent.csv", "IGBP_group,share\nCRO,15.3\nEF,18.3\n")
     entry("area_shares_percent.csv", "budget", SHARES, 2, "share",
