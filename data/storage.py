@@ -219,7 +219,8 @@ def check_out_dir(out: Path | str, *, overwrite: bool = False, need_bytes: int |
     return out
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (a lock or temporary folder of a killed run is stale)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -261,7 +262,7 @@ def run_lock(out: Path | str):
                 holder = int(lock.read_text().split()[0])
             except (OSError, ValueError, IndexError):
                 holder = -1
-            if holder > 0 and _pid_alive(holder):
+            if holder > 0 and pid_alive(holder):
                 raise DataError(target, None, None, f"the folder is being written by another run "
                                 f"(process {holder}, lock {lock.name})",
                                 "wait for that run to finish, or pass a different --out") from None
@@ -302,7 +303,7 @@ def _remove_stale_temporaries(target: Path) -> None:
     for tmp in target.parent.glob(f".{target.name}.*.tmp"):
         with contextlib.suppress(ValueError, IndexError):
             pid = int(tmp.name[len(target.name) + 2:].split(".")[0])
-            if not _pid_alive(pid):
+            if not pid_alive(pid):
                 shutil.rmtree(tmp, ignore_errors=True)
     for old in target.parent.glob(f".{target.name}.*.old"):
         shutil.rmtree(old, ignore_errors=True)

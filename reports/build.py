@@ -377,21 +377,11 @@ def _pid_of(staging: Path) -> int | None:
         return None
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def remove_stale_staging(folder: Path) -> None:
     """Staging folders of builds that were killed (their process is gone)."""
     for path in Path(folder).glob(f"{STAGING_PREFIX}*"):
         pid = _pid_of(path)
-        if path.is_dir() and (path.suffix == ".old" or pid is None or not _alive(pid)):
+        if path.is_dir() and (path.suffix == ".old" or pid is None or not storage.pid_alive(pid)):
             shutil.rmtree(path, ignore_errors=True)
 
 

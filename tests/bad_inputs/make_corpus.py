@@ -402,7 +402,7 @@ def build_fluxnet() -> None:
     name = fluxnet("timestamp-1600", rows)
     entry(name, "fit_ea", FLUXNET, 5, "TIMESTAMP", "a date before 1677 (16000604)")
 
-    name = "FLX_US-Myb_FLUXNET-CH4_HH_2300-2300_timestamp-2300.csv"
+    name = "FLX_US-Myb_FLUXNET-CH4-synthetic_HH_2300-2300_timestamp-2300.csv"
     stamps = pd.date_range("2300-06-01", periods=48, freq="30min").strftime("%Y%m%d%H%M")
     write(name, "\n".join(["TIMESTAMP_START,TIMESTAMP_END,FCH4,TS_1",
                            *[f"{a},{b},{20 + k % 5:.1f},14.0" for k, (a, b) in
