@@ -89,15 +89,19 @@ def test_corpus_is_complete_small_and_listed():
             "data.jian2022"} <= readers
 
 
-@pytest.mark.parametrize("row", [_case(r, "entry") for r in REFUSED])
-def test_entry_point_exits_2_with_one_line_and_writes_nothing(row, tmp_path, capsys, fast_sampling):
+def _run_entry(row: dict, tmp_path: Path) -> tuple[int, Path]:
+    """Run the corpus row's entry point in this process on its file: (exit code, its --out)."""
     module, option, takes_out = ENTRY_POINTS[row["entry"]]
-    main = importlib.import_module(module).main
     out = tmp_path / "run"
     argv = [option, str(CORPUS / row["file"]), *shlex.split(row["args"])]
     if takes_out:
         argv += ["--out", str(out)]
-    code = main(argv)
+    return importlib.import_module(module).main(argv), out
+
+
+@pytest.mark.parametrize("row", [_case(r, "entry") for r in REFUSED])
+def test_entry_point_exits_2_with_one_line_and_writes_nothing(row, tmp_path, capsys, fast_sampling):
+    code, out = _run_entry(row, tmp_path)
     err = capsys.readouterr().err
     assert "Traceback" not in err
     errors = [line for line in err.splitlines() if line.startswith("error: ")]
@@ -231,13 +235,7 @@ HANDLED_CHECKS = {
 
 @pytest.mark.parametrize("row", [_case(r, "handled") for r in HANDLED])
 def test_handled_input_gives_the_right_result(row, tmp_path, capsys, fast_sampling):
-    module, option, takes_out = ENTRY_POINTS[row["entry"]]
-    main = importlib.import_module(module).main
-    out = tmp_path / "run"
-    argv = [option, str(CORPUS / row["file"]), *shlex.split(row["args"])]
-    if takes_out:
-        argv += ["--out", str(out)]
-    code = main(argv)
+    code, out = _run_entry(row, tmp_path)
     captured = capsys.readouterr()
     assert "Traceback" not in captured.err
     assert code == 0, captured.err
