@@ -24,6 +24,29 @@ Design (fixed; only site attributes, dates, temperatures, gaps and fluxes are ra
   ``assign_seasons(table, "julian")``; the sign is + for emission classes and − for uptake.
   Site effects are Normal(0, τ) per site × season, correlated ``rho`` between a site's two
   seasons (default 0).
+* Residuals ``e`` (truth ``ar1``, ρ_c per flux class, default 0 = independent): within each
+  site × season series — one per site and season, spanning all years, as the model's
+  site × class × season groups do (every simulated site has one flux class) — the residuals at
+  dates t_1 < t_2 < … are a stationary Gaussian AR(1) in continuous time,
+  ``corr(e_i, e_j) = ρ_c^|t_i − t_j|`` (days), ``var(e) = σ_c²`` (every period is one day long):
+  ``e_1 = σ_c z_1``, ``e_i = ρ_c^Δ_i e_{i−1} + σ_c √(1 − ρ_c^{2Δ_i}) z_i`` with Δ_i the gap in days
+  and z the standardised noise. The series runs over every candidate day, and the observed days
+  are a subset of it (a subset of this process is the same process at those dates); across the
+  other season the gap is months long, so ρ^Δ all but restarts the series.
+
+Size (``n_sites``, ``years``; the defaults give the design above, unchanged):
+
+* ``n_sites = N`` cycles the design list: site i has the method, flux class and record span of
+  design entry i mod 27, and sites are numbered per kind with at least as many digits as N has
+  (``SYN-EC0001`` … for N = 2,500), so the names stay unique.
+* ``years`` is the mean span of the design's continuous records (2.5 years as listed above): each
+  span is scaled by ``years / 2.5``, keeping their ratios (a last, partial cycle of the design can
+  move the realised mean a little). Static-chamber campaigns stay about a year long.
+* ``n_obs_target = None`` keeps every continuous-record day whose gap score clears a fixed
+  threshold, chosen so that about two thirds of the days are kept — the share the default target
+  of 6,500 rows keeps on the default design. The row count then grows in proportion to the
+  continuous site-years (about 1 M rows for 2,500 sites with ``years=4``); an integer target is
+  met exactly, as before, by giving every continuous site the same share.
 
 Random streams are split (numpy ``SeedSequence``) by purpose, so a ``truth`` override changes the
 fluxes but not the sites, dates, temperatures, gaps or the standardised noise (common random
@@ -59,11 +82,14 @@ DEFAULT_TRUTH: dict = {
             "grassland_emission": {"growing": 0.0, "non-growing": -0.4},
             "grassland_uptake": {"growing": 0.3, "non-growing": 0.0}},
     "sigma": {"wetland_emission": 0.4, "grassland_emission": 0.6, "grassland_uptake": 0.5},
+    # day-to-day residual autocorrelation ρ_c; 0 keeps the residuals independent
+    "ar1": {"wetland_emission": 0.0, "grassland_emission": 0.0, "grassland_uptake": 0.0},
     "tau_E": 0.2,
     "tau_R": 0.5,
     "rho": 0.0,
     "t_ref_c": T_REF_C,
 }
+_PER_CLASS = ("sigma", "ar1")
 
 # (name, method, flux class, record span in years; None = one static-chamber campaign)
 _W, _GE, _GU = FLUX_CLASSES
@@ -76,28 +102,36 @@ SITE_DESIGN: tuple[tuple[str, str, str, float | None], ...] = (
         (_W, _GU, _GE, _W, _GU, _GU, _W, _GE, _GU, _W, _GU, _GE, _W, _GU, _W, _GE, _GU))),
 )
 SITE_YEARS = sum(y for *_, y in SITE_DESIGN if y is not None)
+_SPANS = [y for *_, y in SITE_DESIGN if y is not None]
+MEAN_SPAN_YEARS = sum(_SPANS) / len(_SPANS)  # 2.5
 
 LAT_RANGE, LON_RANGE = (30.0, 38.0), (90.0, 103.0)
 _GAP_BLOCK_DAYS = 15  # gaps in continuous records come in blocks of about two weeks
 _WINTER_GAP_PENALTY = 0.5  # in sd of the gap score: fewer valid days outside May–Sep
-_DAY = np.timedelta64(1, "D")
+# Gap score (about unit sd) above which a day is kept when no row target is given: keeps two thirds
+# of continuous days (42 % of them in May–Sep), the share 6,500 rows keep on the default design.
+_GAP_THRESHOLD = -0.73
 
 
-def simulate_observations(seed: int = 0, *, n_obs_target: int = 6500,
-                          truth: dict | None = None) -> tuple[Observations, dict]:
-    """A synthetic canonical table (exactly ``n_obs_target`` rows) and the truth it was drawn from.
+def simulate_observations(seed: int = 0, *, n_obs_target: int | None = 6500,
+                          truth: dict | None = None, n_sites: int = len(SITE_DESIGN),
+                          years: float | None = None) -> tuple[Observations, dict]:
+    """A synthetic canonical table and the truth it was drawn from.
 
+    The table holds exactly ``n_obs_target`` rows, or, with ``n_obs_target=None``, every day the
+    gap model keeps (see the module docstring, which also describes ``n_sites`` and ``years``).
     ``truth`` overrides entries of ``DEFAULT_TRUTH`` (nested dicts merge per class and season).
-    The returned truth holds ``E`` and ``lnR`` (flux_class → season → value), ``sigma``
-    (flux_class → value), ``tau_E``, ``tau_R``, ``rho``, ``t_ref_c``, ``k_ev``, ``seed``,
+    The returned truth holds ``E`` and ``lnR`` (flux_class → season → value), ``sigma`` and
+    ``ar1`` (flux_class → value), ``tau_E``, ``tau_R``, ``rho``, ``t_ref_c``, ``k_ev``, ``seed``,
     ``site_effects`` (DataFrame: site, flux_class, season, eps_E, eps_R), ``sites`` (DataFrame of
     the site design) and ``site_years``.
     """
     params = merge_truth(truth)
+    design = _site_design(n_sites, years)
     streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(6)]
     rng_sites, rng_dates, rng_temp, rng_gaps, rng_effects, rng_noise = streams
 
-    sites = _draw_sites(rng_sites)
+    sites = _draw_sites(design, rng_sites)
     frame = _draw_dates(sites, rng_dates)
     frame["soil_temp_c"] = _draw_soil_temperature(sites, frame, rng_temp)
     frame["season"] = assign_seasons(frame, "julian")
@@ -114,7 +148,7 @@ def simulate_observations(seed: int = 0, *, n_obs_target: int = 6500,
     sites["n_obs"] = sites["site"].map(counts).fillna(0).astype(int)
     out = copy.deepcopy(params)
     out.update(k_ev=K_BOLTZMANN_EV, seed=int(seed), site_effects=effects, sites=sites,
-               site_years=SITE_YEARS)
+               site_years=float(sites["span_years"].sum()))
     return Observations(table=table, synthetic=True), out
 
 
@@ -133,7 +167,7 @@ def merge_truth(truth: dict | None) -> dict:
                         raise DataError(None, None, "truth", f"unknown season '{season}' in {key}",
                                         f"use {', '.join(SEASONS)}")
                     params[key][cls][season] = float(v)
-        elif key == "sigma":
+        elif key in _PER_CLASS:
             for cls, v in value.items():
                 _check_class(cls)
                 params[key][cls] = float(v)
@@ -142,13 +176,19 @@ def merge_truth(truth: dict | None) -> dict:
     if not -1.0 < params["rho"] < 1.0:
         raise DataError(None, None, "truth", f"rho = {params['rho']} is not in (-1, 1)",
                         "give a correlation strictly between -1 and 1")
+    for cls, r in params["ar1"].items():
+        # ρ^Δ must be a correlation for every gap Δ: continuous-time AR(1) needs 0 ≤ ρ < 1
+        if not 0.0 <= r < 1.0:
+            raise DataError(None, None, "truth", f"ar1 = {r} for {cls} is not in [0, 1)",
+                            "give a day-to-day autocorrelation from 0 up to (not including) 1")
     return params
 
 
 def truth_table(truth: dict) -> pd.DataFrame:
-    """Class × season parameters of a truth dict, tidy: flux_class, season, E, lnR, sigma."""
+    """Class × season parameters of a truth dict, tidy: flux_class, season, E, lnR, sigma, ar1."""
     rows = [{"flux_class": c, "season": s, "E": truth["E"][c][s], "lnR": truth["lnR"][c][s],
-             "sigma": truth["sigma"][c]} for c in truth["E"] for s in truth["E"][c]]
+             "sigma": truth["sigma"][c], "ar1": truth["ar1"][c]}
+            for c in truth["E"] for s in truth["E"][c]]
     return pd.DataFrame(rows)
 
 
@@ -159,9 +199,29 @@ def _check_class(cls: str) -> None:
                         f"the simulator has {', '.join(FLUX_CLASSES)}")
 
 
-def _draw_sites(rng: np.random.Generator) -> pd.DataFrame:
-    n = len(SITE_DESIGN)
-    sites = pd.DataFrame(SITE_DESIGN, columns=["site", "method", "flux_class", "span_years"])
+def _site_design(n_sites: int, years: float | None) -> pd.DataFrame:
+    """Site, method, flux class and record span: ``SITE_DESIGN`` cycled to ``n_sites`` sites."""
+    if int(n_sites) != n_sites or n_sites < 1:
+        raise DataError(None, None, "n_sites", f"n_sites = {n_sites} is not a positive whole number",
+                        f"give a number of sites ≥ 1 (the design has {len(SITE_DESIGN)})")
+    if years is not None and not years > 0:
+        raise DataError(None, None, "years", f"years = {years} is not positive",
+                        f"give the mean record span in years (the design's is {MEAN_SPAN_YEARS:g})")
+    design = pd.DataFrame(SITE_DESIGN, columns=["site", "method", "flux_class", "span_years"])
+    n_sites = int(n_sites)
+    if n_sites != len(SITE_DESIGN):
+        design = design.iloc[np.arange(n_sites) % len(SITE_DESIGN)].reset_index(drop=True)
+        kind = design["site"].str[:len("SYN-EC")]
+        number = (design.groupby(kind).cumcount() + 1).astype(str)
+        design["site"] = kind + number.str.zfill(max(2, len(str(n_sites))))
+    if years is not None:
+        design["span_years"] = design["span_years"] * (years / MEAN_SPAN_YEARS)
+    return design
+
+
+def _draw_sites(design: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+    n = len(design)
+    sites = design.copy()
     sites["ecosystem"] = sites["flux_class"].map(_ECOSYSTEM)
     sites["latitude"] = np.round(rng.uniform(*LAT_RANGE, n), 4)
     sites["longitude"] = np.round(rng.uniform(*LON_RANGE, n), 4)
@@ -183,81 +243,125 @@ def _draw_sites(rng: np.random.Generator) -> pd.DataFrame:
     return sites
 
 
+def _span_days(sites: pd.DataFrame) -> np.ndarray:
+    return ((sites["last"] - sites["first"]).dt.days + 1).to_numpy()
+
+
 def _draw_dates(sites: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
-    """Candidate rows: every day of continuous records, sparse single days of static campaigns."""
-    parts = []
-    for s in sites.itertuples():
+    """Candidate rows: every day of continuous records, sparse single days of static campaigns.
+
+    ``site_index`` (row of ``sites``) and ``day_index`` (days since the site's first day) locate
+    each row in the per-site arrays the later steps build.
+    """
+    first = sites["first"].to_numpy().astype("datetime64[D]")
+    span = _span_days(sites)
+    offsets, n_sub = [], []
+    for i, s in enumerate(sites.itertuples()):
         if s.method == "static_chamber":
-            dates, day = [], s.first
-            while day <= s.last:
-                dates.append(day)
-                step = s.interval_growing if 5 <= day.month <= 9 else s.interval_other
-                day = day + pd.Timedelta(days=max(1, int(round(step + rng.uniform(-2, 2)))))
-            dates = pd.DatetimeIndex(dates)
-            n_sub = np.ones(len(dates), dtype=int)
+            months = (first[i] + np.arange(span[i])).astype("datetime64[M]").astype(int) % 12 + 1
+            days, day = [], 0
+            while day < span[i]:
+                days.append(day)
+                step = s.interval_growing if 5 <= months[day] <= 9 else s.interval_other
+                day += max(1, int(round(step + rng.uniform(-2, 2))))
+            offsets.append(np.asarray(days, dtype=np.int64))
+            n_sub.append(np.ones(len(days), dtype=int))
         else:
-            dates = pd.date_range(s.first, s.last, freq="D")
+            offsets.append(np.arange(span[i]))
             # valid sub-daily records averaged: half-hours (eddy covariance), hours (autochamber)
             most = 48 if s.method == "eddy_covariance" else 24
-            n_sub = rng.integers(most // 2, most + 1, len(dates))
-        parts.append(pd.DataFrame({"site": s.site, "date": dates, "days": 1, "n_sub": n_sub,
-                                   "ecosystem": s.ecosystem, "method": s.method,
-                                   "latitude": s.latitude, "longitude": s.longitude}))
-    return pd.concat(parts, ignore_index=True)
+            n_sub.append(rng.integers(most // 2, most + 1, span[i]))
+    site_index = np.repeat(np.arange(len(sites)), [len(o) for o in offsets])
+    day_index = np.concatenate(offsets)
+
+    def per_row(column: str) -> np.ndarray:
+        return sites[column].to_numpy()[site_index]
+
+    return pd.DataFrame({"site": per_row("site"),
+                         "date": (first[site_index] + day_index).astype("datetime64[ns]"),
+                         "days": 1, "n_sub": np.concatenate(n_sub), "ecosystem": per_row("ecosystem"),
+                         "method": per_row("method"), "latitude": per_row("latitude"),
+                         "longitude": per_row("longitude"), "site_index": site_index,
+                         "day_index": day_index})
+
+
+def _ar1_recursion(coef, innov: np.ndarray) -> np.ndarray:
+    """``x_0 = innov_0``, ``x_k = coef_k · x_{k−1} + innov_k`` along axis 1, one series per row.
+
+    The loop runs over steps only, each step vectorised over all series (rows past a series' end
+    are padding and never read).
+    """
+    coef = np.broadcast_to(coef, innov.shape)
+    out = np.empty_like(innov)
+    out[:, 0] = innov[:, 0]
+    for k in range(1, innov.shape[1]):
+        out[:, k] = coef[:, k] * out[:, k - 1] + innov[:, k]
+    return out
 
 
 def _draw_soil_temperature(sites: pd.DataFrame, frame: pd.DataFrame,
                            rng: np.random.Generator) -> np.ndarray:
     """Annual cycle + AR(1) anomalies, generated daily over each record, read at its rows' dates."""
     phi, sd = 0.85, 1.2
-    out = np.empty(len(frame))
-    for s in sites.itertuples():
-        days = pd.date_range(s.first, s.last, freq="D")
-        doy = days.day_of_year.to_numpy()
-        cycle = s.temp_mean_c - s.temp_half_range_c * np.cos(2 * np.pi * (doy - s.coldest_doy) / DAYS_PER_YEAR)
-        shocks = rng.standard_normal(len(days)) * sd * np.sqrt(1 - phi**2)
-        anomaly = np.empty(len(days))
-        anomaly[0] = rng.standard_normal() * sd
-        for i in range(1, len(days)):  # short loop per site (≤ 1,300 days)
-            anomaly[i] = phi * anomaly[i - 1] + shocks[i]
-        daily = pd.Series(cycle + anomaly, index=days)
-        rows = np.flatnonzero(frame["site"].to_numpy() == s.site)
-        out[rows] = np.round(daily.loc[frame["date"].to_numpy()[rows]].to_numpy(), 2)
-    return out
+    span = _span_days(sites)
+    # per site, in site order: one shock per day (the first is unused), then the first anomaly
+    z = rng.standard_normal(int((span + 1).sum()))
+    last = np.cumsum(span + 1) - 1
+    is_shock = np.ones(len(z), dtype=bool)
+    is_shock[last] = False
+    innov = np.zeros((len(sites), span.max()))
+    innov[np.arange(span.max()) < span[:, None]] = z[is_shock] * sd * np.sqrt(1 - phi**2)
+    innov[:, 0] = z[last] * sd
+    anomaly = _ar1_recursion(phi, innov)
+
+    i, day = frame["site_index"].to_numpy(), frame["day_index"].to_numpy()
+    doy = frame["date"].dt.day_of_year.to_numpy()
+    cycle = (sites["temp_mean_c"].to_numpy()[i] - sites["temp_half_range_c"].to_numpy()[i]
+             * np.cos(2 * np.pi * (doy - sites["coldest_doy"].to_numpy()[i]) / DAYS_PER_YEAR))
+    return np.round(cycle + anomaly[i, day], 2)
 
 
 def _draw_coverage(sites: pd.DataFrame, frame: pd.DataFrame, rng: np.random.Generator,
-                   n_obs_target: int) -> np.ndarray:
+                   n_obs_target: int | None) -> np.ndarray:
     """Which candidate rows are observed: all static-chamber days, a share of continuous days."""
     static = (frame["method"] == "static_chamber").to_numpy()
+    site_index = frame["site_index"].to_numpy()
     n_static = int(static.sum())
-    continuous_sites = sites.loc[sites["method"] != "static_chamber", "site"].tolist()
+    continuous_sites = np.flatnonzero((sites["method"] != "static_chamber").to_numpy())
     n_candidates = int((~static).sum())
-    n_keep = int(n_obs_target) - n_static
-    low = 30 * len(continuous_sites)
-    if not low <= n_keep <= n_candidates:
-        raise DataError(None, None, "n_obs_target", f"n_obs_target = {n_obs_target} cannot be met",
-                        f"give {n_static + low}…{n_static + n_candidates} "
-                        f"({n_static} static-chamber rows are always kept)")
+    if n_obs_target is not None:
+        n_keep = int(n_obs_target) - n_static
+        low = 30 * len(continuous_sites)
+        if not low <= n_keep <= n_candidates:
+            raise DataError(None, None, "n_obs_target", f"n_obs_target = {n_obs_target} cannot be met",
+                            f"give {n_static + low}…{n_static + n_candidates} "
+                            f"({n_static} static-chamber rows are always kept), or None to keep "
+                            "every day the gap model keeps")
     # Gap score: a block-smoothed standard normal (unit sd), lowered outside the growing season.
     noise = rng.standard_normal(len(frame))
-    score = (pd.Series(noise).groupby(frame["site"].to_numpy())
-             .transform(lambda v: v.rolling(_GAP_BLOCK_DAYS, center=True, min_periods=1).mean())
+    score = (pd.Series(noise).groupby(site_index)  # rows are grouped by site, in site order
+             .rolling(_GAP_BLOCK_DAYS, center=True, min_periods=1).mean()
              .to_numpy() * np.sqrt(_GAP_BLOCK_DAYS))
     score -= _WINTER_GAP_PENALTY * (frame["season"] != "growing").to_numpy()
+    if n_obs_target is None:
+        return static | (score > _GAP_THRESHOLD)
 
     # Same coverage share at every continuous site; the largest remainders make the total exact.
-    sizes = frame.loc[~static].groupby("site").size().reindex(continuous_sites)
-    quota = sizes.to_numpy() * n_keep / n_candidates
+    sizes = np.bincount(site_index[~static], minlength=len(sites))[continuous_sites]
+    quota = sizes * n_keep / n_candidates
     take = np.floor(quota).astype(int)
     extra = n_keep - take.sum()
     take[np.argsort(-(quota - take), kind="stable")[:extra]] += 1
 
+    # the `take` best-scoring days of each continuous site
+    rows = np.flatnonzero(~static)
+    order = rows[np.lexsort((-score[rows], site_index[rows]))]
+    group_start = np.r_[0, np.cumsum(sizes)[:-1]]
+    rank = np.arange(len(order)) - np.repeat(group_start, sizes)
+    quota_of = np.zeros(len(sites), dtype=int)
+    quota_of[continuous_sites] = take
     keep = static.copy()
-    site_col = frame["site"].to_numpy()
-    for site, k in zip(continuous_sites, take):
-        rows = np.flatnonzero(site_col == site)
-        keep[rows[np.argsort(-score[rows], kind="stable")[:k]]] = True
+    keep[order[rank < quota_of[site_index[order]]]] = True
     return keep
 
 
@@ -278,18 +382,46 @@ def _draw_site_effects(sites: pd.DataFrame, params: dict, rng: np.random.Generat
     })
 
 
+def _ar1_residuals(series: np.ndarray, day: np.ndarray, rho: np.ndarray,
+                   z: np.ndarray) -> np.ndarray:
+    """Unit-variance continuous-time AR(1) along each series (rows in date order within a series):
+    ``u_1 = z_1``, ``u_i = ρ^Δ u_{i−1} + √(1 − ρ^{2Δ}) z_i``, Δ the gap in days."""
+    order = np.argsort(series, kind="stable")
+    key, t = series[order], day[order]
+    start = np.r_[True, key[1:] != key[:-1]]
+    gap = np.where(start, 0, np.diff(t, prepend=t[0]))  # a new series has no predecessor
+    coef = np.where(start, 0.0, rho[order] ** gap)
+    first = np.flatnonzero(start)
+    length = np.diff(np.r_[first, len(key)])
+    row = np.repeat(np.arange(len(first)), length)
+    step = np.arange(len(key)) - np.repeat(first, length)
+    shape = (len(first), int(length.max()))
+    coefs, innov = np.zeros(shape), np.zeros(shape)
+    coefs[row, step] = coef
+    innov[row, step] = np.sqrt(1 - coef**2) * z[order]
+    u = np.empty_like(z)
+    u[order] = _ar1_recursion(coefs, innov)[row, step]
+    return u
+
+
 def _flux(frame: pd.DataFrame, sites: pd.DataFrame, effects: pd.DataFrame, params: dict,
           z_noise: np.ndarray) -> np.ndarray:
-    """Model M1: ln|F| = (E_cs + ε_E)·x + lnR_cs + ε_R + σ_c·z; sign by flux class."""
-    cls = frame["site"].map(sites.set_index("site")["flux_class"]).to_numpy()
-    season = frame["season"].astype(str).to_numpy()
-    key = pd.MultiIndex.from_arrays([frame["site"].to_numpy(), season])
-    eff = effects.set_index(["site", "season"]).reindex(key)
-    e_cs = np.array([params["E"][c][s] for c, s in zip(cls, season)])
-    lnr_cs = np.array([params["lnR"][c][s] for c, s in zip(cls, season)])
-    sigma = np.array([params["sigma"][c] for c in cls])
-    sign = np.array([_SIGN[c] for c in cls])
+    """Model M1: ln|F| = (E_cs + ε_E)·x + lnR_cs + ε_R + σ_c·u; sign by flux class; u = z_noise
+    when the residuals are independent, else their AR(1) series."""
+    i = frame["site_index"].to_numpy()
+    c = pd.Categorical(sites["flux_class"], categories=FLUX_CLASSES).codes[i]
+    s = pd.Categorical(frame["season"].astype(str), categories=SEASONS).codes
+    by_cell = {k: np.array([[params[k][cls][sea] for sea in SEASONS] for cls in FLUX_CLASSES])
+               for k in ("E", "lnR")}
+    sigma = np.array([params["sigma"][cls] for cls in FLUX_CLASSES])[c]
+    sign = np.array([_SIGN[cls] for cls in FLUX_CLASSES])[c]
+    rho = np.array([params["ar1"][cls] for cls in FLUX_CLASSES])[c]
+    u = z_noise
+    if rho.any():
+        day = frame["date"].to_numpy().astype("datetime64[D]").astype(np.int64)
+        u = _ar1_residuals(i * len(SEASONS) + s, day, rho, z_noise)
+    effect = i * len(SEASONS) + s  # effects rows: site-major, seasons in SEASONS order
     x = arrhenius_x(frame["soil_temp_c"].to_numpy(), params["t_ref_c"])
-    log_abs = ((e_cs + eff["eps_E"].to_numpy()) * x + lnr_cs + eff["eps_R"].to_numpy()
-               + sigma * z_noise)
+    log_abs = ((by_cell["E"][c, s] + effects["eps_E"].to_numpy()[effect]) * x + by_cell["lnR"][c, s]
+               + effects["eps_R"].to_numpy()[effect] + sigma * u)
     return sign * np.exp(log_abs)

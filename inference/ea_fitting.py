@@ -22,7 +22,8 @@ from data.table import Observations, flux_class
 from models.arrhenius import ArrheniusConfig, ArrheniusData, build_model, prepare_data
 from models.arrhenius_config import TARGET_ACCEPT, add_group_columns, group_coords, group_parts
 from models.arrhenius_post import (derived_quantities, draw_site_effects, pointwise_log_likelihood,
-                                   pooled_ols, predict_ln_flux, prior_site_effects)
+                                   pooled_ols, predict_ln_flux, prior_site_effects,
+                                   residual_autocorrelation)
 from models.conventions import CI_QUANTILES, SUMMARY_STATS
 from models.conventions import EA_GATED_VARIABLES as GATED_VARIABLES  # noqa: F401  (re-exported)
 from models.conventions import EA_SAMPLED_VARIABLES as HYPER_VARIABLES
@@ -30,7 +31,7 @@ from models.summary import mean_tree_depth  # noqa: F401  (re-exported for the j
 from models.summary import posterior_summary
 
 SUMMARY_VARIABLES = ("E", "lnR", "E_site", "E_site_mean", "dE", "Q10", "fold_change_0_30",
-                     "tau_E", "tau_R", "sigma", "method_offset", "nu")
+                     "tau_E", "tau_R", "sigma", "rho", "method_offset", "nu")
 PROBABILITY_VARIABLES = ("P_dE_gt_0",)
 
 
@@ -108,7 +109,7 @@ def assemble(idata: xr.DataTree, data: ArrheniusData, config: ArrheniusConfig, *
         post = post.merge(draw_site_effects(post, data, rng))
     else:  # per-observation model: the sampler's group labels get their parts as coordinates
         post = post.assign_coords(group_coords(data.groups))
-    post = post.merge(derived_quantities(post, data))
+    post = post.merge(derived_quantities(post, data), compat="override")
     thin = post.isel(draw=slice(None, None, max(1, post.sizes["draw"] // max(1, ppc_draws))))
     ppc = xr.Dataset({"ln_flux": predict_ln_flux(thin, data, rng, _nu(thin))})
     prior, prior_pred = _prior_draws(data, config, rng, ppc_draws * 2)
@@ -142,7 +143,9 @@ def _data_groups(obs: pd.DataFrame) -> dict[str, xr.Dataset]:
              "date": obs["date"].to_numpy(), "site": obs["site"].to_numpy().astype(str),
              "obs_flux_class": obs["flux_class"].to_numpy().astype(str),
              "obs_season": obs["season"].to_numpy().astype(str),
-             "obs_group": obs["group"].to_numpy(), "method": obs["method"].to_numpy().astype(str)}
+             "obs_group": obs["group"].to_numpy(), "method": obs["method"].to_numpy().astype(str),
+             # the AR(1) link of each observation to its group's previous one (−1: none)
+             "obs_previous": obs["previous"].to_numpy(), "gap_days": obs["gap_days"].to_numpy()}
     return {"observed_data": xr.Dataset({"ln_flux": ("obs", obs["y"].to_numpy())}, coords=coords),
             "constant_data": xr.Dataset({k: ("obs", v) for k, v in const.items()}, coords=coords)}
 
@@ -156,6 +159,8 @@ def summary_table(dt: xr.DataTree, data: ArrheniusData) -> pd.DataFrame:
         if name in post:
             p = post[name].mean(("chain", "draw")).to_series().reset_index(name="mean")
             rows.append(p.assign(quantity=name))
+    auto = residual_autocorrelation(post, data).drop(columns="n_obs")
+    rows.append(auto.melt(id_vars="flux_class", var_name="quantity", value_name="mean"))
     ols = pooled_ols(data).rename(columns={"E_pooled_ols": "mean", "se": "sd"})
     z = norm.ppf(CI_QUANTILES[2])
     rows.append(ols.assign(quantity="E_pooled_ols", median=ols["mean"], ci_low=ols["mean"] - z * ols["sd"],
@@ -196,7 +201,9 @@ def result_text(summary: pd.DataFrame, synthetic: bool = False) -> str:
                 for r in rows.itertuples()] if len(rows) else []
 
     tag = " [SYNTHETIC DATA]" if synthetic else ""
-    lines = [f"Activation energy E (eV), median [95 % equal-tailed interval]{tag}"]
+    lines = [f"Activation energy E (eV), median [95 % equal-tailed interval]{tag}",
+             "  (the population E of each flux class × season, for a new site: the number to cite; "
+             "E_site_mean in ea_summary.csv averages the fitted sites only)"]
     lines += fmt(summary[summary["quantity"] == "E"], "E")
     dE = summary[summary["quantity"] == "dE"]
     if len(dE):
@@ -205,4 +212,18 @@ def result_text(summary: pd.DataFrame, synthetic: bool = False) -> str:
         for r in dE.itertuples():
             lines.append(f"  {r.flux_class:<22} {r.season:<14} {r.median:7.3f}  [{r.ci_low:6.3f}, "
                          f"{r.ci_high:6.3f}]  P = {p.loc[(r.flux_class, r.season)]:.3f}")
+    rho = summary[summary["quantity"] == "rho"]
+    if len(rho):
+        extra = summary[summary["quantity"].isin(["resid_lag1_iid", "resid_lag1_ar1", "n_eff_days"])]
+        # a class without consecutive days has no lag-1 figure (NaN rows are not kept)
+        extra = (extra.pivot_table(index="flux_class", columns="quantity", values="mean")
+                 .reindex(index=rho["flux_class"],
+                          columns=["resid_lag1_iid", "resid_lag1_ar1", "n_eff_days"]))
+        lines.append("Residual day-to-day autocorrelation ρ (AR(1)); lag-1 autocorrelation of the "
+                     "residuals without → with it; effective independent days of n")
+        for r in rho.itertuples():
+            e = extra.loc[r.flux_class]
+            lines.append(f"  {r.flux_class:<22} ρ = {r.median:5.3f} [{r.ci_low:5.3f}, {r.ci_high:5.3f}]  "
+                         f"lag-1 {e['resid_lag1_iid']:5.2f} → {e['resid_lag1_ar1']:5.2f}  "
+                         f"n_eff {e['n_eff_days']:7.0f}")
     return "\n".join(lines)

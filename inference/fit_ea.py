@@ -27,6 +27,12 @@ def add_model_arguments(p) -> None:
                    help="normal: exact marginal likelihood from sufficient statistics (calibrated, "
                         "benchmarks/sbc_runs); student: robust to outliers, per observation, less well "
                         "calibrated on small designs")
+    p.add_argument("--residuals", default=d.residuals, choices=("ar1", "iid"),
+                   help="ar1 (default): residuals of each site × class × season correlate ρ_c^Δ over Δ "
+                        "days (daily series are serially correlated); iid: independent residuals")
+    p.add_argument("--classes", default=None, metavar="A,B,...",
+                   help="flux classes to fit (default: each ecosystem's known directions; wetland "
+                        "uptake, mostly noise around small fluxes, only when named)")
     p.add_argument("--sampler", default=d.sampler, choices=SAMPLERS,
                    help="NUTS implementation (nutpie: fastest here; pymc: PyMC's own)")
     p.add_argument("--target-accept", type=float, default=d.target_accept,
@@ -58,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
 def model_options(args) -> dict:
     """The keyword options of ``add_model_arguments`` for the API (fit_ea, compare_seasons)."""
     return dict(dataset=args.dataset, flux_column=args.flux_column, per_chamber=args.per_chamber,
-                likelihood=args.likelihood, sampler=args.sampler, target_accept=args.target_accept,
+                likelihood=args.likelihood, residuals=args.residuals, classes=args.classes,
+                sampler=args.sampler, target_accept=args.target_accept,
                 t_ref_c=args.t_ref, min_obs=args.min_obs, chains=args.chains, draws=args.draws,
                 tune=args.tune, seed=args.seed)
 

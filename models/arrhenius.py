@@ -18,10 +18,16 @@ Priors (weakly informative, on the scales of the quantities):
   that a class observed at one site (e.g. Hongyuan grassland) still fits, borrowing the spread learnt
   from the data-rich wetland class.
 - σ_c ~ HalfNormal(1.5): residual sd of ln|F| per class.
+- ρ_c ~ Uniform(−1, 1): day-to-day autocorrelation of the residuals per class (``residuals="ar1"``,
+  the default): within a group, residuals Δ days apart correlate ρ_c^Δ (a daily AR(1) observed on
+  the days there are data; gaps and multi-day periods need no imputation). The interval is open at
+  0, so a class without autocorrelation is an interior point, not a boundary the sampler must
+  approach. ``residuals="iid"`` fits independent residuals.
 - Student-t option: ν ~ Gamma(2, 0.1) (Juárez & Steel 2010).
 
 Gaussian likelihood ("marginal"): the site effects are integrated out analytically from per-group
-sufficient statistics (n, Σw, Σwx, Σwy, Σwx², Σwxy, Σwy²), so the sampler only sees the
+sufficient statistics (n, Σw, Σwx, Σwy, Σwx², Σwxy, Σwy²; under AR(1) residuals also the lag-Δ
+cross-products of each group, ``ar1_statistics``), so the sampler only sees the
 hyperparameters and its cost grows with groups, not observations; the site effects are then drawn
 exactly from their Gaussian conditional posterior (models.arrhenius_post). The same posterior results
 from the per-observation model ("naive", used for benchmarks and equivalence tests).
@@ -42,7 +48,9 @@ import pytensor.tensor as pt
 from data.constants import arrhenius_x
 from data.constants import fold_change, q10  # noqa: F401  (re-exported beside the model)
 from data.errors import DataError
-from models.arrhenius_config import LIKELIHOODS, ArrheniusConfig, group_labels
+from models.arrhenius_loglik import ar1_innovations, ar1_lag_correlation
+from models.arrhenius_config import (AR1_HORIZON_DAYS, LIKELIHOODS, RESIDUALS, ArrheniusConfig,
+                                     default_class, group_labels)
 from models.arrhenius_config import Priors  # noqa: F401  (re-exported beside the model)
 
 # Groups with at least this many observations are centred in the per-observation models.
@@ -60,6 +68,10 @@ class ArrheniusData:
     methods: list[str]  # methods with an lnR offset (empty when none is identifiable)
     dropped: dict[str, int]
     skipped_classes: dict[str, str]
+    # AR(1) lag buckets: one row per group × gap (days) among consecutive observations of a group
+    # no more than AR1_HORIZON_DAYS apart, with the lag cross-products (``ar1_statistics``).
+    lags: pd.DataFrame | None = None
+    residuals: str = "iid"
 
     @property
     def coords(self) -> dict[str, list[str]]:
@@ -77,12 +89,18 @@ def prepare_data(table: pd.DataFrame, season: pd.Series, config: ArrheniusConfig
     if config.likelihood not in LIKELIHOODS:
         raise DataError(None, None, None, f"unknown likelihood '{config.likelihood}'",
                         f"use one of {', '.join(LIKELIHOODS)}")
+    if config.residuals not in RESIDUALS:
+        raise DataError(None, None, None, f"unknown residual model '{config.residuals}'",
+                        f"use one of {', '.join(RESIDUALS)}")
     dropped: dict[str, int] = {}
     df = table.assign(flux_class=flux_class.to_numpy(), season=np.asarray(season, dtype=object))
     zero = df["flux_class"].isna()
     if zero.any():
         dropped["zero flux (log undefined)"] = int(zero.sum())
     df = df.loc[~zero]
+    df, not_chosen = _choose_classes(df, config.classes, source)
+    for cls, n in not_chosen.items():
+        dropped[f"class {cls} not fitted (not a default direction; include it with classes=)"] = n
     season_order = (list(season.cat.categories) if isinstance(season.dtype, pd.CategoricalDtype)
                     else sorted(df["season"].unique()))
     seasons = [s for s in season_order if (df["season"] == s).any()]
@@ -111,7 +129,9 @@ def prepare_data(table: pd.DataFrame, season: pd.Series, config: ArrheniusConfig
     )
     keys = ["site", "flux_class", "season"]
     df["group"] = df.groupby(keys, sort=True).ngroup()
-    df = df.reset_index(drop=True)
+    # Time order within each group: the AR(1) residuals link each observation to the previous one.
+    df = df.sort_values(["group", "date"], kind="stable").reset_index(drop=True)
+    df["gap_days"], df["previous"] = _previous_in_group(df, config.residuals == "ar1", source)
 
     wx, wy = df["w"] * df["x"], df["w"] * df["y"]
     stats = pd.DataFrame({
@@ -129,8 +149,103 @@ def prepare_data(table: pd.DataFrame, season: pd.Series, config: ArrheniusConfig
     mixed = df.groupby("flux_class")["method"].nunique()
     shared = sorted(df.loc[df["flux_class"].isin(mixed[mixed > 1].index), "method"].unique())
     methods = shared[1:] if len(shared) > 1 else []
+    lags = lag_statistics(df) if config.residuals == "ar1" else None
     return ArrheniusData(obs=df, groups=groups, classes=classes, seasons=seasons, methods=methods,
-                         dropped=dropped, skipped_classes=skipped)
+                         dropped=dropped, skipped_classes=skipped, lags=lags,
+                         residuals=config.residuals)
+
+
+def _choose_classes(df: pd.DataFrame, classes, source) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Keep the requested flux classes (``None``: the default directions of each ecosystem,
+    ``models.arrhenius_config.DEFAULT_DIRECTIONS``); the row counts of the classes left out."""
+    present = sorted(df["flux_class"].dropna().unique())
+    if classes is None:
+        keep = [c for c in present if default_class(c)]
+    else:
+        unknown = [c for c in classes if c not in present]
+        if unknown:
+            raise DataError(source, None, "flux_class",
+                            f"flux class {unknown[0]} is not in the data",
+                            f"choose among {', '.join(present)}")
+        keep = list(classes)
+    counts = df["flux_class"].value_counts()
+    left_out = {c: int(counts[c]) for c in present if c not in keep}
+    return df.loc[df["flux_class"].isin(keep)], left_out
+
+
+def _previous_in_group(df: pd.DataFrame, refuse_repeats: bool = False,
+                       source=None) -> tuple[np.ndarray, np.ndarray]:
+    """Days since the group's previous observation, and that observation's row (−1 where none, or
+    where it lies more than AR1_HORIZON_DAYS back: a new independent run). Rows sorted by group
+    and date."""
+    days = df["date"].to_numpy().astype("datetime64[D]").astype("int64")
+    group = df["group"].to_numpy()
+    gap = np.zeros(len(df), dtype="int64")
+    gap[1:] = days[1:] - days[:-1]
+    linked = np.zeros(len(df), dtype=bool)
+    linked[1:] = (group[1:] == group[:-1]) & (gap[1:] >= 1) & (gap[1:] <= AR1_HORIZON_DAYS)
+    repeated = np.flatnonzero((gap[1:] == 0) & (group[1:] == group[:-1]))
+    if refuse_repeats and len(repeated):
+        i = int(repeated[0]) + 1
+        raise DataError(source, None, "date",
+                        f"two observations of site {df['site'].iloc[i]} ({df['flux_class'].iloc[i]}) "
+                        f"share the date {df['date'].iloc[i]:%Y-%m-%d}",
+                        "average replicates per site and date, enter them as separate sites, or "
+                        "fit with residuals='iid'")
+    gap = np.where(linked, gap, 0)
+    previous = np.where(linked, np.arange(len(df)) - 1, -1)
+    return gap, previous
+
+
+# The six distinct entries of a symmetric 3 × 3 cross-product matrix of z = √w·(1, x, y), in the
+# names of the group statistics (S0 = Σ w, Sx = Σ w x, …, Syy = Σ w y²).
+_PAIRS = {"0": ("1", "1"), "x": ("1", "x"), "y": ("1", "y"), "xx": ("x", "x"), "xy": ("x", "y"),
+          "yy": ("y", "y")}
+
+
+def lag_statistics(obs: pd.DataFrame) -> pd.DataFrame:
+    """One row per group × gap Δ among the linked pairs (i−1, i) of consecutive observations:
+    ``n`` pairs, Q_uv = Σ (u_i v_i + u_{i−1} v_{i−1}) and C_uv = Σ (u_i v_{i−1} + u_{i−1} v_i) for
+    u, v in z = √w·(1, x, y) (see ``ar1_statistics``)."""
+    i = np.flatnonzero(obs["previous"].to_numpy() >= 0)
+    j = obs["previous"].to_numpy()[i]
+    root_w = np.sqrt(obs["w"].to_numpy(dtype=float))
+    z = {"1": root_w, "x": root_w * obs["x"].to_numpy(), "y": root_w * obs["y"].to_numpy()}
+    cols = {"group": obs["group"].to_numpy()[i], "gap": obs["gap_days"].to_numpy()[i], "n": 1}
+    for name, (u, v) in _PAIRS.items():
+        cols["Q" + name] = z[u][i] * z[v][i] + z[u][j] * z[v][j]
+        cols["C" + name] = z[u][i] * z[v][j] + z[u][j] * z[v][i]
+    return pd.DataFrame(cols).groupby(["group", "gap"], as_index=False).sum()
+
+
+def ar1_statistics(stats: dict, lags: dict, rho, segment_sum, lib=np):
+    """Group statistics of the AR(1) likelihood, and the log-determinant term of each group.
+
+    Residuals of a group at days t_1 < … < t_n, standardised by the period weights (r̃_i = √w_i r_i),
+    follow a stationary continuous-time AR(1): corr(r̃_i, r̃_j) = ρ^|t_i − t_j|. It is Markov, so
+    with φ_i = ρ^Δ_i (Δ_i = t_i − t_{i−1}) the density factorises into r̃_1 ~ N(0, σ²) and the
+    innovations r̃_i − φ_i r̃_{i−1} ~ N(0, σ²(1 − φ_i²)). With r̃_i = z_i·β, z_i = √w_i (1, x_i, y_i)
+    and β = (−a, −b, 1), the exponent is −β'Mβ / 2σ² with
+
+        M = Σ_i z_i z_i' + Σ_pairs [φ²(z_i z_i' + z_{i−1} z_{i−1}') − φ(z_i z_{i−1}' + z_{i−1} z_i')] / (1 − φ²)
+          = S + Σ_Δ [φ_Δ² / (1 − φ_Δ²) · Q_Δ − φ_Δ / (1 − φ_Δ²) · C_Δ],
+
+    S the independent-residual statistics (ρ = 0 gives M = S) and Q_Δ, C_Δ the lag cross-products of
+    the pairs Δ days apart (``lag_statistics``). M enters the Gaussian integral over the site effects
+    exactly as S does (``group_marginal_logp``), and the determinant adds −½ Σ_Δ n_Δ log(1 − φ_Δ²).
+    The cost is one term per group × distinct gap, not per observation. Pairs farther apart than
+    AR1_HORIZON_DAYS start a new run (ρ^Δ is negligible there).
+
+    ``rho``: ρ of each lag bucket's class (any leading draw axes); ``segment_sum(values)``
+    sums the bucket axis (last) into groups. Returns (statistics, log-determinant per group).
+    """
+    phi, one_minus = ar1_lag_correlation(rho, lags["gap"], lib)
+    c_q = phi ** 2 / one_minus
+    c_c = phi / one_minus
+    out = dict(stats)
+    for name in _PAIRS:
+        out["S" + name] = stats["S" + name] + segment_sum(c_q * lags["Q" + name] - c_c * lags["C" + name])
+    return out, -0.5 * segment_sum(lags["n"] * lib.log(one_minus))
 
 
 def _require_two_sites(groups: pd.DataFrame, source) -> None:
@@ -159,6 +274,8 @@ def _hyperparameters(data: ArrheniusData, config: ArrheniusConfig):
     tau_E = pm.HalfNormal("tau_E", p.tau_E_sd, dims="season")
     tau_R = pm.HalfNormal("tau_R", p.tau_R_sd, dims="season")
     sigma = pm.HalfNormal("sigma", p.sigma_sd, dims="flux_class")
+    rho = (pm.Uniform("rho", -1.0, 1.0, dims="flux_class")
+           if data.residuals == "ar1" else None)
     g = data.groups
     c, s = _index(g["flux_class"], data.classes), _index(g["season"], data.seasons)
     mean_R = lnR[c, s]
@@ -169,7 +286,7 @@ def _hyperparameters(data: ArrheniusData, config: ArrheniusConfig):
         mean_R = mean_R + pt.concatenate([offset, pt.zeros(1)])[m]
     return {"E": E, "lnR": lnR, "tau_E": tau_E, "tau_R": tau_R, "sigma": sigma,
             "mean_E": E[c, s], "mean_R": mean_R, "tau_E_g": tau_E[s], "tau_R_g": tau_R[s],
-            "sigma_g": sigma[c]}
+            "sigma_g": sigma[c], "rho": rho}
 
 
 def group_marginal_logp(stats: dict, mean_R, mean_E, var_R, var_E, sigma):
@@ -192,9 +309,22 @@ def group_marginal_logp(stats: dict, mean_R, mean_E, var_R, var_E, sigma):
             - 0.5 * (mean_R ** 2 / var_R + mean_E ** 2 / var_E) + 0.5 * quad - 0.5 * lib.log(det))
 
 
-def _group_stats(data: ArrheniusData) -> dict[str, np.ndarray]:
-    return {k: data.groups[k].to_numpy(dtype=float)
-            for k in ("n", "S0", "Sx", "Sy", "Sxx", "Sxy", "Syy", "Slogw")}
+GROUP_STATISTICS = ("n", "S0", "Sx", "Sy", "Sxx", "Sxy", "Syy", "Slogw")
+LAG_STATISTICS = ("gap", "n", *("Q" + k for k in _PAIRS), *("C" + k for k in _PAIRS))
+
+
+def group_stats(data: ArrheniusData) -> dict[str, np.ndarray]:
+    return {k: data.groups[k].to_numpy(dtype=float) for k in GROUP_STATISTICS}
+
+
+def lag_stats(data: ArrheniusData) -> dict[str, np.ndarray]:
+    return {k: data.lags[k].to_numpy(dtype=float) for k in LAG_STATISTICS}
+
+
+def lag_class_index(data: ArrheniusData) -> np.ndarray:
+    """Flux-class position of each AR(1) lag bucket."""
+    g = data.lags["group"].to_numpy()
+    return _index(data.groups["flux_class"], data.classes)[g]
 
 
 def build_model(data: ArrheniusData, config: ArrheniusConfig) -> pm.Model:
@@ -203,9 +333,21 @@ def build_model(data: ArrheniusData, config: ArrheniusConfig) -> pm.Model:
         return _build_per_observation(data, config, student=True, centring="mixed")
     with pm.Model(coords=data.coords) as model:
         h = _hyperparameters(data, config)
-        stats = {k: pt.constant(v) for k, v in _group_stats(data).items()}
-        pm.Potential("group_loglik", group_marginal_logp(
-            stats, h["mean_R"], h["mean_E"], h["tau_R_g"] ** 2, h["tau_E_g"] ** 2, h["sigma_g"]).sum())
+        stats = {k: pt.constant(v) for k, v in group_stats(data).items()}
+        logdet = 0.0
+        if data.lags is not None and len(data.lags):
+            lags = lag_stats(data)
+            gi = pt.constant(data.lags["group"].to_numpy().astype("int64"))
+            n_groups = len(data.groups)
+
+            def segment_sum(values):
+                return pt.inc_subtensor(pt.zeros(n_groups)[gi], values)  # repeated indices add up
+
+            stats, logdet = ar1_statistics(stats, lags, h["rho"][lag_class_index(data)],
+                                           segment_sum, lib=pt)
+        pm.Potential("group_loglik", (group_marginal_logp(
+            stats, h["mean_R"], h["mean_E"], h["tau_R_g"] ** 2, h["tau_E_g"] ** 2, h["sigma_g"])
+            + logdet).sum())
     return model
 
 
@@ -236,6 +378,19 @@ def _build_per_observation(data: ArrheniusData, config: ArrheniusConfig, *, stud
                                  dims="group")
         gi = obs["group"].to_numpy()
         mu = (h["mean_E"] + eps_E)[gi] * obs["x"].to_numpy() + (h["mean_R"] + eps_R)[gi]
+        if data.residuals == "ar1":
+            sigma_i = h["sigma_g"][gi]
+            c = _index(obs["flux_class"], data.classes)
+            eta, log_jac = ar1_innovations(obs["y"].to_numpy() - mu, obs["w"].to_numpy(dtype=float),
+                                           h["rho"][c], obs["gap_days"].to_numpy(),
+                                           obs["previous"].to_numpy(), lib=pt)
+            if student:
+                nu = pm.Gamma("nu", config.priors.nu_alpha, config.priors.nu_beta)
+                dist = pm.StudentT.dist(nu=nu, mu=0.0, sigma=sigma_i)
+            else:
+                dist = pm.Normal.dist(mu=0.0, sigma=sigma_i)
+            pm.Potential("ln_flux_loglik", (pm.logp(dist, eta) + log_jac).sum())
+            return model
         sd = h["sigma_g"][gi] / np.sqrt(obs["w"].to_numpy())
         if student:
             nu = pm.Gamma("nu", config.priors.nu_alpha, config.priors.nu_beta)

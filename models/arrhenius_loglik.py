@@ -17,6 +17,51 @@ import xarray as xr
 from scipy.special import gammaln
 
 
+def ar1_lag_correlation(rho, gap, lib=np):
+    """φ = ρ^Δ and 1 − φ² for a day-to-day autocorrelation ρ ∈ (−1, 1) and integer gaps Δ ≥ 1
+    (days on one daily grid: ρ^Δ is the correlation of a daily AR(1) Δ days apart). 1 − φ² is
+    formed as −expm1(2Δ log|ρ|), accurate for φ near 0 and near ±1."""
+    odd = np.asarray(gap) % 2 == 1  # gaps are data (numpy), ρ may be a tensor
+    l_abs = gap * lib.log(lib.abs(rho))
+    phi = lib.where(odd, lib.where(rho < 0, -1.0, 1.0), 1.0) * lib.exp(l_abs)
+    return phi, -lib.expm1(2.0 * l_abs)
+
+
+def ar1_innovations(resid, w, rho, gap, previous, lib=np):
+    """Standardised AR(1) innovations of residuals ``resid`` (last axis: observations, sorted by
+    group and date) and the log-Jacobian of each observation's density.
+
+    With r̃ = √w·r and φ = ρ^Δ, an observation linked to its predecessor (``previous`` ≥ 0) has
+    η = (r̃_i − φ r̃_{i−1}) / √(1 − φ²) ~ (0, σ) and log p(y_i | y_{i−1}) = log p_σ(η) + ½ log w_i
+    − ½ log(1 − φ²); the first of a run has η = r̃_i. ``rho`` is per observation (its class).
+    """
+    linked = previous >= 0
+    prev = np.where(linked, previous, 0)
+    scaled = resid * np.sqrt(w)
+    # gap 1 is a finite stand-in where unlinked (masked here)
+    phi, one_minus = ar1_lag_correlation(rho, np.where(linked, gap, 1), lib)
+    phi, one_minus = lib.where(linked, phi, 0.0), lib.where(linked, one_minus, 1.0)
+    eta = (scaled - phi * scaled[..., prev]) / lib.sqrt(one_minus)
+    return eta, 0.5 * np.log(w) - 0.5 * lib.log(one_minus)
+
+
+def observation_log_density(y, mu, sigma, nu=None, ar1: dict | None = None) -> np.ndarray:
+    """log p(y_j | draw): Normal(mu, sigma), Student-t with ν, and under AR(1) residuals
+    (``ar1``: w, rho, gap, previous) the density of y_j given the previous observation of its
+    group (``ar1_innovations``). ``sigma`` is the sd of an observation, σ_c / √w_j."""
+    if ar1 is None:
+        z2, log_scale = ((y - mu) / sigma) ** 2, -np.log(sigma)
+    else:
+        eta, log_jac = ar1_innovations(y - mu, ar1["w"], ar1["rho"], ar1["gap"], ar1["previous"])
+        unit = sigma * np.sqrt(ar1["w"])  # σ_c: the innovations are on the daily scale
+        z2, log_scale = (eta / unit) ** 2, log_jac - np.log(unit)
+    if nu is None:
+        return -0.5 * np.log(2 * np.pi) + log_scale - 0.5 * z2
+    v = nu[:, :, None]
+    return (gammaln((v + 1) / 2) - gammaln(v / 2) - 0.5 * np.log(v * np.pi) + log_scale
+            - (v + 1) / 2 * np.log1p(z2 / v))
+
+
 def _positions(values: np.ndarray, labels) -> np.ndarray:
     return pd.Index([str(v) for v in labels]).get_indexer([str(v) for v in values])
 
@@ -46,13 +91,14 @@ def pointwise_log_likelihood(tree: xr.DataTree) -> xr.DataArray:
         return tree["log_likelihood"]["ln_flux"]
     post = tree["posterior"].to_dataset()
     mu, sigma = observation_moments(tree)
-    z2 = ((tree["observed_data"]["ln_flux"].to_numpy() - mu) / sigma) ** 2
-    if "nu" in post:
-        v = post["nu"].to_numpy()[:, :, None]
-        ll = (gammaln((v + 1) / 2) - gammaln(v / 2) - 0.5 * np.log(v * np.pi) - np.log(sigma)
-              - (v + 1) / 2 * np.log1p(z2 / v))
-    else:
-        ll = -0.5 * np.log(2 * np.pi) - np.log(sigma) - 0.5 * z2
+    const = tree["constant_data"].to_dataset()
+    ar1 = None
+    if "rho" in post and "obs_previous" in const:
+        c = _positions(const["obs_flux_class"].to_numpy(), post["flux_class"].to_numpy())
+        ar1 = {"w": const["weight"].to_numpy(), "rho": post["rho"].to_numpy()[:, :, c],
+               "gap": const["gap_days"].to_numpy(), "previous": const["obs_previous"].to_numpy()}
+    ll = observation_log_density(tree["observed_data"]["ln_flux"].to_numpy(), mu, sigma,
+                                 post["nu"].to_numpy() if "nu" in post else None, ar1)
     return xr.DataArray(ll.astype(np.float32), dims=("chain", "draw", "obs"),
                         coords={"chain": post["chain"], "draw": post["draw"],
                                 "obs": np.arange(ll.shape[-1])})

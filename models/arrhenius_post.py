@@ -10,8 +10,10 @@ import pandas as pd
 import xarray as xr
 
 from data.constants import fold_change, q10
-from models.arrhenius import ArrheniusData, _index
+from models.arrhenius import (ArrheniusData, _index, ar1_statistics, group_stats, lag_class_index,
+                              lag_stats)
 from models.arrhenius_config import group_coords
+from models.arrhenius_loglik import ar1_innovations, ar1_lag_correlation, observation_log_density
 
 # Derived temperature contrasts reported with every fit.
 Q10_RANGES_C = ((0.0, 10.0), (10.0, 20.0))
@@ -36,6 +38,29 @@ def group_means(post: xr.Dataset, data: ArrheniusData) -> dict[str, np.ndarray]:
             "sigma": post["sigma"].to_numpy()[:, :, c]}
 
 
+def effective_statistics(post: xr.Dataset, data: ArrheniusData) -> dict[str, np.ndarray]:
+    """The group statistics the site effects' conditional posterior rests on: the independent-
+    residual ones, or under AR(1) residuals those of ``models.arrhenius.ar1_statistics`` for each
+    draw of ρ ((chain, draw, group) arrays)."""
+    stats = group_stats(data)
+    if data.lags is None or not len(data.lags) or "rho" not in post:
+        return stats
+    from scipy import sparse
+
+    n_b, n_g = len(data.lags), len(data.groups)
+    onehot = sparse.csr_matrix((np.ones(n_b), (np.arange(n_b), data.lags["group"].to_numpy())),
+                               shape=(n_b, n_g))
+    rho = post["rho"].to_numpy()[:, :, lag_class_index(data)]
+    lead = rho.shape[:-1]
+
+    def segment_sum(values):
+        flat = np.broadcast_to(values, rho.shape).reshape(-1, n_b)
+        return np.asarray(onehot.T @ flat.T).T.reshape(lead + (n_g,))
+
+    out, _ = ar1_statistics(stats, lag_stats(data), rho, segment_sum)
+    return out
+
+
 def draw_site_effects(post: xr.Dataset, data: ArrheniusData, rng: np.random.Generator) -> xr.Dataset:
     """Exact draws of ε_E, ε_R from their Gaussian conditional posterior given each hyper-draw.
 
@@ -44,12 +69,13 @@ def draw_site_effects(post: xr.Dataset, data: ArrheniusData, rng: np.random.Gene
     """
     h = group_means(post, data)
     G = data.groups
+    S = effective_statistics(post, data)
     s2 = h["sigma"] ** 2
-    a11 = G["S0"].to_numpy() / s2 + 1.0 / h["var_R"]
-    a12 = G["Sx"].to_numpy() / s2
-    a22 = G["Sxx"].to_numpy() / s2 + 1.0 / h["var_E"]
-    r1 = G["Sy"].to_numpy() / s2 + h["mean_R"] / h["var_R"]
-    r2 = G["Sxy"].to_numpy() / s2 + h["mean_E"] / h["var_E"]
+    a11 = S["S0"] / s2 + 1.0 / h["var_R"]
+    a12 = S["Sx"] / s2
+    a22 = S["Sxx"] / s2 + 1.0 / h["var_E"]
+    r1 = S["Sy"] / s2 + h["mean_R"] / h["var_R"]
+    r2 = S["Sxy"] / s2 + h["mean_E"] / h["var_E"]
     det = a11 * a22 - a12 ** 2
     # Posterior mean A⁻¹ r and covariance A⁻¹ of (a, b), 2 × 2 in closed form.
     mu_a = (a22 * r1 - a12 * r2) / det
@@ -133,26 +159,50 @@ def _obs_array(values: np.ndarray, post: xr.Dataset) -> xr.DataArray:
 
 
 def pointwise_log_likelihood(post: xr.Dataset, data: ArrheniusData, nu: np.ndarray | None = None) -> xr.DataArray:
-    """log p(y_j | draw) for every observation (float32: chain × draw × obs can be large)."""
-    from scipy.special import gammaln
-
+    """log p(y_j | draw) for every observation (float32: chain × draw × obs can be large); under
+    AR(1) residuals, conditional on the group's previous observation."""
     mu, sigma = _observation_moments(post, data)
-    z2 = ((data.obs["y"].to_numpy() - mu) / sigma) ** 2
-    if nu is None:
-        ll = -0.5 * np.log(2 * np.pi) - np.log(sigma) - 0.5 * z2
-    else:
-        v = nu[:, :, None]
-        ll = (gammaln((v + 1) / 2) - gammaln(v / 2) - 0.5 * np.log(v * np.pi) - np.log(sigma)
-              - (v + 1) / 2 * np.log1p(z2 / v))
-    return _obs_array(ll, post)
+    return _obs_array(observation_log_density(data.obs["y"].to_numpy(), mu, sigma, nu,
+                                              _ar1_arguments(post, data)), post)
+
+
+def _ar1_arguments(post: xr.Dataset, data: ArrheniusData) -> dict | None:
+    """Per-observation AR(1) arguments of ``ar1_innovations`` (None for independent residuals)."""
+    if "rho" not in post:
+        return None
+    obs = data.obs
+    c = _index(obs["flux_class"], data.classes)
+    return {"w": obs["w"].to_numpy(dtype=float), "rho": post["rho"].to_numpy()[:, :, c],
+            "gap": obs["gap_days"].to_numpy(), "previous": obs["previous"].to_numpy()}
 
 
 def predict_ln_flux(post: xr.Dataset, data: ArrheniusData, rng: np.random.Generator,
                     nu: np.ndarray | None = None) -> xr.DataArray:
-    """Replicated ln|F| for every observation and draw (posterior or prior predictive)."""
+    """Replicated ln|F| for every observation and draw (posterior or prior predictive); AR(1)
+    residuals are generated forward in time within each group."""
     mu, sigma = _observation_moments(post, data)
     noise = rng.standard_normal(sigma.shape) if nu is None else rng.standard_t(nu[:, :, None], sigma.shape)
+    ar1 = _ar1_arguments(post, data)
+    if ar1 is not None:
+        noise = ar1_noise(noise, ar1["rho"], ar1["gap"], ar1["previous"])
     return _obs_array(mu + sigma * noise, post)
+
+
+def ar1_noise(innovations: np.ndarray, rho: np.ndarray, gap: np.ndarray,
+              previous: np.ndarray) -> np.ndarray:
+    """Unit-variance AR(1) residuals e_i = φ_i e_{i−1} + √(1 − φ_i²) η_i from innovations η (last
+    axis: observations sorted by group and date). Runs advance together, one position at a time."""
+    out = np.array(innovations, dtype=float)
+    linked = previous >= 0
+    # Position of each observation in its run: a run of length L takes L − 1 vectorised steps.
+    start = np.flatnonzero(~linked)
+    position = np.arange(len(previous)) - np.repeat(start, np.diff(np.append(start, len(previous))))
+    phi, one_minus = ar1_lag_correlation(rho, np.where(linked, gap, 1))
+    phi, scale = np.where(linked, phi, 0.0), np.sqrt(np.where(linked, one_minus, 1.0))
+    for k in range(1, int(position.max(initial=0)) + 1):
+        i = np.flatnonzero(position == k)
+        out[..., i] = phi[..., i] * out[..., i - 1] + scale[..., i] * out[..., i]
+    return out
 
 
 def prior_site_effects(prior: xr.Dataset, data: ArrheniusData, rng: np.random.Generator) -> xr.Dataset:
@@ -163,3 +213,78 @@ def prior_site_effects(prior: xr.Dataset, data: ArrheniusData, rng: np.random.Ge
     dims = ("chain", "draw", "group")
     return xr.Dataset({"eps_E": (dims, np.sqrt(h["var_E"]) * rng.standard_normal(shape)),
                        "eps_R": (dims, np.sqrt(h["var_R"]) * rng.standard_normal(shape))}, coords=coords)
+
+
+def lag1_autocorrelation(resid: np.ndarray, data: ArrheniusData) -> pd.Series:
+    """Per flux class, the lag-1 autocorrelation of residuals on consecutive days of a group
+    (pairs one day apart; pooled over the class's groups)."""
+    obs = data.obs
+    i = np.flatnonzero((obs["previous"].to_numpy() >= 0) & (obs["gap_days"].to_numpy() == 1))
+    j = obs["previous"].to_numpy()[i]
+    parts = pd.DataFrame({"flux_class": obs["flux_class"].to_numpy()[i], "cross": resid[i] * resid[j],
+                          "now": resid[i] ** 2, "before": resid[j] ** 2}).groupby("flux_class").sum()
+    return (parts["cross"] / np.sqrt(parts["now"] * parts["before"])).reindex(data.classes)
+
+
+def ols_residuals(data: ArrheniusData) -> np.ndarray:
+    """Residuals of a separate weighted least-squares line per group (no pooling, no AR(1))."""
+    G = data.groups
+    sxx = G["Sxx"] - G["Sx"] ** 2 / G["S0"]
+    slope = np.where(sxx > 0, (G["Sxy"] - G["Sx"] * G["Sy"] / G["S0"]) / sxx.where(sxx > 0, 1.0), 0.0)
+    intercept = (G["Sy"] - slope * G["Sx"]) / G["S0"]
+    g = data.obs["group"].to_numpy()
+    return data.obs["y"].to_numpy() - intercept.to_numpy()[g] - slope[g] * data.obs["x"].to_numpy()
+
+
+def residual_autocorrelation(post: xr.Dataset, data: ArrheniusData) -> pd.DataFrame:
+    """Per flux class: lag-1 autocorrelation of the residuals before (separate lines per group,
+    residuals taken as independent) and after the AR(1) model (its innovations at the posterior
+    mean), and the effective number of independent days, Σ over observations of 1 for the first of
+    a run and (1 − φ)/(1 + φ) for the others (the AR(1) variance-inflation factor of a mean)."""
+    before = lag1_autocorrelation(ols_residuals(data), data)
+    out = pd.DataFrame({"flux_class": data.classes, "resid_lag1_iid": before.to_numpy(),
+                        "n_obs": data.obs.groupby("flux_class").size().reindex(data.classes).to_numpy()})
+    if "rho" not in post:
+        return out
+    mean = post.mean(("chain", "draw"))
+    point = mean.expand_dims(chain=[0], draw=[0])
+    mu, _ = _observation_moments(point, data)
+    ar1 = _ar1_arguments(point, data)
+    eta, _ = ar1_innovations(data.obs["y"].to_numpy() - mu[0, 0], ar1["w"], ar1["rho"][0, 0],
+                             ar1["gap"], ar1["previous"])
+    out["resid_lag1_ar1"] = lag1_autocorrelation(eta, data).to_numpy()
+    linked = ar1["previous"] >= 0
+    phi = np.where(linked, ar1_lag_correlation(ar1["rho"][0, 0], np.where(linked, ar1["gap"], 1))[0], 0.0)
+    weight = pd.Series((1 - phi) / (1 + phi)).groupby(data.obs["flux_class"].to_numpy()).sum()
+    out["n_eff_days"] = weight.reindex(data.classes).to_numpy()
+    return out
+
+
+def new_site_group_means(post: xr.Dataset, classes: list[str], seasons: list[str],
+                         methods: list[str], obs: pd.DataFrame, rng: np.random.Generator) -> np.ndarray:
+    """Predictive draws of the mean ln|F| of one group of a site the fit did not see: new site
+    effects from N(0, τ²) per draw, residuals from the fit's σ (and AR(1) ρ) on the group's own
+    dates and temperatures. ``obs``: the group's prepared rows in time order (x, w, gap_days,
+    previous, flux_class, season, method). Returns (draws,), chains flattened."""
+    c, s = classes.index(obs["flux_class"].iloc[0]), seasons.index(obs["season"].iloc[0])
+
+    def flat(name, *index):
+        values = post[name].to_numpy()
+        return values.reshape((-1,) + values.shape[2:])[(slice(None), *index)]
+
+    mean_R = flat("lnR", c, s)
+    method = obs["method"].iloc[0]
+    if method in methods:
+        mean_R = mean_R + flat("method_offset", methods.index(method))
+    n_draws = mean_R.shape[0]
+    a = mean_R + flat("tau_R", s) * rng.standard_normal(n_draws)
+    b = flat("E", c, s) + flat("tau_E", s) * rng.standard_normal(n_draws)
+    x, w = obs["x"].to_numpy(), obs["w"].to_numpy(dtype=float)
+    noise = rng.standard_normal((n_draws, len(obs)))
+    if "rho" in post:
+        # the group's rows are contiguous: its links point inside it
+        previous = obs["previous"].to_numpy()
+        local = np.where(previous >= 0, previous - obs.index[0], -1)
+        noise = ar1_noise(noise, flat("rho", c)[:, None], obs["gap_days"].to_numpy(), local)
+    resid = flat("sigma", c)[:, None] / np.sqrt(w) * noise
+    return a + b * x.mean() + resid.mean(axis=1)

@@ -33,8 +33,8 @@ BFMI_LOW = 0.3
 
 # fit_ea: the sampled hyperparameters, and the variables the convergence gate reads (those plus
 # the site-level E).
-EA_SAMPLED_VARIABLES = ("E", "lnR", "tau_E", "tau_R", "sigma", "method_offset", "nu")
-EA_GATED_VARIABLES = ("E", "lnR", "tau_E", "tau_R", "sigma", "E_site")
+EA_SAMPLED_VARIABLES = ("E", "lnR", "tau_E", "tau_R", "sigma", "rho", "method_offset", "nu")
+EA_GATED_VARIABLES = ("E", "lnR", "tau_E", "tau_R", "sigma", "rho", "E_site")
 
 
 # ---------------------------------------------------------------- command line

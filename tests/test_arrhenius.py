@@ -116,7 +116,7 @@ def _sample(model, seed, draws=1000):
 def test_marginal_and_per_observation_posteriors_agree():
     rng = np.random.default_rng(5)
     table, season = _small_table(rng)
-    config = ArrheniusConfig(min_obs=10)
+    config = ArrheniusConfig(min_obs=10, residuals="iid")  # AR(1): tests/test_ar1.py
     data = prepare_data(table, season, config, flux_class(table))
     a = _sample(build_model(data, config), 1)["posterior"].to_dataset()
     b = _sample(build_naive_model(data, config), 2)["posterior"].to_dataset()
@@ -143,7 +143,8 @@ def test_zero_fluxes_dropped_and_small_classes_reported():
     table, season = _small_table(rng, n_sites=2, n_per=15)
     table.loc[:2, "flux"] = 0.0
     table.loc[3:5, "flux"] *= -1  # 3 uptake observations: too few for their own class
-    data = prepare_data(table, season, ArrheniusConfig(min_obs=10), flux_class(table))
+    config = ArrheniusConfig(min_obs=10, classes=("wetland_emission", "wetland_uptake"))
+    data = prepare_data(table, season, config, flux_class(table))
     assert data.dropped["zero flux (log undefined)"] == 3
     assert "wetland_uptake" in data.skipped_classes
     assert data.classes == ["wetland_emission"]

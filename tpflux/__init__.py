@@ -55,6 +55,7 @@ _install_layer_finder()
 # The public surface, imported on first use so that ``import tpflux`` stays light (and pymc-free).
 _API = {
     "fit_ea": "activation", "ActivationEnergyConfig": "activation", "ActivationEnergyFit": "activation",
+    "crossvalidate_ea": "crossvalidation", "CrossValidation": "crossvalidation",
     "fit_rr": "meta", "ResponseRatioConfig": "meta", "ResponseRatioFit": "meta",
     "project": "projection", "ProjectionConfig": "projection", "Projection": "projection",
     "budget": "carbon_budget", "BudgetRunConfig": "carbon_budget", "BudgetResult": "carbon_budget",

@@ -23,7 +23,8 @@ from data.errors import DataError
 from data.seasons import SCHEMES
 from data.table import Observations
 from data.constants import T_REF_C
-from models.arrhenius_config import LIKELIHOODS, TARGET_ACCEPT, ArrheniusConfig, Priors
+from models.arrhenius_config import (LIKELIHOODS, RESIDUALS, TARGET_ACCEPT, ArrheniusConfig,
+                                     Priors)
 from models.conventions import DEFAULT_SEED
 from tpflux.io import observations_for
 from tpflux.results import Config, Result
@@ -44,6 +45,8 @@ class ActivationEnergyConfig(Config):
     data: str | None = None
     seasons: str = "julian"
     likelihood: str = "normal"
+    residuals: str = "ar1"
+    classes: tuple[str, ...] | None = None
     sampler: str = "nutpie"
     target_accept: float = TARGET_ACCEPT
     t_ref_c: float = T_REF_C
@@ -61,6 +64,15 @@ class ActivationEnergyConfig(Config):
     def __post_init__(self):
         check_choice("seasons", self.seasons, SCHEMES)
         check_choice("likelihood", self.likelihood, LIKELIHOODS)
+        check_choice("residuals", self.residuals, RESIDUALS)
+        if self.classes is not None:
+            if isinstance(self.classes, str):
+                object.__setattr__(self, "classes", tuple(c for c in self.classes.split(",") if c))
+            object.__setattr__(self, "classes", tuple(self.classes))
+            if not self.classes or len(set(self.classes)) != len(self.classes):
+                raise DataError(None, None, "classes", f"classes {','.join(self.classes)!r} must "
+                                "name each flux class once", "e.g. classes=wetland_emission,"
+                                "grassland_uptake")
         check_choice("sampler", self.sampler, SAMPLERS)
         check_choice("flux_column", self.flux_column, ("FCH4", "FCH4_F"))
         check_range("chains", self.chains, 1, 64, integer=True)
@@ -74,7 +86,7 @@ class ActivationEnergyConfig(Config):
 
     def model_config(self) -> ArrheniusConfig:
         return ArrheniusConfig(t_ref_c=self.t_ref_c, likelihood=self.likelihood, min_obs=self.min_obs,
-                               priors=self.priors)
+                               residuals=self.residuals, classes=self.classes, priors=self.priors)
 
 
 @dataclasses.dataclass(repr=False)
@@ -162,6 +174,7 @@ class ActivationEnergyFit(Result):
 
 def fit_ea(data: str | Path | pd.DataFrame | Observations | None = None, *,
            dataset: str | None = "ch4-sites", seasons: str = "julian", likelihood: str = "normal",
+           residuals: str = "ar1", classes: tuple[str, ...] | str | None = None,
            chains: int = 4, draws: int = 1000, tune: int = 1000, seed: int = DEFAULT_SEED,
            sampler: str = "nutpie", target_accept: float = TARGET_ACCEPT, t_ref_c: float = T_REF_C,
            min_obs: int = 20, ppc_draws: int = PPC_DRAWS, save_log_likelihood: bool = False,
@@ -184,7 +197,8 @@ def fit_ea(data: str | Path | pd.DataFrame | Observations | None = None, *,
         in_memory = data is not None and path is None
         config = ActivationEnergyConfig(
             dataset=None if (path or in_memory) else dataset, data=path, seasons=seasons,
-            likelihood=likelihood, sampler=sampler, target_accept=target_accept, t_ref_c=t_ref_c,
+            likelihood=likelihood, residuals=residuals, classes=classes, sampler=sampler,
+            target_accept=target_accept, t_ref_c=t_ref_c,
             min_obs=min_obs, ppc_draws=ppc_draws, save_log_likelihood=save_log_likelihood,
             chains=chains, draws=draws, tune=tune, seed=seed,
             flux_column=flux_column, per_chamber=per_chamber, priors=priors or Priors())

@@ -118,8 +118,13 @@ class Result:
                 storage.write_datatree(run.path / name, tree)
             if self.diagnostics is not None:
                 storage.write_json(run.path / "diagnostics.json", self.diagnostics)
+            self._write_extra(run.path)
         self.path = Path(path)
         return self.path
+
+    def _write_extra(self, folder: Path) -> None:
+        """Files a job writes besides its tables and trees (figures), inside the run's staging
+        folder so that they land with the rest or not at all."""
 
     @classmethod
     def load(cls, path: str | Path) -> "Result":

@@ -124,7 +124,8 @@ class SeasonComparison(Result):
 
 def compare_seasons(data: str | Path | pd.DataFrame | Observations | None = None, *,
                     dataset: str | None = "ch4-sites", schemes=DEFAULT_SCHEMES,
-                    likelihood: str = "normal", min_obs: int = 20, chains: int = 4,
+                    likelihood: str = "normal", residuals: str = "ar1",
+                    classes: tuple[str, ...] | str | None = None, min_obs: int = 20, chains: int = 4,
                     draws: int = 1000, tune: int = 1000, seed: int = DEFAULT_SEED,
                     sampler: str = "nutpie", target_accept: float = TARGET_ACCEPT,
                     t_ref_c: float = 15.0, flux_column: str = "FCH4", per_chamber: bool = True,
@@ -146,8 +147,8 @@ def compare_seasons(data: str | Path | pd.DataFrame | Observations | None = None
         path = str(data) if isinstance(data, (str, Path)) else None
         config = SeasonComparisonConfig(
             dataset=None if data is not None else dataset, data=path, schemes=schemes,
-            likelihood=likelihood, sampler=sampler, target_accept=target_accept, t_ref_c=t_ref_c,
-            min_obs=min_obs, chains=chains, draws=draws, tune=tune, seed=seed,
+            likelihood=likelihood, residuals=residuals, classes=classes, sampler=sampler,
+            target_accept=target_accept, t_ref_c=t_ref_c, min_obs=min_obs, chains=chains, draws=draws, tune=tune, seed=seed,
             flux_column=flux_column, per_chamber=per_chamber, priors=priors or Priors())
     say = runio.progress if progress else (lambda message: None)
     _require_sampler(config.sampler)
