@@ -21,9 +21,10 @@ def pit_histogram(pit: np.ndarray, n_bins: int = 10) -> Figure:
     ax.bar(edges[:-1], counts, width=np.diff(edges), align="edge", color="tab:blue",
            edgecolor="white", label=f"held-out groups (n = {n})")
     ax.set_xlim(0, 1)
-    ax.set_xlabel("PIT: predictive probability below the observed mean ln|F| (dimensionless)")
+    ax.set_xlabel("PIT = P(predicted < observed mean ln|F|), unitless")
     ax.set_ylabel("held-out site × class × season groups")
     ax.set_title("Leave-one-site-out new-site predictions", fontsize=10)
-    ax.legend(fontsize=7, loc="upper center")
+    ax.set_ylim(0, max(counts.max(), hi) * 1.35)
+    ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
     return fig
