@@ -32,6 +32,11 @@ a day is kept when the fraction of its time steps with a *measured* flux (``FCH4
 temperature and drivers are means of the values present, and ``n_sub`` is the number of flux
 values averaged. The time step is read from the timestamps (30 or 60 min).
 
+A site's files are read one after the other and each a piece of text at a time
+(``data.chamber.iter_csv``); what is kept of a file is its per-day sums and counts, so a folder
+of half-hourly files is never held in memory at once. Days cut by a piece boundary are summed
+from both sides (means equal to the whole-file ones up to rounding).
+
 Rows dropped and counted (site-days): ``flux missing``, ``coverage below threshold`` (HH only),
 ``soil temperature missing``, ``flux implausibly large`` (|flux| > 1000 nmol m⁻² s⁻¹: single
 spikes in the published product, e.g. DE-Hte 2014-12-20 at 3318 nmol m⁻² s⁻¹ where the gap-filled
@@ -56,8 +61,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from data.chamber import (OUTPUT_COLUMNS, CsvTable, ecosystem_label, empty_table, parse_numbers,
-                          read_csv_strings)
+from data.chamber import (OUTPUT_COLUMNS, CsvTable, consume_csv, ecosystem_label, empty_table,
+                          map_text, parse_numbers, read_csv_strings)
 from data.errors import DataError
 from data.table import (ABSURD_FLUX, DATE_RANGE_FIX, Observations, check_soil_temperature,
                         count_drop, date_range_problem, dates_outside_range, validate_observations)
@@ -186,7 +191,7 @@ class _SiteLookup:
                         "pass metadata=CSV with columns ID, LAT, LON, IGBP for this site")
 
 
-# ---------------------------------------------------------------- one file → daily frame
+# ---------------------------------------------------------------- one file → daily sums
 def _numbers(t: CsvTable, column: str) -> np.ndarray:
     """FLUXNET numbers: -9999 and the product's occasional 'inf' are missing; another
     missing-value code (-999, -99999, …) is refused, never read as a value."""
@@ -195,8 +200,16 @@ def _numbers(t: CsvTable, column: str) -> np.ndarray:
                               "leave the cell empty")
 
 
+def _stamp_text(t: CsvTable, column: str) -> pd.Series:
+    """A timestamp column's cells, blanks removed."""
+    codes, stripped = map_text(t, column, lambda s: s.astype(str).str.strip())
+    return pd.Series(stripped[codes], dtype=object)
+
+
 def _parse_timestamps(t: CsvTable, column: str, fmt: str, what: str) -> pd.Series:
-    raw = t.frame[column].astype(str).str.strip()
+    """Timestamps of a piece; unreadable ones and dates the tables cannot hold are refused (a
+    repeated timestamp is looked for over the whole file, ``_FileDays.check_repeats``)."""
+    raw = _stamp_text(t, column)
     stamp = pd.to_datetime(raw, format=fmt, errors="coerce")
     # strptime would read the 7-digit 2020013 as 2020-01-03; FLUXNET stamps have fixed width
     bad = stamp.isna().to_numpy() | ~raw.str.fullmatch(r"\d{%d}" % len(what)).to_numpy(dtype=bool)
@@ -208,18 +221,7 @@ def _parse_timestamps(t: CsvTable, column: str, fmt: str, what: str) -> pd.Serie
     if outside.any():
         i = int(np.flatnonzero(outside)[0])
         raise DataError(t.path, t.line(i), column, date_range_problem(stamp.iloc[i]), DATE_RANGE_FIX)
-    dup = stamp.duplicated().to_numpy()
-    if dup.any():
-        i = int(np.flatnonzero(dup)[0])
-        raise DataError(t.path, t.line(i), column, f"timestamp {raw.iloc[i]} appears twice",
-                        "keep one row per time step")
     return stamp
-
-
-@dataclasses.dataclass
-class _SiteFile:
-    table: CsvTable
-    daily: bool
 
 
 def _needed(header: list[str], flux_column: str) -> list[str]:
@@ -231,92 +233,226 @@ def _needed(header: list[str], flux_column: str) -> list[str]:
     return [c for c in header if c in keep]
 
 
-def _first_with_data(columns: list[str], files: list[_SiteFile]) -> tuple[str | None, str | None]:
-    """The first column with any non-missing value across a site's files, and the first listed."""
-    present = [c for c in columns if any(c in f.table.header for f in files)]
+def _driver_of(header: list[str]) -> dict[str, str]:
+    """Driver fed by each column that may be chosen for one (``swc`` from the SWC profile)."""
+    roles = {c: "swc" for c in _profile_columns(header, ("SWC_F", "SWC"))}
+    for name, names in DRIVER_SOURCES.items():
+        roles.update({c: name for c in names if c in header})
+    return roles
+
+
+@dataclasses.dataclass
+class _FileDays:
+    """A site file read once, a piece at a time, kept as per-day sums and counts of every column
+    the site might use (which ones it uses is known only when all its files are read). A problem
+    found in a column is kept, and raised when the column is used, in the order in which a
+    reader holding the whole file would meet it; what the file structure refuses is raised at
+    once."""
+
+    path: Path
+    header: list[str]
+    header_line: int
+    daily: bool
+    first_line: int = 0
+    sums: pd.DataFrame | None = None  # date × column: sum of the values present
+    counts: pd.DataFrame | None = None  # date × column: number of values present
+    has_data: set[str] = dataclasses.field(default_factory=set)  # columns with a number anywhere
+    odd: dict[str, int] = dataclasses.field(default_factory=dict)  # driver values set missing
+    number_problem: dict[str, DataError] = dataclasses.field(default_factory=dict)
+    soil_problem: dict[str, DataError] = dataclasses.field(default_factory=dict)
+    stamp_problem: DataError | None = None
+    stamps: list[np.ndarray] = dataclasses.field(default_factory=list)  # start times, ns
+    lines: list[np.ndarray] = dataclasses.field(default_factory=list)
+    steps: dict[int, int] = dataclasses.field(default_factory=dict)  # end − start (s) → rows
+
+    def __post_init__(self):
+        self.roles = _driver_of(self.header)
+
+    @property
+    def stamp_column(self) -> str:
+        return "TIMESTAMP" if self.daily else "TIMESTAMP_START"
+
+    def add(self, t: CsvTable, flux_column: str) -> None:
+        """Fold one piece of rows into the daily sums."""
+        if not self.first_line:
+            self.first_line = t.line(0)
+        roles = self.roles
+        values = {}
+        for col in t.numbers:
+            if col in self.number_problem:
+                continue
+            try:
+                v = _numbers(t, col)
+            except DataError as exc:
+                self.number_problem[col] = exc
+                continue
+            ok = np.isfinite(v)
+            if ok.any():
+                self.has_data.add(col)
+            if _depth_rank(col, "TS") is not None and col not in self.soil_problem:
+                try:
+                    check_soil_temperature(pd.Series(v[ok]), t.path, col, positions=t.lines[ok] - 2)
+                except DataError as exc:
+                    self.soil_problem[col] = exc
+            if col in roles:
+                if roles[col] == "swc":
+                    v = v / 100.0  # FLUXNET SWC is volumetric percent
+                lo, hi = DRIVER_BOUNDS[roles[col]]
+                odd = (v < lo) | (v > hi)
+                self.odd[col] = self.odd.get(col, 0) + int(odd.sum())
+                v = np.where(odd, np.nan, v)
+            values[col] = v
+        if self.stamp_problem is not None:
+            return
+        try:
+            if self.daily:
+                start = _parse_timestamps(t, "TIMESTAMP", "%Y%m%d", "YYYYMMDD")
+            else:
+                start = _parse_timestamps(t, "TIMESTAMP_START", "%Y%m%d%H%M", "YYYYMMDDHHMM")
+        except DataError as exc:
+            self.stamp_problem = exc
+            return
+        start = start.astype("datetime64[ns]")
+        self.stamps.append(start.to_numpy().view(np.int64))
+        self.lines.append(t.lines)
+        if not self.daily and "TIMESTAMP_END" in self.header:
+            end = pd.to_datetime(_stamp_text(t, "TIMESTAMP_END"), format="%Y%m%d%H%M",
+                                 errors="coerce").to_numpy()
+            # in seconds: an end after 2262 is still a step
+            step = end.astype("datetime64[s]") - start.to_numpy().astype("datetime64[s]")
+            step = step[~np.isnat(step)].astype(np.int64)
+            for value, n in zip(*np.unique(step, return_counts=True)):
+                self.steps[int(value)] = self.steps.get(int(value), 0) + int(n)
+        frame = pd.DataFrame(values, index=pd.RangeIndex(len(t)))
+        day = start.dt.floor("D").to_numpy()
+        sums = frame.groupby(day, sort=True).sum()
+        counts = frame.notna().groupby(day, sort=True).sum()
+        if self.sums is None:
+            self.sums, self.counts = sums, counts
+        else:  # a day cut by the piece boundary is summed from both sides
+            self.sums = self.sums.add(sums, fill_value=0)
+            self.counts = self.counts.add(counts, fill_value=0)
+
+    def check_repeats(self) -> None:
+        stamps, lines = np.concatenate(self.stamps), np.concatenate(self.lines)
+        dup = pd.Series(stamps).duplicated().to_numpy()
+        if dup.any():
+            i = int(np.flatnonzero(dup)[0])
+            raise DataError(self.path, int(lines[i]), self.stamp_column,
+                            f"timestamp {pd.Timestamp(stamps[i]):{'%Y%m%d' if self.daily else '%Y%m%d%H%M'}}"
+                            " appears twice", "keep one row per time step")
+
+    def step_minutes(self) -> float:
+        """The time step: the median of end − start, or of the gaps between sorted starts."""
+        if "TIMESTAMP_END" in self.header:
+            values = np.array(sorted(self.steps), dtype=np.int64)
+            counts = np.array([self.steps[v] for v in values.tolist()], dtype=np.int64)
+        else:
+            gaps = np.diff(np.sort(np.concatenate(self.stamps))) // 10**9
+            values, counts = np.unique(gaps, return_counts=True)
+        n = int(counts.sum())
+        if not n:
+            return 30.0
+        cumulative = np.cumsum(counts)
+        low = values[np.searchsorted(cumulative, (n - 1) // 2, side="right")]
+        high = values[np.searchsorted(cumulative, n // 2, side="right")]
+        return (float(low) + float(high)) / 2 / 60.0
+
+
+def _read_file(path: Path, flux_column: str) -> _FileDays:
+    """One site file → ``_FileDays``, a piece of text at a time."""
+    def consume(pieces) -> _FileDays:
+        days = None
+        for t in pieces:
+            if days is None:
+                if "TIMESTAMP" in t.header:
+                    daily = True
+                elif "TIMESTAMP_START" in t.header:
+                    daily = False
+                else:
+                    raise DataError(path, t.header_line, "TIMESTAMP",
+                                    "no TIMESTAMP (daily) or TIMESTAMP_START (half-hourly) column",
+                                    "give a FLUXNET-CH4 DD or HH file")
+                days = _FileDays(path, t.header, t.header_line, daily)
+            days.add(t, flux_column)
+        return days
+
+    return consume_csv(path, consume, columns=lambda h: _needed(h, flux_column),
+                       expected=("TIMESTAMP", flux_column),
+                       numeric=lambda c: not c.startswith("TIMESTAMP"))
+
+
+def _first_with_data(columns: list[str], files: list[_FileDays]) -> tuple[str | None, str | None]:
+    """The first column with any non-missing value across a site's files, and the first listed.
+    A problem in a column looked at on the way is raised."""
+    present = [c for c in columns if any(c in f.header for f in files)]
     for c in present:
         for f in files:
-            if c in f.table.header and np.isfinite(_numbers(f.table, c)).any():
-                return c, present[0]
+            if c in f.header:
+                if c in f.number_problem:
+                    raise f.number_problem[c]
+                if c in f.has_data:
+                    return c, present[0]
     return None, (present[0] if present else None)
 
 
-def _file_days(sf: _SiteFile, flux_column: str, ts_col: str, drivers: dict[str, str | None],
+def _file_days(f: _FileDays, flux_column: str, ts_col: str, drivers: dict[str, str | None],
                min_coverage: float, dropped: dict[str, int]) -> pd.DataFrame:
-    t = sf.table
-    if flux_column not in t.header:
-        fch4 = ", ".join(c for c in t.header if c.startswith("FCH4")) or "none"
-        raise DataError(t.path, t.header_line, flux_column, f"column {flux_column} is missing "
+    """The daily table of one file, its problems raised in the order the columns are used."""
+    if flux_column not in f.header:
+        fch4 = ", ".join(c for c in f.header if c.startswith("FCH4")) or "none"
+        raise DataError(f.path, f.header_line, flux_column, f"column {flux_column} is missing "
                         f"(FCH4 columns here: {fch4})", "pass flux_column= one of the FCH4 columns")
-    values = {"flux": _numbers(t, flux_column)}
-    values["soil_temp_c"] = (_numbers(t, ts_col) if ts_col in t.header
-                             else np.full(len(t.frame), np.nan))
-    ok = np.isfinite(values["soil_temp_c"])
-    check_soil_temperature(pd.Series(values["soil_temp_c"][ok]), t.path, ts_col,
-                           positions=t.lines[ok] - 2)
+    used = [flux_column, ts_col, *(c for c in drivers.values() if c is not None)]
+    for col in used:
+        if col in f.header and col in f.number_problem:
+            raise f.number_problem[col]
+        if col == ts_col and col in f.soil_problem:
+            raise f.soil_problem[col]
     for name, col in drivers.items():
-        v = (_numbers(t, col) if col is not None and col in t.header
-             else np.full(len(t.frame), np.nan))
-        if name == "swc":
-            v = v / 100.0  # FLUXNET SWC is volumetric percent
-        lo, hi = DRIVER_BOUNDS[name]
-        odd = (v < lo) | (v > hi)
-        count_drop(dropped, f"{name} implausible (set missing)", int(odd.sum()))
-        values[name] = np.where(odd, np.nan, v)
-    frame = pd.DataFrame(values)
+        if col is not None and col in f.header:
+            count_drop(dropped, f"{name} implausible (set missing)", f.odd.get(col, 0))
+    if f.stamp_problem is not None:
+        raise f.stamp_problem
+    f.check_repeats()
 
-    if sf.daily:
-        frame["date"] = _parse_timestamps(t, "TIMESTAMP", "%Y%m%d", "YYYYMMDD").to_numpy()
-        frame["n_sub"] = 1
-        count_drop(dropped, "flux missing", int(frame["flux"].isna().sum()))
-        return frame.dropna(subset=["flux"])
+    def mean(col: str | None) -> pd.Series:
+        if col is None or col not in f.sums.columns:
+            return pd.Series(np.nan, index=f.sums.index)
+        return (f.sums[col] / f.counts[col]).where(f.counts[col] > 0)
 
-    start = _parse_timestamps(t, "TIMESTAMP_START", "%Y%m%d%H%M", "YYYYMMDDHHMM")
-    if "TIMESTAMP_END" in t.header:
-        end = pd.to_datetime(t.frame["TIMESTAMP_END"].astype(str).str.strip(), format="%Y%m%d%H%M",
-                             errors="coerce")
-        steps = (end - start).dropna()
-    else:
-        steps = start.sort_values().diff().dropna()
-    step_min = float(steps.median().total_seconds() / 60.0) if len(steps) else 30.0
+    days = pd.DataFrame({"flux": mean(flux_column), "soil_temp_c": mean(ts_col),
+                         **{name: mean(col) for name, col in drivers.items()}})
+    days["n_sub"] = f.counts[flux_column].astype(int)
+    days.index.name = "date"
+    if f.daily:
+        days["n_sub"] = 1
+        missing = days["flux"].isna()
+        count_drop(dropped, "flux missing", int(missing.sum()))
+        return days.loc[~missing].reset_index()
+
+    step_min = f.step_minutes()
     if not step_min > 0 or 1440 % step_min:
-        raise DataError(t.path, t.line(0), "TIMESTAMP_START", f"time step of {step_min:g} min does "
-                        "not divide a day", "give half-hourly or hourly rows")
-    per_day = 1440.0 / step_min
-    measured = (_numbers(t, MEASURED_FLUX)
-                if MEASURED_FLUX in t.header else frame["flux"].to_numpy())
-    frame["_measured"] = np.isfinite(measured)
-    frame["date"] = start.dt.floor("D").to_numpy()
-    grouped = frame.groupby("date", sort=True)
-    days = grouped.mean(numeric_only=True).drop(columns="_measured")
-    days["n_sub"] = grouped["flux"].count()
-    coverage = grouped["_measured"].sum() / per_day
+        raise DataError(f.path, f.first_line, "TIMESTAMP_START", f"time step of {step_min:g} min "
+                        "does not divide a day", "give half-hourly or hourly rows")
+    if MEASURED_FLUX in f.header and MEASURED_FLUX in f.number_problem:
+        raise f.number_problem[MEASURED_FLUX]
+    measured = MEASURED_FLUX if MEASURED_FLUX in f.header else flux_column
+    coverage = f.counts[measured] / (1440.0 / step_min)
     none = days["n_sub"].eq(0) & coverage.eq(0)
     low = ~none & (coverage < min_coverage)
     count_drop(dropped, "flux missing", int(none.sum()))
     count_drop(dropped, "coverage below threshold", int(low.sum()))
-    days = days.loc[~none & ~low & days["n_sub"].gt(0)]
-    return days.reset_index()
+    return days.loc[~none & ~low & days["n_sub"].gt(0)].reset_index()
 
 
 def _read_site(site: str, files: list[Path], *, flux_column: str, min_coverage: float,
                lookup: _SiteLookup, dropped: dict[str, int],
                skipped: dict[str, str]) -> pd.DataFrame | None:
-    tables = []
-    for f in files:
-        t = read_csv_strings(f, columns=lambda h: _needed(h, flux_column),
-                             expected=("TIMESTAMP", flux_column))
-        if "TIMESTAMP" in t.header:
-            daily = True
-        elif "TIMESTAMP_START" in t.header:
-            daily = False
-        else:
-            raise DataError(f, t.header_line, "TIMESTAMP",
-                            "no TIMESTAMP (daily) or TIMESTAMP_START (half-hourly) column",
-                            "give a FLUXNET-CH4 DD or HH file")
-        tables.append(_SiteFile(t, daily))
-    headers = sorted({c for sf in tables for c in sf.table.header})
-    ts_col, shallowest = _first_with_data(_profile_columns(headers, ("TS",)), tables)
+    # file by file: only one file's text is held at a time, the rest is daily sums
+    read = [_read_file(f, flux_column) for f in files]
+    headers = sorted({c for f in read for c in f.header})
+    ts_col, shallowest = _first_with_data(_profile_columns(headers, ("TS",)), read)
     if ts_col is None:
         skipped[site] = ("no soil temperature column" if shallowest is None
                          else f"soil temperature columns ({shallowest}…) hold no data")
@@ -325,11 +461,11 @@ def _read_site(site: str, files: list[Path], *, flux_column: str, min_coverage: 
         warnings.warn(f"{site}: {shallowest} holds no data; soil temperature taken from {ts_col}",
                       UserWarning, stacklevel=3)
     drivers: dict[str, str | None] = {}
-    drivers["swc"] = _first_with_data(_profile_columns(headers, ("SWC_F", "SWC")), tables)[0]
+    drivers["swc"] = _first_with_data(_profile_columns(headers, ("SWC_F", "SWC")), read)[0]
     for name, names in DRIVER_SOURCES.items():
-        drivers[name] = _first_with_data([c for c in names if c in headers], tables)[0]
+        drivers[name] = _first_with_data([c for c in names if c in headers], read)[0]
 
-    parts = [_file_days(sf, flux_column, ts_col, drivers, min_coverage, dropped) for sf in tables]
+    parts = [_file_days(f, flux_column, ts_col, drivers, min_coverage, dropped) for f in read]
     days = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
     if len(parts) > 1:
         dup = days.duplicated("date")

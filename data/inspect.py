@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 
+import numpy as np
 import pandas as pd
 
 from data.errors import DataError
@@ -30,8 +31,7 @@ def describe(obs: Observations, dataset: str, scheme: str = "julian") -> dict:
     sites["first"] = sites["first"].dt.strftime("%Y-%m-%d")
     sites["last"] = sites["last"].dt.strftime("%Y-%m-%d")
     classes = flux_class(t).fillna("zero_flux")
-    seasons = assign_seasons(t, scheme)
-    counts = pd.crosstab(classes, seasons)
+    counts = _class_season_counts(classes, assign_seasons(t, scheme))
     return {
         "dataset": dataset,
         "synthetic": obs.synthetic,
@@ -42,6 +42,18 @@ def describe(obs: Observations, dataset: str, scheme: str = "julian") -> dict:
         "season_scheme": scheme,
         "class_season_rows": {c: {s: int(n) for s, n in row.items()} for c, row in counts.iterrows()},
     }
+
+
+def _class_season_counts(classes: pd.Series, seasons: pd.Series) -> pd.DataFrame:
+    """Rows per class × season, as ``pd.crosstab`` tabulates them (classes sorted, seasons in
+    their order, seasons without rows left out), counted on integer codes: a crosstab of a
+    file-sized table builds several file-sized intermediates."""
+    class_code, names = pd.factorize(classes, sort=True)
+    labels = seasons.cat.categories
+    counts = np.bincount(class_code * len(labels) + seasons.cat.codes.to_numpy(),
+                         minlength=len(names) * len(labels)).reshape(len(names), len(labels))
+    table = pd.DataFrame(counts, index=pd.Index(names, name=classes.name), columns=labels)
+    return table.loc[:, counts.sum(axis=0) > 0]
 
 
 def render_text(info: dict) -> str:

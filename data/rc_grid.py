@@ -5,6 +5,9 @@ jinshijian/SoilRespirationPartitioning @c0072c04): 720 × 360 cells, variables s
 (lon, lat) with latitude descending; it is returned as a CF-style (lat, lon) Dataset with ascending
 coordinates and a ``cell_area`` (m², on the sphere of ``data.constants.EARTH_RADIUS_M``). Land cells are those with
 all covariates present (47,694 cells, 55.25 °S – 82.25 °N: no Antarctica, no Greenland ice).
+The file's declared ``_FillValue`` (−9999) is missing; a missing-value code it does not declare
+(−999, −9999, …: ``data.table.FILL_CODES``, in single or double precision) is refused, never read
+as a covariate.
 
 ``srdb_rs_sites`` selects the SRDB-V5 records for upscaling annual soil respiration (g C m⁻² yr⁻¹)
 and ``attach_covariates`` gives each the covariates of its grid cell, counting what is dropped.
@@ -20,6 +23,7 @@ import xarray as xr
 
 from data.errors import DataError
 from data.grid import band_areas
+from data.table import fill_code_problem, is_fill_code
 
 GRID_FILE = "global_Rt_contribution_to_Rs2.nc"
 
@@ -45,6 +49,18 @@ def _attr_text(value) -> str:
         return text.encode("utf-8", "surrogateescape").decode("utf-8")
     except UnicodeError:
         return text
+
+
+def _refuse_fill_codes(values: np.ndarray, lat: np.ndarray, lon: np.ndarray, path: Path,
+                       name: str) -> None:
+    """A missing-value code the file does not declare as ``_FillValue`` (decoded to NaN on
+    opening) is still a number here; read as data it would be a −9999 °C cell."""
+    fill = is_fill_code(values)
+    if fill.any():
+        i, j = np.argwhere(fill)[0]
+        raise DataError(path, None, name, f"{fill_code_problem(values[i, j])} at lat {lat[i]:g}, "
+                        f"lon {lon[j]:g}", "declare it as the variable's _FillValue (or "
+                        "missing_value) attribute, or write NaN")
 
 
 def read_rc_grid(path: str | Path | None = None) -> xr.Dataset:
@@ -78,12 +94,14 @@ def read_rc_grid(path: str | Path | None = None) -> xr.Dataset:
         for name in (*GRID_COVARIATES, *(v for v in ("RC", "SD_RC") if v in raw)):
             da = raw[name]
             dims = da.dims
-            values = da.values.astype(float)
+            values = da.values
             if dims == ("lon", "lat"):
                 values = values.T
             elif dims != ("lat", "lon"):
                 raise DataError(path, None, name, f"dimensions {dims} are not (lat, lon)",
                                 "store covariates on the lat × lon grid")
+            _refuse_fill_codes(values, lat, lon, path, name)
+            values = values.astype(float)
             data[name] = (("lat", "lon"), values, {"units": GRID_COVARIATES.get(name, "1"),
                                                    "long_name": da.attrs.get("long_name", name)})
     ds = xr.Dataset(data, coords={"lat": ("lat", lat, {"units": "degrees_north"}),

@@ -47,7 +47,13 @@ DATE_MAX = pd.Timestamp.max.floor("D")
 
 
 def is_fill_code(values) -> np.ndarray:
-    """Boolean mask of the values equal to one of ``FILL_CODES``."""
+    """Boolean mask of the values equal to one of ``FILL_CODES``.
+
+    Single-precision values are compared in single precision: a float32 −999.9 is
+    −999.90002 once widened, and would otherwise pass as a measurement.
+    """
+    if getattr(values, "dtype", None) == np.float32:
+        return np.isin(np.asarray(values), np.asarray(FILL_CODES, dtype=np.float32))
     return np.isin(np.asarray(values, dtype=float), FILL_CODES)
 
 
@@ -58,16 +64,17 @@ def fill_code_problem(value: float) -> str:
 def dates_outside_range(dates, days=None) -> np.ndarray:
     """Boolean mask of dates (any datetime64 unit) before ``DATE_MIN`` or whose period (``days``
     long, default 1) ends after ``DATE_MAX``; missing dates are not flagged."""
-    stamp = pd.to_datetime(pd.Series(np.asarray(dates)), errors="coerce")
-    values = stamp.to_numpy()
-    ok = ~pd.isna(values)
-    last = np.asarray(values, dtype="datetime64[s]")
-    if days is not None:
-        extra = np.maximum(np.asarray(days, dtype=np.int64) - 1, 0)
-        last = last + extra.astype("timedelta64[D]")
-    first = np.asarray(values, dtype="datetime64[s]")
+    values = np.asarray(dates)
+    if values.dtype.kind != "M":
+        values = pd.to_datetime(pd.Series(values), errors="coerce").to_numpy()
+    # in seconds, so that a period ending after 2262 does not overflow nanoseconds
+    first = values.astype("datetime64[s]")
     lo, hi = np.datetime64(DATE_MIN.to_datetime64(), "s"), np.datetime64(DATE_MAX.to_datetime64(), "s")
-    return ok & ((first < lo) | (last > hi))
+    outside = first < lo  # NaT compares False: missing dates are not flagged
+    if days is None:
+        return outside | (first > hi)
+    extra = np.maximum(np.asarray(days, dtype=np.int64) - 1, 0).astype("timedelta64[D]")
+    return outside | (first + extra > hi)
 
 
 def date_range_problem(value) -> str:
@@ -128,6 +135,15 @@ def check_soil_temperature(values: pd.Series, file: str | Path, column: str,
                         "check the unit and the missing-value code of this column")
 
 
+def _numeric(values: pd.Series, dtype: type, fill: float | None = None) -> pd.Series:
+    """``values`` as numbers of ``dtype`` (not a number → NaN → ``fill``); a column that already
+    has the dtype is returned as it is, not copied."""
+    if values.dtype == np.dtype(dtype):
+        return values
+    number = pd.to_numeric(values, errors="coerce")
+    return (number if fill is None else number.fillna(fill)).astype(dtype)
+
+
 def validate_observations(table: pd.DataFrame, source: str | Path = "<table>") -> pd.DataFrame:
     """Check the canonical columns, types and invariants; return the table with canonical dtypes.
 
@@ -137,7 +153,9 @@ def validate_observations(table: pd.DataFrame, source: str | Path = "<table>") -
     if missing:
         raise DataError(source, 1, missing[0], f"required column '{missing[0]}' is missing",
                         f"provide columns {', '.join(REQUIRED)}")
-    out = table.copy()
+    # a shallow copy: every column changed below is replaced, the caller's table is untouched
+    # (a deep copy of a file-sized table would double the memory of a reader)
+    out = table.copy(deep=False)
     out["site"] = out["site"].astype(str)
     try:
         date = pd.to_datetime(out["date"])
@@ -151,7 +169,7 @@ def validate_observations(table: pd.DataFrame, source: str | Path = "<table>") -
         raise DataError(source, file_row(i), "date", date_range_problem(date.iloc[i]), DATE_RANGE_FIX)
     out["date"] = date.astype("datetime64[ns]")
     for col in ("flux", "soil_temp_c", "latitude", "longitude"):
-        out[col] = pd.to_numeric(out[col], errors="coerce").astype(float)
+        out[col] = _numeric(out[col], float)
     for col in ("flux", "soil_temp_c"):
         bad = np.flatnonzero(~np.isfinite(out[col].to_numpy()))
         if bad.size:
@@ -164,28 +182,53 @@ def validate_observations(table: pd.DataFrame, source: str | Path = "<table>") -
         raise DataError(source, file_row(i), "flux",
                         f"|flux| = {out['flux'].iloc[i]:g} nmol m-2 s-1 is implausibly large",
                         "check the flux unit (the table expects nmol CH4 m-2 s-1)")
-    out["days"] = pd.to_numeric(out["days"], errors="coerce").fillna(1).astype(int)
+    out["days"] = _numeric(out["days"], int, fill=1)
     if (out["days"] < 1).any():
         i = int(np.flatnonzero(out["days"].to_numpy() < 1)[0])
         raise DataError(source, file_row(i), "days", "period length must be ≥ 1 day",
                         "give the number of days the flux value averages")
-    out["n_sub"] = pd.to_numeric(out["n_sub"], errors="coerce").fillna(1).astype(int)
+    out["n_sub"] = _numeric(out["n_sub"], int, fill=1)
     unknown = ~out["method"].isin(METHODS)
     if unknown.any():
         i = int(np.flatnonzero(unknown.to_numpy())[0])
         raise DataError(source, file_row(i), "method", f"unknown method '{out['method'].iloc[i]}'",
                         f"use one of {', '.join(METHODS)}")
-    dup = out.duplicated(["site", "date"], keep="first")
-    if dup.any():
-        i = int(np.flatnonzero(dup.to_numpy())[0])
+    # Sites as codes in name order, so that sorting and the duplicate test compare integers. The
+    # sort is stable: in a run of equal site-dates the first row comes first, the rest repeat it.
+    site_code = pd.factorize(out["site"], sort=True)[0]
+    stamp = out["date"].to_numpy().view(np.int64)
+    step_site, step_date = np.diff(site_code), np.diff(stamp)
+    if ((step_site > 0) | ((step_site == 0) & (step_date >= 0))).all():
+        order = None  # already in site-date order (a reader's usual output): nothing to move
+        repeat = (step_site == 0) & (step_date == 0)
+    else:
+        order = np.lexsort((stamp, site_code))
+        repeat = (site_code[order[1:]] == site_code[order[:-1]]) & (stamp[order[1:]] == stamp[order[:-1]])
+    del step_site, step_date
+    if repeat.any():
+        later = np.flatnonzero(repeat) + 1
+        i = int(later.min() if order is None else order[later].min())
         raise DataError(source, file_row(i), "date",
                         f"duplicate site-date {out['site'].iloc[i]} {out['date'].iloc[i]:%Y-%m-%d}",
                         "keep one row per site and date (average repeated measurements first)")
-    return out.sort_values(["site", "date"], kind="stable").reset_index(drop=True)
+    return (out if order is None else out.take(order)).reset_index(drop=True)
 
 
 def flux_class(table: pd.DataFrame) -> pd.Series:
     """Flux class = ecosystem × sign: ``wetland_emission``, ``grassland_uptake``, …; zero → NA."""
+    # Labelled once per distinct ecosystem × sign (uptake, zero, emission, missing) and spread
+    # over the rows: a label string per row costs more than the rest of a large table.
+    sign = np.sign(table["flux"].to_numpy(dtype=float))
+    state = np.where(np.isnan(sign), 3, sign + 1).astype(np.int64)
+    eco_code, ecosystems = pd.factorize(table["ecosystem"], use_na_sentinel=False)
+    pair_code, pairs = pd.factorize(eco_code.astype(np.int64) * 4 + state)
+    distinct = pd.DataFrame({"ecosystem": ecosystems.take(pairs // 4),
+                             "flux": np.array([-1.0, 0.0, 1.0, np.nan])[pairs % 4]})
+    labels = _flux_class_rows(distinct)
+    return pd.Series(labels.array.take(pair_code), index=table.index, name=labels.name)
+
+
+def _flux_class_rows(table: pd.DataFrame) -> pd.Series:
     sign = np.sign(table["flux"].to_numpy())
     label = np.where(sign > 0, "emission", np.where(sign < 0, "uptake", ""))
     cls = table["ecosystem"].astype(str).str.cat(pd.Series(label, index=table.index), sep="_")

@@ -236,6 +236,13 @@ class RRData:
     s2_typical: np.ndarray  # per level
 
 
+def _group_labels(keys: list[tuple[str, ...]]) -> list[str]:
+    """Coordinate labels of site groups: ``study/site`` (``study/site|level``), or, where two
+    groups would read the same because a name holds '/' or '|', the key tuples written out."""
+    joined = ["/".join(k[:2]) + "".join(f"|{x}" for x in k[2:]) for k in keys]
+    return joined if len(set(joined)) == len(joined) else [repr(k) for k in keys]
+
+
 def prepare(effects: Effects, spec: RRSpec) -> RRData:
     """Index the experiments by level, study and site; refuse what the model cannot use."""
     t = effects.table
@@ -266,9 +273,14 @@ def prepare(effects: Effects, spec: RRSpec) -> RRData:
         levels = present
     level_idx = pd.Categorical(labels, categories=levels).codes.astype(int)
     study = t["study"].astype(str)
-    site = study + "/" + t["site"].astype(str)  # sites are nested in studies
+    # Sites are nested in studies: a site group is the pair (study, site), grouped on the two
+    # keys, never on a joined string ("A/B" + "C" and "A" + "B/C" are different sites).
+    keys = pd.DataFrame({"study": study, "site": t["site"].astype(str)})
     if spec.tau_by_level:
-        site = site + "|" + labels
+        keys["level"] = labels
+    grouped = keys.groupby(list(keys.columns), sort=True, dropna=False)
+    site_idx = grouped.ngroup().to_numpy(dtype=int)
+    sites = _group_labels(list(grouped.size().index))
     studies = sorted(study.unique())
     if len(studies) < 2:
         raise DataError(effects.source, None, "study",
@@ -277,8 +289,6 @@ def prepare(effects: Effects, spec: RRSpec) -> RRData:
                         "pool at least two studies (one experiment's response ratio is its own "
                         "estimate, with its own standard error)")
     study_idx = pd.Categorical(study, categories=studies).codes.astype(int)
-    sites = sorted(site.unique())
-    site_idx = pd.Categorical(site, categories=sites).codes.astype(int)
     site_level_idx = np.zeros(len(sites), dtype=int)
     site_level_idx[site_idx] = level_idx
     warming, ref = None, None

@@ -47,7 +47,12 @@ from models.summary import gate_failures
 from reports import diagnostic_figures, ea_figures, html, methods, tables
 from reports.load import Run, load_run
 
-FIGURE_DPI = 150
+# PNG resolution: sharp in the HTML page and in print at the figures' sizes; the PDFs are vector.
+FIGURE_DPI = 120
+# zlib's fastest level: the default (6) takes longer than drawing some figures for files 5–10 % smaller.
+PNG_OPTIONS = {"compress_level": 1}
+# Draws per chain shown in rank and trace plots (evenly thinned): more add drawing time, not information.
+PLOT_MAX_DRAWS = 250
 # What a report consists of inside RUN_DIR; report.html is moved in last (see ``install``).
 REPORT_ENTRIES = ("figures", "tables", "methods.md", "methods.tex", "report.html")
 STAGING_PREFIX = ".report."
@@ -88,16 +93,32 @@ class Report:
         self.figures.append(html.FigureItem(name, title, caption, png,
                                             (f"figures/{png.name}", f"figures/{pdf.name}")))
 
+    def add_figures(self, batch: str, specs: list[tuple]) -> None:
+        """``add_figure`` for each (name, title, caption, make), announced as one batch: a progress
+        line, and a bar while it draws when stderr is a terminal."""
+        progress(f"{self.run.path}: figures: {batch} ({len(specs)})")
+        bar = sys.stderr.isatty()
+        for k, spec in enumerate(specs):
+            if bar:
+                done = "#" * k + "-" * (len(specs) - k)
+                print(f"\r  [{done}] {spec[0]:<30}", end="", file=sys.stderr, flush=True)
+            self.add_figure(*spec)
+        if bar:
+            print(f"\r  [{'#' * len(specs)}] {'':<30}", file=sys.stderr, flush=True)
+
 
 # ---------------------------------------------------------------- saving
 def save_figure(fig: Figure, folder: Path, name: str) -> tuple[Path, Path]:
     """figures/NAME.png and NAME.pdf, each written atomically; a pyplot-managed figure is closed."""
     folder = Path(folder)
     try:
-        # The figures use constrained layout: no second draw for a "tight" bounding box.
-        return tuple(storage.save_figure(fig, folder / f"{name}.{ext}", dpi=FIGURE_DPI) for ext in ("png", "pdf"))
+        # No "tight" bounding box (a second draw); a layout engine (constrained) is solved in the
+        # PNG's draw and its result kept for the PDF: solving it again costs as much as a draw.
+        png = storage.save_figure(fig, folder / f"{name}.png", dpi=FIGURE_DPI, pil_kwargs=PNG_OPTIONS)
+        fig.set_layout_engine("none")
+        return png, storage.save_figure(fig, folder / f"{name}.pdf", dpi=FIGURE_DPI)
     finally:
-        if fig.canvas.manager is not None:  # made through pyplot (ArviZ's figures): release it
+        if fig.canvas.manager is not None:  # made through pyplot (another module's figure): release it
             import matplotlib.pyplot as plt
 
             plt.close(fig)
@@ -118,44 +139,13 @@ def build_ea(rep: Report) -> Report:
     run = rep.run
     tree = run.tree
     progress(f"{run.path}: tables")
-    rep.tables = tables.ea_tables(tree)
     rep.convergence = tables.convergence_summary(tree, EA_GATED_VARIABLES)
+    rep.tables = tables.ea_tables(tree, rep.convergence)
     _check_against_saved_summary(rep)
 
-    ci = conventions.CI_LABEL
-    progress(f"{run.path}: figures")
-    rep.add_figure("temperature_response", "CH₄ flux vs soil temperature",
-                   f"Observations (grey) per flux class × season with the posterior median (line) and {ci} "
-                   "(band, pointwise) of the class × season curve F = ±exp(lnR + δ + E·x), x = 1/(kT_C) − "
-                   "1/(kT), for the measurement method most of the cell's observations use. The curve is "
-                   "the typical site (a geometric mean), so it lies below the arithmetic mean of skewed data.",
-                   lambda: ea_figures.temperature_response(tree))
-    rep.add_figure("arrhenius", "Arrhenius plot",
-                   "ln|F| against 1/kT (top axis: soil temperature). Coloured points and lines: sites "
-                   "(posterior median line of each site's intercept and E over its temperature range); black: "
-                   f"the class × season line with its {ci}. A steeper fall to the right means a larger E.",
-                   lambda: ea_figures.arrhenius_plot(tree))
-    site, act = rep.table("site_activation_energy"), rep.table("activation_energy")
-    if site is not None:
-        pooled = act.data[act.data["quantity"] == "E"]
-        rep.add_figure("activation_energy_forest", "Forest plot of E per site × season and pooled",
-                       f"Posterior median and {ci} of E per site × season (points, lines) and of the "
-                       "class × season E (diamonds) — the numbers of tables site_activation_energy and "
-                       "activation_energy.",
-                       lambda: ea_figures.activation_energy_forest(site.data, pooled, run.synthetic))
-    rep.add_figure("season_difference", "Posterior of ΔE",
-                   f"Posterior density of ΔE per flux class with its {ci} (shaded) and median; the dashed "
-                   "line marks ΔE = 0 and P(ΔE > 0) is the share of draws above it.",
-                   lambda: ea_figures.season_difference(tree))
+    _result_figures(rep)
     _diagnostic_figures(rep, EA_SAMPLED_VARIABLES)
-    rep.add_figure("posterior_predictive", "Posterior predictive check",
-                   "Density of ln|F| replicated from posterior draws (blue, one line per draw) over the observed "
-                   "density (black), per flux class × season.",
-                   lambda: diagnostic_figures.predictive_plot(tree, "posterior_predictive"))
-    rep.add_figure("prior_predictive", "Prior predictive check",
-                   "Density of ln|F| simulated from the priors alone (one line per draw): the priors should "
-                   "cover, loosely, the range of the observed data (black).",
-                   lambda: diagnostic_figures.predictive_plot(tree, "prior_predictive", show_observed=True))
+    _predictive_figures(rep)
     rep.methods = methods.ea_methods(run, rep.convergence)
     sens = rep.table("prior_sensitivity")
     _add_barg(rep, sens.data if sens is not None else None)
@@ -183,22 +173,90 @@ def _check_against_saved_summary(rep: Report) -> None:
         rep.notes.append("The recomputed E intervals equal those in the run's ea_summary.csv.")
 
 
+def _result_figures(rep: Report) -> None:
+    run, tree, ci = rep.run, rep.run.tree, conventions.CI_LABEL
+    specs = [
+        ("temperature_response", "CH₄ flux vs soil temperature",
+         f"Observations (grey) per flux class × season with the posterior median (line) and {ci} "
+         "(band, pointwise) of the class × season curve F = ±exp(lnR + δ + E·x), x = 1/(kT_C) − "
+         "1/(kT), for the measurement method most of the cell's observations use. The curve is "
+         "the typical site (a geometric mean), so it lies below the arithmetic mean of skewed data.",
+         lambda: ea_figures.temperature_response(tree)),
+        ("arrhenius", "Arrhenius plot",
+         "ln|F| against 1/kT (top axis: soil temperature). Coloured points and lines: sites "
+         "(posterior median line of each site's intercept and E over its temperature range); black: "
+         f"the class × season line with its {ci}. A steeper fall to the right means a larger E.",
+         lambda: ea_figures.arrhenius_plot(tree)),
+    ]
+    site, act = rep.table("site_activation_energy"), rep.table("activation_energy")
+    if site is not None:
+        pooled = act.data[act.data["quantity"] == "E"]
+        specs.append(("activation_energy_forest", "Forest plot of E per site × season and pooled",
+                      f"Posterior median and {ci} of E per site × season (points, lines) and of the "
+                      "class × season E (diamonds) — the numbers of tables site_activation_energy and "
+                      "activation_energy.",
+                      lambda: ea_figures.activation_energy_forest(site.data, pooled, run.synthetic)))
+    specs.append(("season_difference", "Posterior of ΔE",
+                  f"Posterior density of ΔE per flux class with its {ci} (shaded) and median; the dashed "
+                  "line marks ΔE = 0 and P(ΔE > 0) is the share of draws above it.",
+                  lambda: ea_figures.season_difference(tree)))
+    rep.add_figures("results", specs)
+
+
+def _thinning_note(tree, step: int) -> str:
+    """The caption sentence of a figure drawn from thinned draws ("" when it has them all)."""
+    if step == 1:
+        return ""
+    post = tree["posterior"]
+    kept = len(range(0, post.sizes["draw"], step))
+    return (f" Drawn from one draw in {step} ({kept} of {post.sizes['draw']} per chain, evenly spaced); "
+            "the tables and convergence numbers use every draw.")
+
+
 def _diagnostic_figures(rep: Report, preferred) -> None:
     tree = rep.run.tree
     names = diagnostic_figures.default_var_names(tree, preferred)
     if not names:
         return
-    rep.add_figure("rank", "Rank plots",
-                   "Fractional-rank ECDF difference per chain with its simultaneous band: chains that mix "
-                   "well give flat curves inside the band (Säilynoja et al. 2022).",
-                   lambda: diagnostic_figures.rank_plot(tree, names))
-    rep.add_figure("trace", "Trace plots", "Marginal posterior densities (left) and draws by iteration "
-                   "(right), one line style per chain.",
-                   lambda: diagnostic_figures.trace_plot(tree, names))
-    rep.add_figure("energy", "Energy plot", "Marginal energy vs energy-transition distributions and E-BFMI "
-                   f"per chain; E-BFMI below {conventions.BFMI_LOW} signals poor exploration of the tails "
-                   "(Betancourt 2016).",
-                   lambda: diagnostic_figures.energy_plot(tree))
+    step = diagnostic_figures.thinning_step(tree, PLOT_MAX_DRAWS)
+    thinned = _thinning_note(tree, step)
+    rep.add_figures("MCMC diagnostics", [
+        ("rank", "Rank plots",
+         "Fractional-rank ECDF minus the uniform CDF per chain (colour): chains that mix well give flat "
+         "curves near zero. p: multi-chain uniformity test of the ranks, with its level α; black points: "
+         "where it flags a chain (Säilynoja et al. 2022)." + thinned,
+         lambda: diagnostic_figures.rank_plot(tree, names, PLOT_MAX_DRAWS)),
+        ("trace", "Trace plots", "Marginal posterior densities (left) and draws by iteration "
+         "(right): one colour per element of a parameter, one line style per chain; black ticks under "
+         "the traces mark divergent transitions." + thinned
+         + (" A kept draw is marked divergent when any of the draws it stands for diverged." if thinned else ""),
+         lambda: diagnostic_figures.trace_plot(tree, names, PLOT_MAX_DRAWS)),
+        ("energy", "Energy plot", "Marginal energy vs energy-transition distributions and E-BFMI "
+         f"per chain; E-BFMI below {conventions.BFMI_LOW} signals poor exploration of the tails "
+         "(Betancourt 2016).",
+         lambda: diagnostic_figures.energy_plot(tree)),
+    ])
+
+
+LN_FLUX_LABEL = f"ln |CH₄ flux| (flux in {ea_figures.FLUX_UNIT})"
+
+
+def _predictive_figures(rep: Report) -> None:
+    tree, n = rep.run.tree, diagnostic_figures.PREDICTIVE_DRAWS
+    few = (f" Cells with fewer than {diagnostic_figures.ECDF_BELOW} observations show empirical CDFs; "
+           "densities: Gaussian kernels with Silverman's bandwidth, observed and replicated alike.")
+    rep.add_figures("predictive checks", [
+        ("posterior_predictive", "Posterior predictive check",
+         f"Density of ln|F| replicated from posterior draws (blue, one line per draw; up to {n} draws "
+         "evenly spaced over the saved ones) over the observed density (black), per flux class × season."
+         + few,
+         lambda: diagnostic_figures.predictive_plot(tree, "posterior_predictive", xlabel=LN_FLUX_LABEL)),
+        ("prior_predictive", "Prior predictive check",
+         f"Density of ln|F| simulated from the priors alone (one line per draw; up to {n}): the priors "
+         "should cover, loosely, the range of the observed data (black)." + few,
+         lambda: diagnostic_figures.predictive_plot(tree, "prior_predictive", show_observed=True,
+                                                    xlabel=LN_FLUX_LABEL)),
+    ])
 
 
 def _add_barg(rep: Report, sensitivity: pd.DataFrame | None) -> None:

@@ -9,18 +9,21 @@ observations use (its method offset added), so that it lies over the data it sum
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 from matplotlib import colormaps
+from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from data.constants import KELVIN, T_REF_C, arrhenius_x, celsius_from_inverse_kt, inverse_kt
 from models import conventions
 from models.arrhenius_config import group_parts
+from reports import layout
 from reports.tables import SAMPLE_DIMS, ci_percent, label, reference_season
 
 FLUX_UNIT = "nmol m⁻² s⁻¹"
@@ -93,21 +96,32 @@ def population_curve(post: xr.Dataset, obs: pd.DataFrame, flux_class: str, seaso
     return _band(ln_f if log else sign * np.exp(ln_f))
 
 
-def _grid(post: xr.Dataset, obs: pd.DataFrame, width: float = 4.2, height: float = 3.2):
+# Room of the class × season grids; the Arrhenius plot adds a temperature axis above each panel.
+GRID_MARGINS = layout.Margins()
+TOP_AXIS_MARGINS = dataclasses.replace(GRID_MARGINS, top=GRID_MARGINS.top + 0.45, hgap=GRID_MARGINS.hgap + 0.3)
+
+
+def _grid(post: xr.Dataset, title: str, margins: layout.Margins = GRID_MARGINS):
     classes = [str(c) for c in post["flux_class"].to_numpy()]
     seasons = [str(s) for s in post["season"].to_numpy()]
-    fig = Figure(figsize=(width * len(seasons), height * len(classes)), layout="constrained")
-    axes = fig.subplots(len(classes), len(seasons), squeeze=False)
+    fig, axes = layout.grid(len(classes), len(seasons), (3.45, 2.45), margins, title=title)
     return fig, axes, classes, seasons
 
 
-def _cells(axes, classes, seasons, obs: pd.DataFrame):
-    """Each class × season panel with its observations; empty panels are labelled and skipped."""
+# Points above a panel taken by a top axis: its tick labels, and in the first row its label too.
+TOP_AXIS_PAD = (36.0, 22.0)
+
+
+def _cells(axes, classes, seasons, obs: pd.DataFrame, top_axis: bool = False):
+    """Each class × season panel with its observations (the count in its title); empty panels are
+    labelled and skipped. The titles sit at a fixed height (clear of a ``top_axis``): letting
+    matplotlib place them around the top ticks costs as much as drawing the ticks."""
     for i, cls in enumerate(classes):
         for j, season in enumerate(seasons):
             ax = axes[i, j]
             cell = obs[(obs["flux_class"] == cls) & (obs["season"] == season)]
-            ax.set_title(f"{label(cls)} · {label(season)}", fontsize=10)
+            pad = TOP_AXIS_PAD[i > 0] if top_axis else None
+            ax.set_title(f"{label(cls)} · {label(season)} (n = {len(cell)})", fontsize=10, y=1.0, pad=pad)
             if cell.empty:
                 ax.text(0.5, 0.5, "no observations", ha="center", va="center", transform=ax.transAxes)
                 continue
@@ -122,12 +136,14 @@ def _title(tree: xr.DataTree, text: str) -> str:
 def temperature_response(tree: xr.DataTree, n_grid: int = 80) -> Figure:
     """Soil temperature vs CH4 flux per flux class × season: data, posterior median curve and band."""
     post, obs, t_ref = tree["posterior"].to_dataset(), observations(tree), t_ref_c(tree)
-    fig, axes, classes, seasons = _grid(post, obs)
+    title = _title(tree, f"CH₄ flux vs soil temperature: posterior median curve and {conventions.CI_LABEL}")
+    fig, axes, classes, seasons = _grid(post, title)
+    legend = None
     for i, j, ax, cls, season, cell in _cells(axes, classes, seasons, obs):
         temps = np.linspace(cell["soil_temp_c"].min(), cell["soil_temp_c"].max(), n_grid)
         lo, mid, hi = population_curve(post, obs, cls, season, temps, t_ref)
         ax.scatter(cell["soil_temp_c"], cell["flux"], s=4, color="0.55", alpha=0.35, lw=0,
-                   rasterized=True, label=f"observations (n = {len(cell)})")
+                   rasterized=True, label="observations")
         ax.fill_between(temps, lo, hi, color=SEASON_COLOURS[j], alpha=0.3, lw=0,
                         label=f"{ci_percent()} interval")
         ax.plot(temps, mid, color=SEASON_COLOURS[j], lw=2, label="posterior median")
@@ -136,13 +152,12 @@ def temperature_response(tree: xr.DataTree, n_grid: int = 80) -> Figure:
         pad = 0.05 * (yhi - ylo or 1.0)
         ax.set_ylim(ylo - pad, yhi + pad)
         ax.axhline(0, color="0.3", lw=0.6)
-        ax.legend(fontsize=7, loc="upper left" if mid[-1] >= 0 else "lower left", frameon=False)
+        if not legend:  # the same entries in every panel: shown once
+            legend = ax.legend(fontsize=7, loc="upper left" if mid[-1] >= 0 else "lower left", frameon=False)
         if i == len(classes) - 1:
             ax.set_xlabel("soil temperature (°C)")
         if j == 0:
             ax.set_ylabel(f"CH₄ flux ({FLUX_UNIT})")
-    fig.suptitle(_title(tree, f"CH₄ flux vs soil temperature: posterior median curve and {conventions.CI_LABEL}"),
-                 fontsize=11)
     return fig
 
 
@@ -156,19 +171,31 @@ def site_lines(post: xr.Dataset, obs: pd.DataFrame, t_ref: float, n_grid: int = 
     a_g + b_g·x) over the group's data range."""
     if "eps_R" not in post or "E_site" not in post:
         return {}
-    out = {}
     parts = group_parts(post)
-    for g, (site, cls, season) in parts[["site", "flux_class", "season"]].iterrows():
-        cell = obs[obs["group"] == g]
-        if cell.empty:
-            continue
-        a = (_draws(post, "lnR", flux_class=cls, season=season) + _offset(post, _mode(cell["method"]))
-             + _draws(post, "eps_R", group=g))
-        b = _draws(post, "E_site", group=g)
-        temps = np.linspace(cell["soil_temp_c"].min(), cell["soil_temp_c"].max(), n_grid)
-        out[site, cls, season] = (temps, np.median(a[:, None] + b[:, None]
+    cells = obs[obs["group"].isin(parts.index)].groupby("group")
+    ranges = cells["soil_temp_c"].agg(["min", "max"])
+    parts = parts.loc[ranges.index]
+    methods = cells["method"].agg(_mode)
+    if parts.empty:
+        return {}
+    # Every group's intercept and slope draws at once (pointwise selection), as (draws, group).
+    group = xr.DataArray(parts.index.to_numpy(), dims="group")
+    ln_r = post["lnR"].sel(flux_class=xr.DataArray(parts["flux_class"].to_numpy(), dims="group"),
+                           season=xr.DataArray(parts["season"].to_numpy(), dims="group"))
+    a = _by_group(ln_r.drop_vars(["flux_class", "season"]) + post["eps_R"].sel(group=group))
+    a = a + np.stack([_offset(post, m) for m in methods.loc[parts.index]], axis=1)
+    b = _by_group(post["E_site"].sel(group=group))
+    out = {}
+    for k, (g, (site, cls, season)) in enumerate(parts[["site", "flux_class", "season"]].iterrows()):
+        temps = np.linspace(ranges.at[g, "min"], ranges.at[g, "max"], n_grid)
+        out[site, cls, season] = (temps, np.median(a[:, k, None] + b[:, k, None]
                                                    * arrhenius_x(temps, t_ref)[None, :], axis=0))
     return out
+
+
+def _by_group(da: xr.DataArray) -> np.ndarray:
+    """(chain × draw, group) array of a per-group quantity."""
+    return da.transpose(*SAMPLE_DIMS, "group").to_numpy().reshape(-1, da.sizes["group"])
 
 
 def arrhenius_plot(tree: xr.DataTree) -> Figure:
@@ -177,14 +204,18 @@ def arrhenius_plot(tree: xr.DataTree) -> Figure:
     obs = obs[obs["flux"] != 0].assign(ln_abs=lambda d: np.log(np.abs(d["flux"])),
                                        inv_kt=lambda d: inverse_kt(d["soil_temp_c"]))
     lines = site_lines(post, obs, t_ref)
-    fig, axes, classes, seasons = _grid(post, obs)
+    title = _title(tree, "Arrhenius plot: ln|F| vs 1/kT, site lines (colour) and class × season line "
+                         "(black; slope −E)")
+    fig, axes, classes, seasons = _grid(post, title, TOP_AXIS_MARGINS)
     cmap = colormaps["tab20"]
     sites = sorted(obs["site"].unique())
     colour = {s: cmap(k % 20) for k, s in enumerate(sites)}
-    for i, j, ax, cls, season, cell in _cells(axes, classes, seasons, obs):
-        for site, part in cell.groupby("site"):
-            ax.scatter(part["inv_kt"], part["ln_abs"], s=3, color=colour[site], alpha=0.3, lw=0,
-                       rasterized=True)
+    legend = None
+    for i, j, ax, cls, season, cell in _cells(axes, classes, seasons, obs, top_axis=True):
+        # One collection per panel (one raster image in the PDF), the sites told apart by colour.
+        ax.scatter(cell["inv_kt"], cell["ln_abs"], s=3, c=[colour[s] for s in cell["site"]], alpha=0.3,
+                   lw=0, rasterized=True)
+        for site in sorted(cell["site"].unique()):
             if (site, cls, season) in lines:
                 temps, ln_f = lines[site, cls, season]
                 ax.plot(inverse_kt(temps), ln_f, color=colour[site], lw=1.2)
@@ -193,16 +224,17 @@ def arrhenius_plot(tree: xr.DataTree) -> Figure:
         ax.fill_between(inverse_kt(temps), lo, hi, color="k", alpha=0.2, lw=0,
                         label=f"class × season, {ci_percent()} interval")
         ax.plot(inverse_kt(temps), mid, color="k", lw=2.2, label="class × season median")
-        ax.legend(fontsize=7, frameon=False, loc="lower left")
+        if not legend:  # the same entries in every panel: shown once
+            legend = ax.legend(fontsize=7, frameon=False, loc="lower left")
         top = ax.secondary_xaxis("top", functions=(_celsius_from_inverse_kt, inverse_kt_safe))
-        top.set_xlabel("soil temperature (°C)", fontsize=8)
+        top.xaxis.set_major_locator(layout.locator())
+        if i == 0:
+            top.set_xlabel("soil temperature (°C)", fontsize=8)
         top.tick_params(labelsize=7)
         if i == len(classes) - 1:
             ax.set_xlabel("1/kT (eV⁻¹)")
         if j == 0:
             ax.set_ylabel("ln |CH₄ flux|")
-    fig.suptitle(_title(tree, "Arrhenius plot: ln|F| vs 1/kT, site lines (colour) and class × season line "
-                              "(black; slope −E)"), fontsize=11)
     return fig
 
 
@@ -226,19 +258,28 @@ def activation_energy_forest(site_frame: pd.DataFrame, pooled_frame: pd.DataFram
     for cls in classes:
         n_sites = site_frame[site_frame["flux_class"] == cls].groupby("season").size()
         heights.append(sum(int(n_sites.get(s, 0)) + 2 for s in seasons))
-    fig = Figure(figsize=(7.5, 0.22 * sum(heights) + 1.2 * len(classes)), layout="constrained")
-    axes = fig.subplots(len(classes), 1, height_ratios=heights, sharex=True, squeeze=False)
+    row_labels = [*site_frame["site"].astype(str), *(f"pooled E, {label(s)}" for s in seasons)]
+    margins = layout.Margins(left=layout.text_width(row_labels, 7) + 0.25, right=0.25,
+                             top=0.55 + 0.2 * synthetic, bottom=0.6, hgap=0.45)
+    title = ("E per site × season (points) and pooled class × season E (diamonds)"
+             + ("\n[SYNTHETIC DATA]" if synthetic else ""))
+    fig, axes = layout.grid(len(classes), 1, (5.8, [0.22 * h for h in heights]), margins, title=title,
+                            sharex=True)
     for ax, cls in zip(axes[:, 0], classes):
         y, ticks, names = 0.0, [], []
         for k, season in enumerate(seasons):
             colour = SEASON_COLOURS[k % 10]
             rows = site_frame[(site_frame["flux_class"] == cls) & (site_frame["season"] == season)]
-            for r in rows.sort_values("site").itertuples():
-                ax.plot([r.ci_low, r.ci_high], [y, y], color=colour, lw=1.2)
-                ax.plot(r.median, y, "o", color=colour, ms=4)
-                ticks.append(y)
-                names.append(f"{r.site}")
-                y -= 1
+            rows = rows.sort_values("site")
+            ys = y - np.arange(len(rows))
+            # The intervals of a season as one collection, the medians as one line of markers.
+            ax.add_collection(LineCollection(np.stack([np.stack([rows["ci_low"], ys], -1),
+                                                       np.stack([rows["ci_high"], ys], -1)], 1),
+                                             colors=colour, linewidths=1.2))
+            ax.plot(rows["median"], ys, "o", color=colour, ms=4, ls="none")
+            ticks += list(ys)
+            names += list(rows["site"].astype(str))
+            y -= len(rows)
             pooled = pooled_frame[(pooled_frame["flux_class"] == cls) & (pooled_frame["season"] == season)]
             for r in pooled.itertuples():
                 ax.fill([r.ci_low, r.median, r.ci_high, r.median], [y, y + 0.35, y, y - 0.35],
@@ -247,15 +288,17 @@ def activation_energy_forest(site_frame: pd.DataFrame, pooled_frame: pd.DataFram
                 names.append(f"pooled E, {label(season)}")
                 y -= 2
         ax.set_yticks(ticks, names, fontsize=7)
-        ax.set_title(label(cls), fontsize=10, loc="left")
+        ax.set_ylim(y + 1, 1)
+        ax.set_title(label(cls), fontsize=10, loc="left", y=1.0)
         ax.axvline(0, color="0.6", lw=0.6, ls=":")
         ax.grid(axis="x", color="0.9")
+        ax.autoscale_view(scaley=False)
     axes[-1, 0].set_xlabel(f"activation energy E (eV): median and {ci_percent()} interval")
     handles = [Line2D([], [], color=SEASON_COLOURS[k % 10], marker="o", label=label(s))
                for k, s in enumerate(seasons)]
-    axes[0, 0].legend(handles=handles, fontsize=7, frameon=False, loc="best")
-    fig.suptitle("E per site × season (points) and pooled class × season E (diamonds)"
-                 + ("\n[SYNTHETIC DATA]" if synthetic else ""), fontsize=10)
+    # Above the first panel, right of its title: inside, "best" would search every point for room.
+    axes[0, 0].legend(handles=handles, fontsize=7, frameon=False, loc="lower right", bbox_to_anchor=(1, 1),
+                      ncol=len(seasons), borderaxespad=0.2)
     return fig
 
 
@@ -271,8 +314,8 @@ def season_difference(tree: xr.DataTree, table: pd.DataFrame | None = None) -> F
              if bool(d_e.sel(flux_class=c, season=s).notnull().any())]
     if not cells:
         return None
-    fig = Figure(figsize=(3.6 * len(cells), 3.0), layout="constrained")
-    axes = fig.subplots(1, len(cells), squeeze=False)
+    title = _title(tree, f"ΔE = E(season) − E({reference_season(post)}): posterior density")
+    fig, axes = layout.grid(1, len(cells), (2.95, 1.95), layout.Margins(left=0.4, wgap=0.45), title=title)
     for ax, (cls, season) in zip(axes[0], cells):
         draws = _draws(post, "dE", flux_class=cls, season=season)
         draws = draws[np.isfinite(draws)]
@@ -292,6 +335,4 @@ def season_difference(tree: xr.DataTree, table: pd.DataFrame | None = None) -> F
         ax.set_ylabel("posterior density")
         ax.set_yticks([])
         ax.legend(fontsize=7, frameon=False, loc="upper left")
-    fig.suptitle(_title(tree, f"ΔE = E(season) − E({reference_season(post)}): posterior density"),
-                 fontsize=11)
     return fig

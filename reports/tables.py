@@ -165,8 +165,9 @@ def _with_labels(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def ea_tables(tree: xr.DataTree) -> list[Table]:
-    """The fit_ea tables, every number from the DataTree."""
+def ea_tables(tree: xr.DataTree, convergence: dict | None = None) -> list[Table]:
+    """The fit_ea tables, every number from the DataTree; ``convergence`` is the gated
+    ``convergence_summary`` when the caller has it already (it is costly)."""
     post = tree["posterior"].to_dataset()
     cls_season = {"flux_class": ("flux class", TEXT), "season": ("season", TEXT)}
     interval = f"{conventions.CI_LABEL} ({ci_quantile_text()})"
@@ -218,7 +219,7 @@ def ea_tables(tree: xr.DataTree) -> list[Table]:
             s, {"site": ("site", TEXT), **cls_season, **stat_columns()}))
 
     tables.append(data_summary_table(tree))
-    tables.append(convergence_table(tree))
+    tables.append(convergence_table(tree, convergence))
     sens = prior_sensitivity_table(tree)
     if sens is not None:
         tables.append(sens)
@@ -260,10 +261,24 @@ def convergence_summary(tree: xr.DataTree, var_names=None) -> dict:
             "draws": int(post.sizes["draw"]), "mean_tree_depth": mean_tree_depth(tree)}
 
 
-def convergence_table(tree: xr.DataTree) -> Table:
+def _every_quantity(tree: xr.DataTree, gated: dict) -> dict:
+    """R-hat and ESS extremes over every posterior quantity from ``gated`` (those of
+    ``conventions.EA_GATED_VARIABLES``) and the remaining variables: each variable diagnosed once."""
+    rest = [v for v in tree["posterior"].data_vars if v not in conventions.EA_GATED_VARIABLES]
+    if not rest:
+        return gated
+    other = convergence_summary(tree, rest)
+    # fmax/fmin ignore a missing side, as the extremes over one set of variables do.
+    return {**other, "r_hat_max": float(np.fmax(gated["r_hat_max"], other["r_hat_max"])),
+            "ess_bulk_min": float(np.fmin(gated["ess_bulk_min"], other["ess_bulk_min"])),
+            "ess_tail_min": float(np.fmin(gated["ess_tail_min"], other["ess_tail_min"]))}
+
+
+def convergence_table(tree: xr.DataTree, gated: dict | None = None) -> Table:
+    """``gated``: ``convergence_summary`` of ``conventions.EA_GATED_VARIABLES`` (computed when None)."""
     gate, bfmi_low = conventions.GATE, conventions.BFMI_LOW
-    gated = convergence_summary(tree, conventions.EA_GATED_VARIABLES)
-    every = convergence_summary(tree)
+    gated = gated if gated is not None else convergence_summary(tree, conventions.EA_GATED_VARIABLES)
+    every = _every_quantity(tree, gated)
     rows = [
         ("max R-hat (sampled and site parameters)", gated["r_hat_max"], f"≤ {gate['r_hat_max']}",
          gated["r_hat_max"] <= gate["r_hat_max"]),
@@ -317,6 +332,32 @@ def log_prior(post: xr.Dataset, priors: dict) -> xr.Dataset | None:
     return xr.Dataset(out) if out else None
 
 
+# Draws per block of the on-demand log-likelihood: a block of draws × observations stays a few
+# tens of MB, where the whole array (chain × draw × obs, float64 in passing) costs GBs and page faults.
+LOG_LIKELIHOOD_BLOCK_DRAWS = 50
+
+
+def log_likelihood_per_draw(tree: xr.DataTree) -> xr.DataArray:
+    """Σ over observations of log p(y_j | draw), per (chain, draw), in float64.
+
+    Power scaling of the likelihood needs only this sum; it is accumulated over blocks of draws
+    (``LOG_LIKELIHOOD_BLOCK_DRAWS``) so the pointwise array is never held whole. A stored
+    ``log_likelihood`` group is summed as it is.
+    """
+    def total(ll: xr.DataArray) -> xr.DataArray:  # a missing density stays missing, never skipped
+        return ll.reduce(np.sum, dim="obs", dtype=np.float64)
+
+    if "log_likelihood" in tree.children:
+        return total(pointwise_log_likelihood(tree))
+    post = tree["posterior"].to_dataset()
+    data = {g: tree[g].to_dataset() for g in ("constant_data", "observed_data") if g in tree.children}
+    blocks = []
+    for start in range(0, post.sizes["draw"], LOG_LIKELIHOOD_BLOCK_DRAWS):
+        part = post.isel(draw=slice(start, start + LOG_LIKELIHOOD_BLOCK_DRAWS))
+        blocks.append(total(pointwise_log_likelihood(xr.DataTree.from_dict({"posterior": part, **data}))))
+    return xr.concat(blocks, dim="draw")
+
+
 def prior_sensitivity(tree: xr.DataTree, var_names=("E", "dE", "tau_E", "sigma")) -> pd.DataFrame | None:
     """Power-scaling prior and likelihood sensitivity (Kallioinen et al. 2024) via ArviZ."""
     import arviz as az
@@ -328,8 +369,9 @@ def prior_sensitivity(tree: xr.DataTree, var_names=("E", "dE", "tau_E", "sigma")
     lp = log_prior(post, priors) if priors else None
     if lp is None:
         return None
-    # A run keeps no pointwise log-likelihood by default: computed from its posterior and data.
-    loglik = xr.Dataset({"ln_flux": pointwise_log_likelihood(tree)})
+    # A run keeps no pointwise log-likelihood by default; ArviZ sums it over observations, so the
+    # per-draw sum (one "observation") gives the same weights.
+    loglik = xr.Dataset({"ln_flux": log_likelihood_per_draw(tree).expand_dims(obs=1, axis=-1)})
     work = xr.DataTree.from_dict({"posterior": post, "log_likelihood": loglik,
                                   "log_prior": lp})
     names = [v for v in var_names if v in post]

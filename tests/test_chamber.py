@@ -362,3 +362,52 @@ def test_a_table_with_out_of_range_dates_is_refused_by_the_validator():
     with pytest.raises(DataError) as info:
         validate_observations(table, "t.csv")
     assert (info.value.row, info.value.column) == (2, "date")
+
+
+# ---------------------------------------------------------------- large files: read in pieces
+def _long_file(n_rows=300):
+    """File lines of a chamber CSV: header, rows of two sites, comment and blank lines between
+    them, a site named '#3' and quoted cells."""
+    lines = ["# exported by a logger", HEADER]
+    for k in range(n_rows):
+        site = ("#3", '"A, plot 1"', "B")[k % 3]
+        lines.append(f"{site},2020-{1 + k // 28 % 12:02d}-{1 + k % 28:02d},{(k % 17) - 4.5},"
+                     f"ug CH4 m-2 h-1,{k % 23 - 3},WET,60.{k % 7},20.5")
+        if k % 41 == 0:
+            lines += ["", "# instrument restarted"]
+    return lines
+
+
+def test_a_file_read_in_pieces_is_the_file_read_whole(tmp_path, monkeypatch):
+    import pandas as pd
+
+    import data.chamber as chamber
+    from data.chamber import consume_csv
+
+    path = write(tmp_path, "\n".join(_long_file()) + "\n")
+    whole = read_chamber_csv(path)
+    monkeypatch.setattr(chamber, "CHUNK_BYTES", 97)
+    assert consume_csv(path, lambda pieces: len(list(pieces))) > 50  # it is read in pieces
+    pieces = read_chamber_csv(path)
+    pd.testing.assert_frame_equal(pieces.table, whole.table, check_exact=True)
+    assert pieces.dropped == whole.dropped
+    # every data row is read (the '#3' rows are data, the '#' lines between them comments)
+    assert whole.table["site"].value_counts().to_dict() == {"#3": 100, "A, plot 1": 100, "B": 100}
+
+
+@pytest.mark.parametrize("cell, column, words", [
+    ("-9999", "flux", "missing-value code"), ("abc", "soil_temp_c", "not a number"),
+    ("2020-13-01", "date", "cannot be read"), ("1,extra", "-", "more fields"),
+])
+def test_an_error_in_a_late_piece_names_its_file_line(tmp_path, monkeypatch, cell, column, words):
+    import data.chamber as chamber
+
+    lines = _long_file()
+    at = len(lines) - 3  # a late data row, after comment and blank lines
+    cells = lines[at].split(",")
+    index = {"flux": 2, "soil_temp_c": 4, "date": 1, "-": 7}[column]
+    cells[index] = cell
+    lines[at] = ",".join(cells)
+    monkeypatch.setattr(chamber, "CHUNK_BYTES", 97)
+    err = refused(write(tmp_path, "\n".join(lines) + "\n"), row=at + 1, column=column)
+    assert words in err.problem

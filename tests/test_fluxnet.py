@@ -370,3 +370,42 @@ def test_half_hourly_dates_outside_the_table_range_are_refused(tmp_path):
     with pytest.raises(DataError, match="2300-01-01") as info:
         read_fluxnet_ch4(path, metadata=metadata_csv(tmp_path))
     assert (info.value.row, info.value.column) == (2, "TIMESTAMP_START")
+
+
+# ---------------------------------------------------------------- large files: read in pieces
+def test_half_hourly_file_read_in_pieces_gives_the_same_days(tmp_path, monkeypatch):
+    """Days cut by a piece boundary are summed from both sides: the daily table is the one the
+    whole file gives (to rounding), and so are the counts of what was dropped."""
+    import data.chamber as chamber
+    from data.chamber import consume_csv
+
+    frame = hh_frame()
+    frame["SWC_1"] = np.where(np.arange(len(frame)) % 11 == 0, 160.0, 55.0)  # some implausible
+    path = write_hh(tmp_path, frame)
+    meta = metadata_csv(tmp_path)
+    whole = read_fluxnet_ch4(path, metadata=meta)
+    monkeypatch.setattr(chamber, "CHUNK_BYTES", 500)
+    assert consume_csv(path, lambda pieces: len(list(pieces))) > 10
+    pieces = read_fluxnet_ch4(path, metadata=meta)
+    pd.testing.assert_frame_equal(pieces.table, whole.table, rtol=1e-12)
+    assert pieces.dropped == whole.dropped and "swc implausible (set missing)" in whole.dropped
+
+
+@pytest.mark.parametrize("column, cell, words", [
+    ("FCH4", "-999", "missing-value code"), ("TS_1", "301.2", "Kelvin"),
+    ("TIMESTAMP_START", "2017020", "cannot be read"), ("TIMESTAMP_START", "repeat", "appears twice"),
+])
+def test_an_error_in_a_late_piece_of_a_half_hourly_file_names_its_line(tmp_path, monkeypatch,
+                                                                       column, cell, words):
+    import data.chamber as chamber
+
+    frame = hh_frame().fillna(-9999).astype(object)
+    at = len(frame) - 5
+    frame.loc[at, column] = frame.loc[2, column] if cell == "repeat" else cell
+    path = tmp_path / "FLX_XX-Tst_FLUXNET-CH4_HH_2017-2017_1-1.csv"
+    path.write_text("# a comment line above the header\n" + frame.to_csv(index=False))
+    monkeypatch.setattr(chamber, "CHUNK_BYTES", 500)
+    with pytest.raises(DataError, match=words) as info:
+        read_fluxnet_ch4(path, metadata=metadata_csv(tmp_path))
+    # file line: the comment, the header, then data row `at` (0-based)
+    assert (info.value.file, info.value.row, info.value.column) == (str(path), at + 3, column)

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from data import inspect
 
 
@@ -36,3 +41,32 @@ def test_bad_file_is_one_line_exit_2(tmp_path, capsys):
     assert inspect.main(["--data", str(bad)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and str(bad) in err[0]
+
+
+flux_values = st.sampled_from([-2.5, -0.1, 0.0, 0.3, 7.0, np.nan])
+ecosystems = st.sampled_from(["wetland", "grassland", "rice_paddy", "a b", None])
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=st.lists(st.tuples(flux_values, ecosystems), max_size=40),
+       text_dtype=st.sampled_from([object, "str", "category"]))
+def test_class_labels_counted_on_codes_match_labels_per_row(rows, text_dtype):
+    """Flux classes labelled once per ecosystem × sign, and their count per class × season, are
+    what labelling every row and ``pd.crosstab`` give."""
+    from data.seasons import assign_seasons
+    from data.table import _flux_class_rows, flux_class
+
+    table = pd.DataFrame({"flux": [f for f, _ in rows], "ecosystem": [e for _, e in rows]})
+    table["ecosystem"] = table["ecosystem"].astype(text_dtype)
+    table.index = np.arange(len(table))[::-1] * 3  # labels follow the index, not positions
+    classes = flux_class(table)
+    pd.testing.assert_series_equal(classes, _flux_class_rows(table))
+    if not len(table):
+        return
+    table["date"] = pd.date_range("2020-01-01", periods=len(table), freq="17D")
+    table["latitude"] = 30.0
+    seasons = assign_seasons(table, "julian")
+    named = classes.fillna("zero_flux")
+    expected = pd.crosstab(named, seasons)
+    got = inspect._class_season_counts(named, seasons)
+    assert {c: dict(r) for c, r in got.iterrows()} == {c: dict(r) for c, r in expected.iterrows()}

@@ -224,6 +224,22 @@ def test_model_refuses_what_it_cannot_use():
         prepare(e, RRSpec(levels=("growing",)))
 
 
+@pytest.mark.parametrize("by_level", [False, True])
+def test_sites_are_grouped_on_study_and_site_not_on_a_joined_name(by_level):
+    """Study 'A/B' site 'C' and study 'A' site 'B/C' both read 'A/B/C' when joined with '/':
+    they are two sites of two studies, and a site shared by rows stays one group."""
+    t = _table(study=["A/B", "A", "A"], site=["C", "B/C", "B/C"],
+               season=["growing", "growing", "growing"] if not by_level else
+               ["growing|x", "growing|x", "growing|x"])
+    d = prepare(effect_sizes(t), RRSpec(tau_by_level=by_level))
+    assert d.site_idx[0] != d.site_idx[1]
+    assert d.site_idx[1] == d.site_idx[2]
+    assert len(d.sites) == len(set(d.sites)) == 2
+    # every site group lies in one study (sites are nested in studies)
+    for group in set(d.site_idx):
+        assert len(set(d.study_idx[d.site_idx == group])) == 1
+
+
 @pytest.mark.parametrize("parameterisation", ["marginal", "noncentred"])
 @pytest.mark.parametrize("by_level", [False, True])
 def test_model_logp_is_finite_at_initial_point(parameterisation, by_level):
@@ -517,7 +533,7 @@ def test_plot_forest_returns_an_undrawn_figure(api_fit):
     assert isinstance(fig, Figure) and plt.get_fignums() == before
     labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
     assert sum(label.startswith("pooled RR") for label in labels) == 2  # one per season
-    rank = api_fit.plot_rank()  # drawn by ArviZ through pyplot
+    rank = api_fit.plot_rank()  # ArviZ's rank statistics, drawn as an undisplayed figure
     assert isinstance(rank, Figure) and len(rank.axes) >= 4
     plt.close(rank)
 

@@ -223,3 +223,122 @@ def test_cosore_reader_never_crashes(content, description, per_chamber):
         (folder / "DESCRIPTION.txt").write_bytes(description.encode("utf-8", errors="surrogatepass"))
         (folder / f"d20990101_TEST_data.csv{'.gz' if gz else ''}").write_bytes(data)
         check(lambda: read_cosore(folder, per_chamber=per_chamber))
+
+
+def _covariate_grid(path: Path, name: str, code: float, dtype: str, cell: tuple[int, int],
+                    declared: bool) -> None:
+    """A 4 × 3 grid laid out like the published file (lon, lat), every covariate 1.0, one cell of
+    ``name`` holding ``code``; ``declared`` makes the code that variable's ``_FillValue``."""
+    import numpy as np
+    import xarray as xr
+
+    from data.rc_grid import GRID_COVARIATES
+
+    lat, lon = np.array([1.25, 0.75, 0.25]), np.array([-0.75, -0.25, 0.25, 0.75])
+    variables = {"latitude": ("lat", lat), "longitude": ("lon", lon)}
+    encoding = {}
+    for var, unit in GRID_COVARIATES.items():
+        values = np.ones((lon.size, lat.size), dtype=dtype)
+        if var == name:
+            values[cell] = code
+        variables[var] = (("lon", "lat"), values, {"Unit": unit})
+        encoding[var] = {"_FillValue": np.array(code, dtype=dtype) if declared and var == name
+                         else None}
+    xr.Dataset(variables).to_netcdf(path, engine="h5netcdf", encoding=encoding)
+
+
+@settings(max_examples=25, deadline=None)
+@given(name=st.sampled_from(["MAT", "MAP", "SOC", "Percentage_NM"]),
+       code=st.sampled_from([-999.0, -9999.0, -99999.0, -999.9, -9999.9]),
+       dtype=st.sampled_from(["float32", "float64"]),
+       cell=st.tuples(st.integers(0, 3), st.integers(0, 2)), declared=st.booleans())
+def test_covariate_grid_fill_codes_are_missing_or_refused(name, code, dtype, cell, declared):
+    """A missing-value code in the covariate grid is never a covariate value: missing when the
+    file declares it, refused (naming the variable and the cell) when it does not."""
+    import numpy as np
+
+    from data.rc_grid import read_rc_grid
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "grid.nc"
+        _covariate_grid(path, name, code, dtype, cell, declared)
+        lon_j, lat_i = cell
+        lat, lon = [1.25, 0.75, 0.25][lat_i], [-0.75, -0.25, 0.25, 0.75][lon_j]
+        if declared:
+            ds = read_rc_grid(path)
+            assert np.isnan(float(ds[name].sel(lat=lat, lon=lon)))
+            assert int(ds[name].isnull().sum()) == 1
+        else:
+            try:
+                read_rc_grid(path)
+            except DataError as err:
+                assert err.column == name
+                assert f"lat {lat:g}, lon {lon:g}" in err.problem
+            else:
+                raise AssertionError(f"{code:g} ({dtype}) in {name} was read as data")
+
+
+# ---------------------------------------------------------------- column parser vs line reader
+quoted = st.one_of(cells, cells, cells, cells.map(lambda c: '"' + c.replace('"', '""') + '"'),
+                   st.sampled_from(['"a,b"', '""', '"x""y"', 'a"b', '"a"b', ' "a"', '"a\nb"', '"']))
+comment_or_blank = st.sampled_from(["", "   ", "\t", "# note", "#", "#a,b,c,d,e,f,g,h,i,j,k,l,m",
+                                    " # x", "\u00a0", "\x0c"])
+
+
+@st.composite
+def csv_layouts(draw) -> bytes:
+    """Comma-separated text with blank and comment lines anywhere, rows shorter and longer than
+    the header, quoted cells, NA spellings, CRLF or CR line ends."""
+    header = draw(st.lists(st.sampled_from(CHAMBER_COLUMNS + ["", "x"]), min_size=1, max_size=6,
+                           unique=draw(st.integers(0, 9)) > 0))
+    lines = draw(st.lists(comment_or_blank, max_size=2)) + [",".join(header)]
+    for _ in range(draw(st.integers(0, 12))):
+        if draw(st.integers(0, 5)) == 0:
+            lines.append(draw(comment_or_blank))
+        else:
+            width = max(len(header) + draw(st.sampled_from([0] * 12 + [-1, -2, 1])), 1)
+            lines.append(",".join(draw(st.lists(quoted, min_size=width, max_size=width))))
+    end = draw(st.sampled_from(["\n", "\n", "\r\n", "\r"]))
+    return (end.join(lines) + draw(st.sampled_from([end, ""]))).encode("utf-8", "surrogatepass")
+
+
+def _outcome(call):
+    try:
+        return "table", call()
+    except DataError as err:
+        return "refused", (err.row, err.column)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(content=csv_layouts(), chunk=st.sampled_from([1, 7, 40, None]),
+       numeric=st.sampled_from([None, ("flux", "soil_temp_c", "x", "days")]))
+def test_column_parser_reads_what_the_line_reader_reads(content, chunk, numeric):
+    """Every file is read as the line-by-line reader reads it (the reader for quoted fields that
+    span lines): the same cells, numbers and file lines, or the same refusal, whatever the size
+    of the pieces the text is parsed in."""
+    import numpy as np
+    import pandas as pd
+
+    from data.chamber import _concat, _text_rows, consume_csv, read_text
+
+    is_number = None if numeric is None else (lambda c: c in numeric)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "t.csv"
+        path.write_bytes(content)
+        kind, fast = _outcome(lambda: consume_csv(path, lambda p: _concat(list(p)),
+                                                  chunk_bytes=chunk, numeric=is_number))
+        text_kind, text = _outcome(lambda: _text_rows(path, read_text(path), numeric=is_number))
+    assert kind == text_kind, (fast, text)
+    if kind == "refused":
+        assert fast == text
+        return
+    assert fast.header == text.header and fast.header_line == text.header_line
+    np.testing.assert_array_equal(fast.lines, text.lines)
+    assert list(fast.frame.columns) == list(text.frame.columns)
+    for name in fast.frame.columns:
+        assert fast.frame[name].astype(object).tolist() == text.frame[name].astype(object).tolist()
+    for name in set(fast.numbers) | set(text.numbers):
+        a, b = fast.number_column(name), text.number_column(name)
+        np.testing.assert_array_equal(a.values, b.values)
+        assert (a.not_number, a.infinite) == (b.not_number, b.infinite), name
+    event("quoted" if b'"' in content else "plain")

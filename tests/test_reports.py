@@ -25,12 +25,12 @@ import xarray as xr
 
 from inference import fit_ea, runio
 from models import conventions
-from reports import browser_check, build, ea_figures, methods, tables
+from reports import browser_check, build, diagnostic_figures, ea_figures, methods, tables
 from reports.load import detect_kind
 
 REPORTS = Path(__file__).resolve().parent.parent / "reports"
 OWN_MODULES = ("build.py", "html.py", "tables.py", "methods.py", "ea_figures.py", "diagnostic_figures.py",
-               "load.py", "browser_check.py")
+               "load.py", "browser_check.py", "layout.py")
 EA_FIGURES = ("temperature_response", "arrhenius", "activation_energy_forest", "season_difference", "rank",
               "trace", "energy", "posterior_predictive", "prior_predictive")
 EA_TABLES = ("activation_energy", "season_difference", "temperature_sensitivity", "hyperparameters",
@@ -216,6 +216,13 @@ def test_convergence_table_is_computed_from_the_draws(ea_report, tree):
     assert value["divergent transitions"] == int(tree["sample_stats"]["diverging"].sum())
     diag = json.loads((ea_report[0] / "diagnostics.json").read_text())
     assert value["max R-hat (sampled and site parameters)"] == pytest.approx(diag["r_hat_max"])
+    # Every posterior quantity: the gated variables and the rest, each diagnosed once.
+    every = tree["posterior"].to_dataset()
+    with np.errstate(invalid="ignore"), __import__("warnings").catch_warnings():
+        __import__("warnings").simplefilter("ignore", RuntimeWarning)
+        rhat, ess = az.rhat(every).to_array().max(), az.ess(every, method="bulk").to_array().min()
+    assert value["max R-hat (every posterior quantity)"] == pytest.approx(float(rhat))
+    assert value["min bulk ESS (every posterior quantity)"] == pytest.approx(float(ess))
 
 
 # ---------------------------------------------------------------- contract: one interval constant
@@ -311,10 +318,164 @@ def test_importing_the_figure_modules_keeps_the_users_backend():
     assert result.returncode == 0, result.stderr
 
 
-def test_figures_are_returned_undrawn_and_outside_pyplot(tree):
-    for make in (ea_figures.temperature_response, ea_figures.arrhenius_plot, ea_figures.season_difference):
-        fig = make(tree)
-        assert fig.canvas.manager is None  # not registered with pyplot: nothing shown or kept open
+def _report_figures(tree) -> dict:
+    """Every figure of a fit_ea report, drawn from the module's tree as build.py draws it."""
+    post = tree["posterior"].to_dataset()
+    names = diagnostic_figures.default_var_names(tree, conventions.EA_SAMPLED_VARIABLES)
+    return {
+        "temperature_response": ea_figures.temperature_response(tree),
+        "arrhenius": ea_figures.arrhenius_plot(tree),
+        "activation_energy_forest": ea_figures.activation_energy_forest(
+            tables.summarise(post, ["E_site"]), tables.summarise(post, ["E"])),
+        "season_difference": ea_figures.season_difference(tree),
+        "rank": diagnostic_figures.rank_plot(tree, names, build.PLOT_MAX_DRAWS),
+        "trace": diagnostic_figures.trace_plot(tree, names, build.PLOT_MAX_DRAWS),
+        "energy": diagnostic_figures.energy_plot(tree),
+        "posterior_predictive": diagnostic_figures.predictive_plot(tree, "posterior_predictive",
+                                                                   xlabel=build.LN_FLUX_LABEL),
+        "prior_predictive": diagnostic_figures.predictive_plot(tree, "prior_predictive", xlabel=build.LN_FLUX_LABEL),
+    }
+
+
+@pytest.fixture(scope="module")
+def figures(tree):
+    return _report_figures(tree)
+
+
+def test_figures_are_returned_undrawn_and_outside_pyplot(figures):
+    assert set(figures) == set(EA_FIGURES)
+    for name, fig in figures.items():
+        assert fig.canvas.manager is None, name  # not registered with pyplot: nothing shown or kept open
+
+
+def _shown_tick_labels(axis) -> list:
+    """The tick labels an axis draws: those of ticks inside its view (it keeps spare ticks)."""
+    lo, hi = sorted(axis.get_view_interval())
+    tol = 1e-9 * max(abs(lo), abs(hi), 1.0)
+    return [t.label1 for t in axis.get_major_ticks() if lo - tol <= t.get_loc() <= hi + tol] + \
+        [t.label2 for t in axis.get_major_ticks() if lo - tol <= t.get_loc() <= hi + tol]
+
+
+def _texts(fig) -> list:
+    """The titles, axis labels and tick labels of a figure (those a layout must make room for)."""
+    out = [fig._suptitle] if fig._suptitle is not None else []
+    for ax in fig.axes:
+        for a in [ax, *ax.child_axes]:
+            out += [a.title, a._left_title, a.xaxis.label, a.yaxis.label,
+                    *_shown_tick_labels(a.xaxis), *_shown_tick_labels(a.yaxis)]
+    return [t for t in out if t.get_visible() and t.get_text().strip()]
+
+
+def test_figures_keep_every_label_inside_and_clear_of_the_others(figures):
+    """The fixed layouts leave room for every title, axis label and tick label: none is cut by
+    the figure's edge and none runs into another."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    for name, fig in figures.items():
+        FigureCanvasAgg(fig)
+        fig.draw_without_rendering()
+        renderer = fig.canvas.get_renderer()
+        texts = _texts(fig)
+        boxes = np.array([t.get_window_extent(renderer).extents for t in texts])  # x0, y0, x1, y1
+        width, height = fig.bbox.width, fig.bbox.height
+        outside = (boxes[:, 0] < -1) | (boxes[:, 1] < -1) | (boxes[:, 2] > width + 1) | (boxes[:, 3] > height + 1)
+        assert not outside.any(), (name, [texts[i].get_text() for i in np.flatnonzero(outside)])
+        lo, hi = boxes[:, None, :2] + 1, boxes[:, None, 2:] - 1  # a pixel of grace: touching is not overlap
+        overlap = ((np.minimum(hi, boxes[None, :, 2:]) - np.maximum(lo, boxes[None, :, :2])) > 0).all(-1)
+        np.fill_diagonal(overlap, False)
+        i, j = np.nonzero(np.triu(overlap))
+        assert not len(i), (name, [(texts[a].get_text(), texts[b].get_text()) for a, b in zip(i[:5], j[:5])])
+
+
+@pytest.mark.parametrize("name, units", [("temperature_response", ("°C", "nmol m⁻² s⁻¹")),
+                                         ("arrhenius", ("eV⁻¹", "°C")), ("season_difference", ("eV",)),
+                                         ("activation_energy_forest", ("eV",)),
+                                         ("posterior_predictive", ("nmol m⁻² s⁻¹",))])
+def test_figures_label_their_axes_with_units(figures, name, units):
+    labels = " ".join(a.get_xlabel() + " " + a.get_ylabel() for ax in figures[name].axes
+                      for a in (ax, *ax.child_axes))
+    assert all(u in labels for u in units), (name, labels)
+    for key, fig in figures.items():
+        assert any(ax.get_xlabel() for ax in fig.axes), key
+        # The forest's rows are named by their tick labels (sites, pooled E); every other y axis has a label.
+        assert any(ax.get_ylabel() or (key == "activation_energy_forest" and ax.get_yticklabels())
+                   for ax in fig.axes), key
+
+
+def test_predictive_check_shows_one_line_per_draw_and_ecdfs_for_small_cells(tree, figures):
+    from matplotlib.collections import LineCollection
+
+    n_draws = tree["posterior_predictive"].sizes["chain"] * tree["posterior_predictive"].sizes["draw"]
+    cells = 0
+    for ax in figures["posterior_predictive"].axes:
+        n_obs = int(re.search(r"n = (\d+)", ax.get_title()).group(1))
+        lines = [c for c in ax.collections if isinstance(c, LineCollection)]
+        assert len(lines) == 1 and len(lines[0].get_segments()) == min(diagnostic_figures.PREDICTIVE_DRAWS, n_draws)
+        expected = "cumulative probability" if n_obs < diagnostic_figures.ECDF_BELOW else "density"
+        assert ax.get_ylabel() == expected
+        cells += n_obs
+    assert cells == tree["observed_data"].sizes["obs"]  # every observation in one cell
+
+
+def _chains(shift: float) -> xr.DataTree:
+    rng = np.random.default_rng(11)
+    draws = rng.normal(size=(4, 400)) + np.array([[shift], [0], [0], [0]])
+    return xr.DataTree.from_dict({"posterior": xr.Dataset({"mu": (("chain", "draw"), draws)})})
+
+
+def test_rank_plot_flags_a_chain_that_explores_elsewhere():
+    flagged = {}
+    for shift in (0.0, 1.0):
+        ax = diagnostic_figures.rank_plot(_chains(shift), ["mu"], max_draws=200).axes[0]
+        flagged[shift] = sum(len(c.get_offsets()) for c in ax.collections if hasattr(c, "get_sizes"))
+        p = float(re.search(r"p = ([0-9.]+)", " ".join(t.get_text() for t in ax.texts)).group(1))
+        assert (p < 0.01) == (shift > 0), (shift, p)
+    assert flagged[0.0] == 0 and flagged[1.0] > 0
+
+
+def test_thinned_draws_keep_every_divergence():
+    tree = _chains(0.0)
+    diverging = np.zeros((4, 400), dtype=bool)
+    diverging[2, 5] = True  # not a kept draw: draw 4 stands for draws 4-7
+    tree["sample_stats"] = xr.DataTree(xr.Dataset({"diverging": (("chain", "draw"), diverging)}))
+    thin = diagnostic_figures.thinned(tree, ["mu"], diagnostic_figures.thinning_step(tree, 100))
+    post = thin["posterior"].to_dataset()
+    assert list(post["draw"].values) == list(range(0, 400, 4))
+    flags = thin["sample_stats"]["diverging"].to_numpy()
+    assert flags.sum() == 1 and flags[2, 1]
+    np.testing.assert_array_equal(post["mu"], tree["posterior"]["mu"].to_numpy()[:, ::4])
+
+
+def test_log_likelihood_per_draw_sums_every_observation_of_every_draw(tree, monkeypatch):
+    from models.arrhenius_loglik import pointwise_log_likelihood
+
+    whole = pointwise_log_likelihood(tree).sum("obs", dtype=np.float64)
+    monkeypatch.setattr(tables, "LOG_LIKELIHOOD_BLOCK_DRAWS", 7)  # blocks that do not divide the draws
+    blocked = tables.log_likelihood_per_draw(tree)
+    assert blocked.dims == ("chain", "draw") and blocked.sizes == whole.sizes
+    np.testing.assert_allclose(blocked.to_numpy(), whole.to_numpy(), rtol=1e-12)
+
+
+def test_thinned_report_keeps_every_figure_and_says_so_in_the_captions(ea_report, tmp_path, monkeypatch):
+    import shutil
+
+    folder = tmp_path / "run"
+    shutil.copytree(ea_report[0], folder, ignore=shutil.ignore_patterns(*build.REPORT_ENTRIES))
+    draws = xr.open_datatree(folder / "ea_posterior.nc", engine="h5netcdf")["posterior"].sizes["draw"]
+    monkeypatch.setattr(build, "FIGURE_DPI", 60)
+    monkeypatch.setattr(build, "PLOT_MAX_DRAWS", draws // 4)
+    assert build.main([str(folder)]) == runio.EXIT_OK
+    assert {p.stem for p in (folder / "figures").glob("*.png")} == set(EA_FIGURES)
+    assert {p.stem for p in (folder / "figures").glob("*.pdf")} == set(EA_FIGURES)
+    text = (folder / "report.html").read_text(encoding="utf-8")
+    captions = dict(re.findall(r'<figure id="fig-([^"]+)">.*?<figcaption>(.*?)</figcaption>', text, re.S))
+    assert set(captions) == set(EA_FIGURES)
+    note = f"one draw in 4 ({draws // 4} of {draws} per chain"
+    for name, caption in captions.items():
+        assert len(caption) > 40, name
+        assert (note in caption) == (name in ("rank", "trace")), name
+    full = (ea_report[0] / "report.html").read_text(encoding="utf-8")
+    assert "one draw in" not in full  # the module's report ranks every draw
 
 
 # ---------------------------------------------------------------- methods and BARG
