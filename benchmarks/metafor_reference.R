@@ -1,6 +1,6 @@
 # REML reference numbers for the Bayesian log-response-ratio meta-analysis (models/meta.py).
 #
-# Usage:  Rscript benchmarks/metafor_reference.R [EK_TABLE] [CURTIS_CSV_OUT]
+# Usage:  Rscript benchmarks/metafor_reference.R [EK_TABLE] [CURTIS_CSV_OUT] [FEATURES_JSON] [BCG_CSV]
 #   EK_TABLE        the COMPASS-DOE precipitation-manipulation CH4 table
 #                   (default ../shared/data/misc/EK_methane_precip_manipulation.csv)
 #   CURTIS_CSV_OUT  where to write dat.curtis1998 in the warming-table layout
@@ -45,7 +45,8 @@ cur_table <- data.frame(
   season = NA, warming_c = NA,
   control_mean = cur$m2i, control_sd = cur$sd2i, control_n = cur$n2i,
   treatment_mean = cur$m1i, treatment_sd = cur$sd1i, treatment_n = cur$n1i,
-  method = cur$method, fungrp = cur$fungrp, genus = cur$genus, species = cur$species)
+  method = cur$method, fungrp = cur$fungrp, genus = cur$genus, species = cur$species,
+  time = cur$time)
 dir.create(dirname(curtis_out), showWarnings = FALSE, recursive = TRUE)
 write.csv(cur_table, curtis_out, row.names = FALSE, na = "")
 cur_es <- escalc("ROM", m1i = treatment_mean, sd1i = treatment_sd, n1i = treatment_n,
@@ -78,3 +79,42 @@ es <- rbind(
              yi = ek_es$yi[1:3], vi = ek_es$vi[1:3]))
 cat("\n")
 write.csv(format(es, digits = 10), stdout(), row.names = FALSE, quote = TRUE)
+
+# ---------------------------------------------------------------- moderators, small-study test,
+# leave-one-out and cumulative estimates (the issue-16 features), printed as one JSON object
+# (tests/data/metafor_features.json holds it; written when a third argument gives the path).
+#   curtis_mods — dat.curtis1998, rma.mv(yi, vi, mods = ~ 0 + method + fungrp + I(time - mean(time)),
+#                 random = list(~1 | paper, ~1 | id)): the design of --moderators method,fungrp,time
+#   bcg_*       — dat.bcg (Colditz et al. 1994, JAMA 271:698), log risk ratios escalc("RR"),
+#                 exported to tests/data/bcg.csv: rma(yi, vi) REML, regtest() (Egger, predictor sei,
+#                 model "rma"), leave1out(), cumul() ordered by year, and
+#                 rma(yi, vi, mods = ~ I(ablat - mean(ablat)) + alloc) (alloc: alternate reference).
+features_out <- if (length(args) >= 3) args[3] else NA
+bcg_out <- if (length(args) >= 4) args[4] else "tests/data/bcg.csv"
+
+cm <- rma.mv(yi, vi, mods = ~ 0 + method + fungrp + I(time - mean(time)),
+             random = list(~ 1 | study, ~ 1 | site), data = cur_es, method = "REML")
+bcg <- escalc("RR", ai = tpos, bi = tneg, ci = cpos, di = cneg, data = dat.bcg)
+write.csv(data.frame(trial = bcg$trial, author = bcg$author, year = bcg$year, ablat = bcg$ablat,
+                     alloc = bcg$alloc, yi = as.numeric(bcg$yi), vi = as.numeric(bcg$vi)),
+          bcg_out, row.names = FALSE)
+b0 <- rma(yi, vi, data = bcg, method = "REML")
+eg <- regtest(b0)
+eg_fit <- rma(yi, vi, mods = ~ sqrt(vi), data = bcg, method = "REML")
+l1 <- leave1out(b0)
+cu <- cumul(b0, order = bcg$year)
+bm <- rma(yi, vi, mods = ~ I(ablat - mean(ablat)) + alloc, data = bcg, method = "REML")
+coefs <- function(m) list(name = rownames(m$beta), estimate = as.numeric(m$beta), se = m$se)
+features <- list(
+  source = sprintf("benchmarks/metafor_reference.R, metafor %s, %s", packageVersion("metafor"),
+                   R.version.string),
+  curtis_mods = c(coefs(cm), list(sigma2 = cm$sigma2)),
+  bcg_rma = list(estimate = as.numeric(b0$beta), se = b0$se, tau2 = b0$tau2),
+  bcg_regtest = list(slope = as.numeric(eg_fit$beta[2]), slope_se = eg_fit$se[2],
+                     zval = eg$zval, pval = eg$pval, limit = as.numeric(eg$est)),
+  bcg_leave1out = list(trial = bcg$trial, estimate = l1$estimate, se = l1$se, tau2 = l1$tau2),
+  bcg_cumul = list(trial = bcg$trial[order(bcg$year)], year = sort(bcg$year),
+                   estimate = cu$estimate, se = cu$se, tau2 = cu$tau2),
+  bcg_mods = c(coefs(bm), list(tau2 = bm$tau2)))
+json <- jsonlite::toJSON(features, digits = 10, auto_unbox = TRUE, pretty = TRUE)
+if (!is.na(features_out)) writeLines(json, features_out) else cat(json, "\n", file = stderr())

@@ -1,6 +1,7 @@
 """Bayesian lnRR meta-analysis (models/meta.py) side by side with metafor's REML fit.
 
     .venv/bin/python -m benchmarks.metafor_reference [--no-r] [--draws 2000] [--chains 4]
+    .venv/bin/python -m benchmarks.metafor_reference --features [--cumulative]
 
 1. Runs ``Rscript benchmarks/metafor_reference.R`` (R with metafor; Debian: r-cran-metafor), which
    writes tests/data/curtis1998.csv and prints the REML estimates that tests/test_meta.py holds.
@@ -10,6 +11,12 @@
    τ_site) on a grid (lnRR | τ is Gaussian), which has no Monte Carlo error.
 3. Prints per level: REML estimate and SE; posterior mean and SD; (mean − REML) / SD for NUTS and for
    the quadrature; and τ = √(σ²_study + σ²_site) against the posterior mean and median of τ.
+
+``--features``: the issue-16 pieces against tests/data/metafor_features.json (the R script's third
+output): moderator coefficients of dat.curtis1998 (rma.mv), and on dat.bcg the random-effects
+mean (rma), the Egger-type slope and limit estimate (regtest), leave-one-study-out (leave1out)
+and, with ``--cumulative``, the cumulative estimates (cumul); one row per number with
+(posterior mean − metafor) / posterior SD. Same weak priors as above.
 """
 
 from __future__ import annotations
@@ -90,19 +97,72 @@ def quadrature(effects: Effects, spec: RRSpec, n_grid: int = 60, tau_max: float 
     return dict(zip(d.levels, mean)), dict(zip(d.levels, sd)), float((w * tau).sum())
 
 
+def features(args) -> pd.DataFrame:
+    """Posterior mean and SD beside metafor's number, per feature (see the module docstring)."""
+    from inference.fit_rr import cumulative_table, leave_one_out_table, small_study_table
+    from models.meta import effects_from_yi_vi
+
+    ref = json.loads((ROOT / "tests" / "data" / "metafor_features.json").read_text())
+    sampling = dict(chains=args.chains, draws=args.draws, tune=args.tune, seed=args.seed)
+    rows = []
+
+    def row(feature, name, metafor, mean, sd):
+        rows.append({"feature": feature, "quantity": name, "metafor": metafor, "mean": mean,
+                     "sd": sd, "diff_sd": (mean - metafor) / sd})
+
+    wt = load_warming(ROOT / "tests" / "data" / "curtis1998.csv")
+    spec = RRSpec(moderator="method", moderators=("fungrp", "time"), **WEAK)
+    post = sample_rr(effect_sizes(wt.table), spec, **sampling)["posterior"].to_dataset()
+    for name, estimate in zip(ref["curtis_mods"]["name"], ref["curtis_mods"]["estimate"]):
+        x = (post["lnRR"].sel(level=name[len("method"):]) if name.startswith("method") else
+             post["beta"].sel(coef="time" if name.startswith("I(time") else
+                              "fungrp=" + name[len("fungrp"):]))
+        row("rma.mv mods (curtis1998)", name, estimate, float(x.mean()), float(x.std()))
+    raw = pd.read_csv(ROOT / "tests" / "data" / "bcg.csv")
+    trial = "trial" + raw["trial"].astype(str)
+    bcg = effects_from_yi_vi(raw.assign(study=trial, site=trial))
+    spec = RRSpec(moderator=None, **WEAK)
+    dt = sample_rr(bcg, spec, **sampling)
+    x = dt["posterior"]["lnRR"]
+    row("rma (bcg)", "estimate", ref["bcg_rma"]["estimate"], float(x.mean()), float(x.std()))
+    egger = small_study_table(bcg, spec, say=lambda m: None, **sampling).set_index("quantity")
+    for q, key in (("egger_slope", "slope"), ("limit_lnRR", "limit")):
+        row("regtest (bcg)", q, ref["bcg_regtest"][key], egger.loc[q, "mean"], egger.loc[q, "sd"])
+    loo = leave_one_out_table(bcg, spec, dt, say=lambda m: None, **sampling)
+    loo = loo[loo["quantity"] == "lnRR"].set_index("study")
+    for t, estimate in zip(ref["bcg_leave1out"]["trial"], ref["bcg_leave1out"]["estimate"]):
+        r = loo.loc[f"trial{t}"]
+        row("leave1out (bcg)", f"without trial {t} (k̂ {r['pareto_k']:.2f})", estimate, r["mean"],
+            r["sd"])
+    if args.cumulative:
+        cum = cumulative_table(bcg, spec, "year", say=lambda m: None, **sampling)
+        cum = cum[cum["quantity"] == "lnRR"].set_index("step")
+        for step, estimate in enumerate(ref["bcg_cumul"]["estimate"][1:], start=2):
+            r = cum.loc[step]
+            row("cumul (bcg)", f"{step} trials", estimate, r["mean"], r["sd"])
+    return pd.DataFrame(rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--features", action="store_true",
+                   help="moderators, regtest, leave1out (and cumul) against metafor_features.json")
+    p.add_argument("--cumulative", action="store_true", help="with --features: also cumul")
     p.add_argument("--no-r", action="store_true", help="use the REML numbers stored in the test")
     p.add_argument("--chains", type=int, default=4)
     p.add_argument("--draws", type=int, default=2000)
     p.add_argument("--tune", type=int, default=1000)
     p.add_argument("--seed", type=int, default=1)
     args = p.parse_args(argv)
+    if args.features:
+        with pd.option_context("display.width", 200, "display.float_format", "{:.4f}".format):
+            print(features(args).to_string(index=False))
+        return 0
     ref = metafor_reference(not args.no_r)
     rows = []
     for name, (_, moderator) in CASES.items():
         effects = effects_for(name)
-        spec = RRSpec(moderator=moderator, **WEAK)
+        spec = RRSpec(moderator=moderator, directions="pool", **WEAK)  # as metafor pools them
         t0 = time.perf_counter()
         dt = sample_rr(effects, spec, chains=args.chains, draws=args.draws, tune=args.tune,
                        seed=args.seed)

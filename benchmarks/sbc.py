@@ -1,7 +1,7 @@
 """Simulation-based calibration (Talts et al. 2018) of model M1 (Arrhenius) and model M3 (meta-analysis).
 
-    python -m benchmarks.sbc --model arrhenius|arrhenius-student|meta|meta-noncentred --n 200 --out DIR
-                             [--workers W]
+    python -m benchmarks.sbc --model arrhenius|arrhenius-ar1|arrhenius-student|meta|meta-noncentred
+                             --n 200 --out DIR [--workers W]
 
 For each of ``n`` replicates a parameter vector θ̃ is drawn from the model's own prior, a data set
 ỹ from the model's own likelihood given θ̃ (``pm.sample_prior_predictive`` on the model itself, so
@@ -20,9 +20,16 @@ Models and designs (small: a few CPU seconds per fit, most of it compiling the m
                fixed design: two flux classes (wetland emission at 4 sites, one of them an
                autochamber so the method offset is in the model; grassland uptake at 3 sites),
                two seasons, 30–50 daily observations per site and season. Site effects are
-               drawn exactly after sampling (``draw_site_effects``) and ranked too.
+               drawn exactly after sampling (``exact_draws``, with the class means where the
+               sampler integrates them out) and ranked too.
                ``--model arrhenius-student``: the same design, data drawn from and fitted with
                ``fit_ea --likelihood student`` (per observation, ν ranked too).
+``arrhenius-ar1`` the default M1 of ``fit_ea`` (AR(1) residuals, ρ_c ~ Uniform(−1, 1), marginal
+               likelihood) on the same sites, classes, seasons and method offset, but with
+               time structure (``AR1Design``): runs of 5–20 consecutive periods with 2–7-day gaps,
+               a second run two years on at three sites (beyond the AR(1) horizon), 3-day
+               periods at one site. Data drawn as ``fit_ea`` draws its prior predictive (site
+               effects from τ, AR(1) residuals forward in time); ρ per class ranked too.
 ``meta``       M3 (``build_rr_model`` with the default spec: marginal form, τ ~ HalfCauchy(0.5),
                lnRR ~ Normal(0, 2)) sampled as ``inference.fit_rr`` samples it, on 10 studies, 14
                sites, both seasons per site, sampling variances of 0.01–0.25 (typical of CH4
@@ -156,12 +163,67 @@ def arrhenius_design_table(design: ArrheniusDesign = ArrheniusDesign(), seed: in
             n = int(rng.integers(design.n_min, design.n_max + 1))
             days.append(pd.DatetimeIndex(rng.choice(pool, n, replace=False)))
         dates = days[0].append(days[1]).sort_values()
-        doy = dates.day_of_year.to_numpy()
-        temp = 6.0 - 11.0 * np.cos(2 * np.pi * (doy - 20) / 366) + rng.normal(0, 1.5, len(dates))
-        parts.append(pd.DataFrame({
-            "site": site, "date": dates, "days": 1, "flux": sign, "soil_temp_c": np.round(temp, 2),
-            "ecosystem": eco, "method": method, "latitude": 33.0, "longitude": 100.0, "n_sub": 1}))
+        parts.append(_design_rows(site, eco, sign, method, dates, 1, rng))
     return pd.concat(parts, ignore_index=True)
+
+
+def _design_rows(site, eco, sign, method, dates: pd.DatetimeIndex, days: int,
+                 rng: np.random.Generator) -> pd.DataFrame:
+    """Canonical rows of one site: soil temperature of an alpine annual cycle, flux ±1."""
+    doy = dates.day_of_year.to_numpy()
+    temp = 6.0 - 11.0 * np.cos(2 * np.pi * (doy - 20) / 366) + rng.normal(0, 1.5, len(dates))
+    return pd.DataFrame({
+        "site": site, "date": dates, "days": days, "flux": sign, "soil_temp_c": np.round(temp, 2),
+        "ecosystem": eco, "method": method, "latitude": 33.0, "longitude": 100.0, "n_sub": 1})
+
+
+@dataclasses.dataclass(frozen=True)
+class AR1Design:
+    """Time structure of the AR(1) calibration design (sites, sizes as ``ArrheniusDesign``).
+
+    Each site × season is a series of runs of consecutive periods separated by short gaps (ρ is
+    identified only from observations a few days apart); at the sites of ``second_year`` one more
+    run lies two years later, beyond the AR(1) horizon (a new, independent run of the series); at
+    ``multi_day`` the periods are several days long (weights w = days in the likelihood).
+    """
+
+    base: ArrheniusDesign = ArrheniusDesign()
+    block: tuple[int, int] = (5, 20)  # periods per run
+    gap: tuple[int, int] = (2, 7)  # days between runs
+    second_year: tuple[str, ...] = ("W1", "W4", "G1")
+    multi_day: tuple[tuple[str, int], ...] = (("G3", 3),)
+
+
+def arrhenius_ar1_design_table(design: AR1Design = AR1Design(), seed: int = 0) -> pd.DataFrame:
+    """A canonical table of the AR(1) design: per site and season, runs of consecutive periods
+    starting at the season's start (1 May, 1 October of 2020); fluxes ±1 as in the iid design."""
+    rng = np.random.default_rng(seed)
+    period = dict(design.multi_day)
+    parts = []
+    for site, eco, sign, method in design.base.sites:
+        step = period.get(site, 1)
+        dates = []
+        for start in (pd.Timestamp("2020-05-01"), pd.Timestamp("2020-10-01")):
+            # multi-day periods cover as many days as the daily series, in fewer periods
+            n = int(rng.integers(design.base.n_min, design.base.n_max + 1)) // step
+            later = int(rng.integers(*design.block)) if site in design.second_year else 0
+            dates += _runs(start + pd.Timedelta(days=int(rng.integers(0, 15))), n - later, step, design, rng)
+            if later:  # two years on: more than AR1_HORIZON_DAYS after the first part
+                dates += _runs(start + pd.DateOffset(years=2), later, step, design, rng)
+        parts.append(_design_rows(site, eco, sign, method, pd.DatetimeIndex(dates), step, rng))
+    return pd.concat(parts, ignore_index=True)
+
+
+def _runs(start: pd.Timestamp, n: int, step: int, design: AR1Design,
+          rng: np.random.Generator) -> list[pd.Timestamp]:
+    """``n`` period start dates from ``start``: runs of consecutive periods, short gaps between."""
+    dates, day = [], start
+    while len(dates) < n:
+        for _ in range(min(int(rng.integers(design.block[0], design.block[1] + 1)), n - len(dates))):
+            dates.append(day)
+            day += pd.Timedelta(days=step)
+        day += pd.Timedelta(days=int(rng.integers(design.gap[0], design.gap[1] + 1)) - 1)
+    return dates
 
 
 def _arrhenius_prepare(table: pd.DataFrame, config):
@@ -192,6 +254,21 @@ def arrhenius_prior_draws(n: int, seed: int, config=None):
     return data, config, prior, y
 
 
+def arrhenius_ar1_prior_draws(n: int, seed: int):
+    """AR(1) design data and ``n`` joint prior draws of the default M1 (``residuals="ar1"``):
+    hyperparameters including ρ from the model's priors, site effects from N(0, τ²), then AR(1)
+    residuals generated forward in time with the observation weights, exactly as ``fit_ea`` makes
+    its prior predictive (``inference.ea_fitting._prior_draws``)."""
+    from inference.ea_fitting import _prior_draws
+    from models.arrhenius import ArrheniusConfig
+
+    config = ArrheniusConfig(min_obs=1, residuals="ar1")
+    data = _arrhenius_prepare(arrhenius_ar1_design_table(seed=seed), config)
+    prior, predictive = _prior_draws(data, config, np.random.default_rng(seed), n)
+    return (data, config, prior.squeeze("chain", drop=True),
+            predictive["ln_flux"].to_numpy()[0].astype(float))
+
+
 def _arrhenius_fit(data, config, *, draws: int, tune: int, seed: int, sampler: str,
                    target_accept: float | None = None):
     """NUTS with the options of ``inference.ea_fitting.sample``, the chains in this process: the
@@ -212,7 +289,7 @@ def arrhenius_replicate(k: int, setup: dict, *, L: int, draws: int, tune: int, s
                         max_refits: int = 2, sampler: str = "nutpie",
                         target_accept: float | None = None) -> tuple[list[dict], dict]:
     """Fit replicate ``k`` and rank its true parameters among L thinned posterior draws."""
-    from models.arrhenius_post import draw_site_effects
+    from models.arrhenius_post import exact_draws
 
     data0, config, prior, y = setup["data"], setup["config"], setup["prior"], setup["y"]
     table = data0.obs[["site", "date", "days", "flux", "soil_temp_c", "ecosystem", "method",
@@ -228,8 +305,8 @@ def arrhenius_replicate(k: int, setup: dict, *, L: int, draws: int, tune: int, s
                                seed=_seed(seed, k, attempt), sampler=sampler,
                                target_accept=target_accept)
         post = idata["posterior"].to_dataset()
-        if "eps_E" not in post:  # marginal model: site effects drawn exactly, as fit_ea does
-            post = post.merge(draw_site_effects(post, data, np.random.default_rng([seed, k, attempt, 1])))
+        if "eps_E" not in post:  # marginal model: what it integrates out drawn exactly, as fit_ea does
+            post = exact_draws(post, data, config.priors, np.random.default_rng([seed, k, attempt, 1]))
         return idata, post
 
     return _ranked_fit(k, fit, lambda ds: _arrhenius_scalars(ds, data),
@@ -254,6 +331,9 @@ def _arrhenius_scalars(ds, data) -> dict[str, np.ndarray]:
         out[f"sigma[{c}]"] = ds["sigma"].to_numpy()[..., i]
     if "nu" in ds:
         out["nu"] = ds["nu"].to_numpy()
+    if "rho" in ds:
+        for i, c in enumerate(data.classes):
+            out[f"rho[{c}]"] = ds["rho"].to_numpy()[..., i]
     for k, m in enumerate(data.methods):
         out[f"method_offset[{m}]"] = ds["method_offset"].to_numpy()[..., k]
     for var in ("eps_E", "eps_R"):
@@ -290,7 +370,9 @@ def meta_design_table(design: MetaDesign = MetaDesign(), seed: int = 0) -> pd.Da
 def _meta_effects(table: pd.DataFrame):
     from models.meta import Effects
 
-    return Effects(table=table.copy(), bias_corrected=False, dropped={}, source="sbc-design")
+    # every experiment of the design is an emission response: one direction, nothing to separate
+    return Effects(table=table.assign(direction="emission"), bias_corrected=False, dropped={},
+                   source="sbc-design")
 
 
 def meta_prior_draws(n: int, seed: int, spec=None):
@@ -408,6 +490,10 @@ MODELS = {
     "arrhenius-student": (lambda n, seed: dict(zip(("data", "config", "prior", "y"),
                                                    arrhenius_prior_draws(n, seed, _student()))),
                           arrhenius_replicate, "M1 hierarchical Arrhenius (Student-t, per observation)"),
+    "arrhenius-ar1": (lambda n, seed: dict(zip(("data", "config", "prior", "y"),
+                                               arrhenius_ar1_prior_draws(n, seed))),
+                      arrhenius_replicate,
+                      "M1 hierarchical Arrhenius (AR(1) residuals, marginal likelihood)"),
     "meta": (meta_prior_draws, meta_replicate, "M3 random-effects meta-analysis of lnRR"),
     "meta-noncentred": (lambda n, seed: meta_prior_draws(n, seed, _noncentred()), meta_replicate,
                         "M3 random-effects meta-analysis of lnRR (non-centred form)"),
@@ -472,8 +558,10 @@ def run_sbc(model: str, n: int, out: Path | None = None, *, seed: int = 20261122
         done = len(infos)
         if done % 10 == 0 or done == n:
             log(f"{model}: {done}/{n} fits, {time.perf_counter() - t0:.0f} s")
-            if out is not None:
+            if out is not None:  # a run stopped early keeps what it has done
                 runio.write_csv(Path(out) / "sbc_ranks.csv", _sorted(pd.DataFrame(ranks)))
+                runio.write_csv(Path(out) / "sbc_replicates.csv",
+                                pd.DataFrame(infos).sort_values("replicate"))
 
     if workers > 1:
         import multiprocessing as mp

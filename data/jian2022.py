@@ -19,12 +19,11 @@ How the ratio tables are assembled follows ``functions.R`` of GlobalC (``cal_Fro
   the shoot share is given); groups deciduous / evergreen / mixed forest, other.
 - Ra:GPP: RaGPP.csv; groups deciduous / evergreen / mixed forest (``Leaf_habit`` "Forest" counts as
   mixed), grassland (+ savanna), other.
-- Optionally (``ratio_source="literature+srdb"``), as ``cal_Froot`` / ``prep_RaGpp`` of the GlobalC
-  version read (0376a3f4, then on SRDB-V4), SRDB records are added: Froot = Ra_annual / (ER −
+- With ``ratio_source="literature+srdb"`` (the budget job's default, as ``cal_Froot`` /
+  ``prep_RaGpp`` of the GlobalC code do), SRDB records are added: Froot = Ra_annual / (ER −
   Rh_annual) (ER ← GPP, Rh ← NPP, Ra ← Rs − Rh where missing) kept for 0.1 < Froot < 0.9, and
-  Ra:GPP = (ER − NPP) / GPP in (0, 1) (ER ← GPP where missing). The literature tables alone
-  reproduce the published numbers more closely (GPP implied 150 (128–177) vs 149 (126–178)), so
-  they are the default.
+  Ra:GPP = (ER − NPP) / GPP in (0, 1) (ER ← GPP where missing). ``"literature"`` reads the two
+  literature tables alone.
 
 Bad input raises ``DataError(file, line, column, …)`` with the 1-based line in the file.
 """
@@ -67,11 +66,11 @@ ECOSYSTEM_GROUPS = {
 OTHER = "other"
 
 # Share of land area (water excluded) of each IGBP group, cos(latitude)-weighted as in
-# Topdown_GlobalRs.Rmd ("calculate vegetation areas"). The original code counts the points of
-# GlobalC data/IGBP.txt (column IGBP2001Pr); that point table is not part of the dataset, so these
-# shares were estimated from a systematic sample of 800 of its points (592 on land; standard error
-# ≈ 2 percentage points). The remainder (barren, snow/ice, wetland, urban: 0.242) takes the "other"
-# ratios. Override with read_area_shares() for another land-cover map.
+# Topdown_GlobalRs.Rmd ("calculate vegetation areas"): shares estimated from a systematic sample
+# of 800 of IGBP.txt's points (592 on land; standard error ≈ 2 percentage points), kept for
+# inputs without that table. The budget job computes the shares from the whole IGBP.txt as the
+# GlobalC code does (read_area_shares). The remainder (barren, snow/ice, wetland, urban: 0.242)
+# takes the "other" ratios.
 AREA_SHARES = {
     "agriculture": 0.153,
     "deciduous_forest": 0.004,
@@ -479,9 +478,9 @@ def load_budget_inputs(folder: str | Path | None = None, *, ratio_source: str = 
                        area_shares: dict[str, float] | None = None) -> BudgetInputs:
     """Read all budget tables from ``folder`` (default: the registry's ``jian2022`` folder).
 
-    ``ratio_source``: "literature" (Froot from FlFsFrSummary.csv, Ra:GPP from RaGPP.csv — the
-    combination that reproduces the published numbers) or "literature+srdb" (plus the SRDB-derived
-    records that ``cal_Froot`` / ``prep_RaGpp`` of an earlier GlobalC version add).
+    ``ratio_source``: "literature" (Froot from FlFsFrSummary.csv, Ra:GPP from RaGPP.csv) or
+    "literature+srdb" (plus the SRDB-derived records that ``cal_Froot`` / ``prep_RaGpp`` of the
+    GlobalC code add; the budget job's default).
     """
     if ratio_source not in RATIO_SOURCES:
         raise DataError(None, None, None, f"unknown ratio source '{ratio_source}'",

@@ -2,12 +2,14 @@
 
     python -m inference.budget [--dataset jian2022 | --data FOLDER] [--variant NAME ...]
         [--sd-fill max-cv|median-cv|ignore|zero] [--n-draws 10000] [--bayes/--no-bayes]
-        [--rf/--no-rf] [--chains 2 --draws 2000 --tune 1000 --target-accept 0.9] [--out DIR]
-        [--overwrite] [--seed N]
+        [--rf/--no-rf] [--rf-records monthly|annual] [--rf-trees 200]
+        [--chains 2 --draws 2000 --tune 1000 --target-accept 0.9] [--out DIR] [--overwrite] [--seed N]
 
 Writes to the run folder:
 - ``budget_summary.csv``: ``quantity`` (GPP_direct, GPP_implied, RS_direct, RS_implied, p_agree_GPP,
-  p_agree_RS, RS_rf_global, and differences, overlaps, variance shares, Bayesian posteriors),
+  p_agree_RS, RS_rf_global, and differences, overlaps, variance shares, Bayesian posteriors, the
+  forest's skill: rf_oob_r2 and, for monthly records, rf_cv_r2_spatial / rf_cv_rmse_spatial
+  (g C m⁻² d⁻¹, leave-site-cluster-out), for annual ones rf_cv_r2_by_study),
   ``variant``, ``method`` (resampling | bayes | rf), ``term``, ``median``, ``ci_low``, ``ci_high``,
   ``mean``, ``sd``, ``published``, ``published_low``, ``published_high``;
 - ``budget_comparison.csv``: reproduced vs published numbers for every variant;
@@ -41,8 +43,9 @@ CONTRACT = ("GPP_direct", "GPP_implied", "RS_direct", "RS_implied", "p_agree_GPP
 
 def parser() -> argparse.ArgumentParser:
     from data.jian2022 import RATIO_SOURCES
-    from models.budget import DEFAULT_VARIANT, GPP_SETS, N_DRAWS, SAMPLE_SIZE, SD_FILLS, VARIANTS
-    from tpflux.carbon_budget import BAYES_DRAWS, DATASETS, SAMPLERS, TARGET_ACCEPT
+    from models.budget import (DEFAULT_GPP_SET, DEFAULT_RATIO_SOURCE, DEFAULT_VARIANT, GPP_SETS,
+                               N_DRAWS, SAMPLE_SIZE, SD_FILLS, VARIANTS)
+    from tpflux.carbon_budget import BAYES_DRAWS, DATASETS, RF_RECORDS, SAMPLERS, TARGET_ACCEPT
 
     p = runio.base_parser(JOB, __doc__.split("\n\n")[0])
     src = p.add_mutually_exclusive_group()
@@ -61,18 +64,22 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--n-draws", type=int, default=N_DRAWS, help="resampling draws")
     p.add_argument("--sample-size", type=int, default=SAMPLE_SIZE,
                    help="values averaged per draw")
-    p.add_argument("--gpp-set", default="remote-sensing", choices=GPP_SETS,
-                   help="literature GPP estimates taken as direct GPP")
-    p.add_argument("--ratio-source", default="literature", choices=list(RATIO_SOURCES),
-                   help="Froot and Ra:GPP records: the literature tables (reproduces the published "
-                        "numbers) or those plus SRDB-derived records (an earlier GlobalC version)")
+    p.add_argument("--gpp-set", default=DEFAULT_GPP_SET, choices=GPP_SETS,
+                   help="literature GPP estimates taken as direct GPP (non-model: as the R code)")
+    p.add_argument("--ratio-source", default=DEFAULT_RATIO_SOURCE, choices=list(RATIO_SOURCES),
+                   help="Froot and Ra:GPP records: the literature tables alone, or those plus the "
+                        "SRDB-derived records (as cal_Froot / prep_RaGpp of the R code)")
     p.add_argument("--area-shares", type=Path, default=None,
-                   help="CSV IGBP_group,share overriding the land-area shares of the ecosystem groups")
+                   help="CSV IGBP_group,share overriding the land-area shares of the ecosystem groups "
+                        "(default: computed from the dataset's IGBP.txt as the R code does)")
     p.add_argument("--bayes", action=argparse.BooleanOptionalAction, default=True,
                    help="also fit the Bayesian pooling model")
     p.add_argument("--rf", action=argparse.BooleanOptionalAction, default=True,
-                   help="also upscale SRDB annual soil respiration with a random forest")
+                   help="also upscale soil respiration with a random forest (see --rf-records)")
     p.add_argument("--rf-trees", type=int, default=200, help="trees of the random forest")
+    p.add_argument("--rf-records", default=RF_RECORDS[0], choices=RF_RECORDS,
+                   help="records the forest learns: monthly MGRsD (as the study; about a minute at "
+                        "200 trees) or annual SRDB-V5")
     runio.add_sampling_args(p, chains=2, draws=BAYES_DRAWS, tune=1000)
     p.add_argument("--sampler", default="auto", choices=SAMPLERS,
                    help="NUTS implementation (auto: nutpie when installed)")
@@ -126,21 +133,44 @@ def bayes_draws(dt: xr.DataTree) -> xr.Dataset:
                        for k in ("GPP_direct", "GPP_implied", "RS_direct", "RS_implied")})
 
 
-def run_rf(folder: Path, *, n_trees: int, seed: int, say=runio.progress):
-    """Random-forest upscaling of SRDB annual soil respiration: the result, the records left out
-    (reason → count) and the upscaled map."""
-    from data.jian2022 import FILES, read_srdb
-    from data.rc_grid import GRID_COVARIATES, attach_covariates, land_cells, read_rc_grid, srdb_rs_sites
-    from models.rs_upscaling import upscale_rs
+MGRSD_FILE = "MGRsD.csv.gz"
+MGRSD_COLUMNS = ("Site_ID", "Study_number", "Meas_Month", "Meas_DOY", "Rs_Norm")
 
-    grid = read_rc_grid()
-    cells = land_cells(grid)
-    sites, dropped = srdb_rs_sites(read_srdb(Path(folder) / FILES["srdb"]))
+
+def rf_records(folder: Path, records: str, grid, say=runio.progress):
+    """The records the forest learns from, with the grid covariates, and those left out (reason →
+    count): "monthly" MGRsD records (placed by their SRDB site coordinates), or "annual" SRDB-V5."""
+    from data.jian2022 import FILES, read_srdb, read_table
+    from data.rc_grid import attach_covariates, srdb_rs_sites
+    from models.rs_upscaling import monthly_rs_records
+
+    srdb = read_srdb(Path(folder) / FILES["srdb"])
+    if records == "monthly":
+        from data.registry import dataset_folder
+
+        path = dataset_folder("mgrsd") / MGRSD_FILE
+        mgrsd = read_table(path, MGRSD_COLUMNS, numeric=("Meas_Month", "Meas_DOY", "Rs_Norm"))
+        sites, dropped = monthly_rs_records(mgrsd, srdb)
+    else:
+        sites, dropped = srdb_rs_sites(srdb)
     sites, no_cell = attach_covariates(sites, grid)
     if no_cell:
         dropped["no land cell within 1 grid cell"] = no_cell
-    say(f"random forest: {len(sites)} SRDB annual RS records, {len(cells)} land cells, {n_trees} trees")
-    result = upscale_rs(sites, cells, tuple(GRID_COVARIATES), n_trees=n_trees, seed=seed)
+    return sites, dropped
+
+
+def run_rf(folder: Path, *, n_trees: int, seed: int, records: str = "monthly", say=runio.progress):
+    """Random-forest upscaling of soil respiration (monthly MGRsD or annual SRDB records): the
+    result, the records left out (reason → count) and the upscaled annual map."""
+    from data.rc_grid import GRID_COVARIATES, land_cells, read_rc_grid
+    from models.rs_upscaling import upscale_monthly_rs, upscale_rs
+
+    grid = read_rc_grid()
+    cells = land_cells(grid)
+    sites, dropped = rf_records(folder, records, grid, say)
+    say(f"random forest: {len(sites)} {records} RS records, {len(cells)} land cells, {n_trees} trees")
+    upscale = upscale_monthly_rs if records == "monthly" else upscale_rs
+    result = upscale(sites, cells, tuple(GRID_COVARIATES), n_trees=n_trees, seed=seed)
     rf_map = np.full((grid.sizes["lat"], grid.sizes["lon"]), np.nan, dtype=np.float32)
     i = np.searchsorted(grid["lat"].values, cells["lat"].to_numpy())
     j = np.searchsorted(grid["lon"].values, cells["lon"].to_numpy())
@@ -154,13 +184,15 @@ def rf_rows(rf) -> pd.DataFrame:
     """Summary rows of the random-forest part: the global total, skill, sizes, importances."""
     lo, _, hi = rf.interval
     blank = {"variant": "", "method": "rf", "term": ""}
+    cv = (("rf_cv_r2_by_study", rf.cv_r2),) if rf.cv_scheme == "study" else (
+        ("rf_cv_r2_spatial", rf.cv_r2), ("rf_cv_rmse_spatial", rf.cv_rmse))
     return pd.DataFrame([
         {"quantity": "RS_rf_global", **blank, "median": rf.total, "ci_low": lo, "ci_high": hi,
          "mean": float(rf.tree_totals.mean()), "sd": float(rf.tree_totals.std(ddof=1))},
         *({"quantity": q, **blank, "median": v}
-          for q, v in (("rf_oob_r2", rf.oob_r2), ("rf_cv_r2_by_study", rf.cv_r2),
+          for q, v in (("rf_oob_r2", rf.oob_r2), *cv,
                        ("rf_n_records", rf.n_records), ("rf_n_studies", rf.n_studies),
-                       ("rf_land_area_Mkm2", rf.land_area_m2 / 1e12))),
+                       ("rf_n_sites", rf.n_sites), ("rf_land_area_Mkm2", rf.land_area_m2 / 1e12))),
         *({"quantity": "rf_importance", **blank, "term": k, "median": v}
           for k, v in rf.importance.items()),
     ])
@@ -231,9 +263,9 @@ def run(args, argv):
     return budget(args.data, dataset=args.dataset, variants=args.variant, sd_fill=args.sd_fill,
                   n_draws=args.n_draws, sample_size=args.sample_size, gpp_set=args.gpp_set,
                   ratio_source=args.ratio_source, area_shares=args.area_shares, bayes=args.bayes,
-                  rf=args.rf, rf_trees=args.rf_trees, chains=args.chains, draws=args.draws,
-                  tune=args.tune, sampler=args.sampler, target_accept=args.target_accept,
-                  seed=args.seed, command_line=argv)
+                  rf=args.rf, rf_trees=args.rf_trees, rf_records=args.rf_records,
+                  chains=args.chains, draws=args.draws, tune=args.tune, sampler=args.sampler,
+                  target_accept=args.target_accept, seed=args.seed, command_line=argv)
 
 
 if __name__ == "__main__":

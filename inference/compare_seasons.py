@@ -1,12 +1,17 @@
-"""Compare season schemes for the activation-energy model by PSIS-LOO on the same observations.
+"""Compare season schemes and residual models of the activation-energy model by PSIS-LOO on the same observations.
 
     python -m inference.compare_seasons [--dataset NAME | --data PATH] [--schemes julian,freeze-thaw,none]
+                                        [--residuals ar1,iid]
 
-Fits model M1 once per scheme on the observations every scheme keeps (a class too small in one
-scheme's seasons is dropped from all), then ranks the schemes by expected log predictive density
-(ELPD) with the difference to the best and its standard error. Writes ``season_comparison.csv``,
-``season_comparison.nc`` (pointwise ELPD and Pareto k per scheme) and ``diagnostics.json`` (one
-verdict per scheme). The same comparison from Python: ``tpflux.compare_seasons(...)``.
+Fits model M1 once per scheme × residual model (a progress line each) on the observations every
+scheme keeps, then ranks the models by expected log predictive density (ELPD) with the difference
+to the best, its standard error and a one-line reading of the two, overall and per flux class. A
+class that one scheme cannot fit is left out of all; what was left out, and why, is printed and
+written. AR(1) and iid residuals score the same observations (an AR(1) term conditions on the
+previous observation of its group). Writes ``season_comparison.csv``,
+``season_comparison_by_class.csv``, ``season_comparison_left_out.csv``, ``season_comparison.nc``
+(pointwise ELPD and Pareto k per model) and ``diagnostics.json`` (one verdict per model). The same
+comparison from Python: ``tpflux.compare_seasons(...)``; ``python -m reports.build DIR`` reports it.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import argparse
 import sys
 
 from data.seasons import SCHEMES
+from models.arrhenius_config import RESIDUALS
 from inference import runio
 
 
@@ -26,6 +32,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--schemes", default=",".join(SeasonComparisonConfig().schemes),
                    help=f"comma-separated schemes, two or more of {', '.join(SCHEMES)}")
     add_model_arguments(p)
+    # a list here, where fit_ea takes one residual model (checked by the config)
+    residuals = p._option_string_actions["--residuals"]
+    residuals.choices, residuals.default = None, ",".join(SeasonComparisonConfig().residual_models)
+    residuals.help = (f"comma-separated residual models, one or more of {', '.join(RESIDUALS)}: "
+                      "each season scheme is fitted with each")
     return p
 
 

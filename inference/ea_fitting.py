@@ -19,11 +19,13 @@ from scipy.stats import norm
 from data.errors import DataError
 from data.seasons import assign_seasons
 from data.table import Observations, flux_class
+from inference import nutpie_compile
 from models.arrhenius import ArrheniusConfig, ArrheniusData, build_model, prepare_data
 from models.arrhenius_config import TARGET_ACCEPT, add_group_columns, group_coords, group_parts
-from models.arrhenius_post import (derived_quantities, draw_site_effects, pointwise_log_likelihood,
-                                   pooled_ols, predict_ln_flux, prior_site_effects,
-                                   residual_autocorrelation)
+from models.arrhenius_post import (FOLD_CHANGE_C, Q10_RANGES_C, derived_quantities,
+                                   exact_draws, pointwise_log_likelihood,
+                                   pooled_ols, predict_ln_flux, prior_class_means,
+                                   prior_site_effects, residual_autocorrelation)
 from models.conventions import CI_QUANTILES, SUMMARY_STATS
 from models.conventions import EA_GATED_VARIABLES as GATED_VARIABLES  # noqa: F401  (re-exported)
 from models.conventions import EA_SAMPLED_VARIABLES as HYPER_VARIABLES
@@ -63,11 +65,17 @@ def sample(data: ArrheniusData, config: ArrheniusConfig, *, chains: int, draws: 
     low-rank adaptation vs 706 with its diagonal one; 874 vs 291 of 2 × 500 draws with PyMC's dense
     vs diagonal adaptation.
     """
-    with build_model(data, config):
-        return pm.sample(draws=draws, tune=tune, chains=chains, cores=min(chains, os.cpu_count() or 1),
-                         random_seed=seed, nuts_sampler=sampler, progressbar=progressbar,
-                         compute_convergence_checks=False, quiet=not progressbar,
-                         **sampler_options(sampler, config, target_accept))
+    cores = min(chains, os.cpu_count() or 1)
+    options = sampler_options(sampler, config, target_accept)
+    model = build_model(data, config)
+    if sampler == "nutpie":  # compiled once per model and data, then loaded from disk
+        return nutpie_compile.sample(model, draws=draws, tune=tune, chains=chains, cores=cores,
+                                     seed=seed, progressbar=progressbar,
+                                     target_accept=options["target_accept"], **options["nuts"])
+    with model:
+        return pm.sample(draws=draws, tune=tune, chains=chains, cores=cores, random_seed=seed,
+                         nuts_sampler=sampler, progressbar=progressbar,
+                         compute_convergence_checks=False, quiet=not progressbar, **options)
 
 
 def sampler_options(sampler: str, config: ArrheniusConfig,
@@ -105,8 +113,8 @@ def assemble(idata: xr.DataTree, data: ArrheniusData, config: ArrheniusConfig, *
     post = idata["posterior"].to_dataset()
     keep = [v for v in post.data_vars if v in HYPER_VARIABLES or v in ("eps_E", "eps_R")]
     post = post[keep]
-    if "eps_E" not in post:  # marginal model: draw the site effects exactly
-        post = post.merge(draw_site_effects(post, data, rng))
+    if "eps_E" not in post:  # marginal model: class means and site effects drawn exactly
+        post = exact_draws(post, data, config.priors, rng)
     else:  # per-observation model: the sampler's group labels get their parts as coordinates
         post = post.assign_coords(group_coords(data.groups))
     post = post.merge(derived_quantities(post, data), compat="override")
@@ -131,6 +139,8 @@ def _prior_draws(data: ArrheniusData, config: ArrheniusConfig, rng: np.random.Ge
         prior_dt = pm.sample_prior_predictive(draws=draws, random_seed=rng.integers(2**31))
     prior = prior_dt["prior"].to_dataset()
     prior = prior[[v for v in prior.data_vars if v in HYPER_VARIABLES]]
+    if "E" not in prior:  # marginal model: the class means are not among its variables
+        prior = prior.merge(prior_class_means(prior, data, config.priors, rng))
     prior = prior.merge(prior_site_effects(prior, data, rng))
     return prior, xr.Dataset({"ln_flux": predict_ln_flux(prior, data, rng, _nu(prior))})
 
@@ -167,9 +177,38 @@ def summary_table(dt: xr.DataTree, data: ArrheniusData) -> pd.DataFrame:
                            ci_high=ols["mean"] + z * ols["sd"]))
     # dE is undefined (NaN) for the reference season itself.
     out = pd.concat(rows, ignore_index=True).dropna(subset=["mean"]).reset_index(drop=True)
+    # The ρ of a class kept with independent residuals (not a daily series) is its prior only.
+    prior_only = (out["quantity"] == "rho") & out["flux_class"].isin(list(data.independent_classes))
+    out = out[~prior_only].reset_index(drop=True)
+    out = out.join(extrapolation_marks(out, post, data))
     lead = ["quantity", "flux_class", "season", "site"]
-    lead += [c for c in out.columns if c not in lead and c not in SUMMARY_STATS]
-    return out[[c for c in lead if c in out] + [c for c in SUMMARY_STATS if c in out]]
+    marks = ["extrapolated", "note"]
+    lead += [c for c in out.columns if c not in lead + marks and c not in SUMMARY_STATS]
+    return out[[c for c in lead if c in out] + [c for c in SUMMARY_STATS if c in out] + marks]
+
+
+def extrapolation_marks(summary: pd.DataFrame, post: xr.Dataset, data: ArrheniusData) -> pd.DataFrame:
+    """``extrapolated`` and ``note`` for the Q10 and fold-change rows: True where the row's
+    temperature range reaches beyond the soil temperatures observed in its flux class × season
+    (the Arrhenius curve is then used outside the data that fitted it); missing on other rows."""
+    ranges = {("fold_change_0_30", None): FOLD_CHANGE_C}
+    if "Q10" in post:  # the labels are made in Q10_RANGES_C's order
+        ranges |= {("Q10", str(t)): r for t, r in zip(post["temp_range"].to_numpy(), Q10_RANGES_C)}
+    seen = data.obs.groupby(["flux_class", "season"])["soil_temp_c"].agg(["min", "max"])
+    marks = pd.DataFrame({"extrapolated": pd.Series(pd.NA, index=summary.index, dtype="object"),
+                          "note": ""})
+    label = summary["temp_range"] if "temp_range" in summary else pd.Series(None, index=summary.index)
+    for i, row in summary.iterrows():
+        key = (row["quantity"], label[i] if isinstance(label[i], str) else None)
+        if key not in ranges or (row["flux_class"], row["season"]) not in seen.index:
+            continue
+        lo, hi = ranges[key]
+        t_min, t_max = seen.loc[(row["flux_class"], row["season"])]
+        beyond = bool(lo < t_min or hi > t_max)
+        marks.loc[i, "extrapolated"] = beyond
+        marks.loc[i, "note"] = (f"extrapolated: {lo:g} to {hi:g} °C beyond the observed "
+                                f"{t_min:.1f} to {t_max:.1f} °C" if beyond else "")
+    return marks
 
 
 def data_summary(obs: Observations, data: ArrheniusData) -> pd.DataFrame:
@@ -191,6 +230,8 @@ def data_summary_text(obs: Observations, data: ArrheniusData) -> str:
         lines.append(f"  skipped site {site}: {reason}")
     for cls, reason in data.skipped_classes.items():
         lines.append(f"  skipped class {cls}: {reason}")
+    for cls, reason in data.independent_classes.items():
+        lines.append(f"  class {cls}: {reason}")
     lines.append(data_summary(obs, data).to_string(index=False, float_format=lambda v: f"{v:.3g}"))
     return "\n".join(lines)
 
@@ -212,6 +253,15 @@ def result_text(summary: pd.DataFrame, synthetic: bool = False) -> str:
         for r in dE.itertuples():
             lines.append(f"  {r.flux_class:<22} {r.season:<14} {r.median:7.3f}  [{r.ci_low:6.3f}, "
                          f"{r.ci_high:6.3f}]  P = {p.loc[(r.flux_class, r.season)]:.3f}")
+    sens = summary[summary["quantity"].isin(["Q10", "fold_change_0_30"])]
+    if len(sens):
+        lines.append("Q10 and the 0→30 °C fold change implied by E, median [95 % interval]; * marks a "
+                     "range beyond the soil temperatures observed in that class × season")
+        for r in sens.itertuples():
+            what = f"Q10 {r.temp_range}" if r.quantity == "Q10" else "fold change 0-30 C"
+            marked = str(getattr(r, "extrapolated", "")) == "True"
+            lines.append(f"  {r.flux_class:<22} {r.season:<14} {what:<18} {r.median:8.3g}  "
+                         f"[{r.ci_low:.3g}, {r.ci_high:.3g}]" + (f"  * {r.note}" if marked else ""))
     rho = summary[summary["quantity"] == "rho"]
     if len(rho):
         extra = summary[summary["quantity"].isin(["resid_lag1_iid", "resid_lag1_ar1", "n_eff_days"])]

@@ -1,11 +1,19 @@
 """Bayesian random-effects meta-analysis of CH4 response ratios (warmed / control) by moderator level.
 
-    python -m inference.fit_rr (--table PATH | --dataset NAME) [--moderator COLUMN] [--warming-slope]
+    python -m inference.fit_rr (--table PATH | --dataset NAME) [--moderator COLUMN]
+                               [--moderators season,warming_c,ecosystem] [--warming-slope]
+                               [--directions moderator|refuse|pool]
                                [--tau-prior FAMILY:SCALE] [--tau-prior-sensitivity] [--tau-by-level]
+                               [--small-study-test] [--leave-one-out] [--cumulative [YEAR_COLUMN]]
                                [--chains --draws --tune --seed --out --overwrite --allow-unconverged]
 
-Writes ``rr_posterior.nc`` (ArviZ DataTree), ``rr_summary.csv``, ``diagnostics.json`` (and with
-``--tau-prior-sensitivity`` ``rr_prior_sensitivity.csv``) to the run folder. Forest plot of a run:
+Writes ``rr_posterior.nc`` (ArviZ DataTree), ``rr_summary.csv``, ``diagnostics.json`` and, when
+asked for, ``rr_prior_sensitivity.csv``, ``rr_small_study.csv``, ``rr_leave1out.csv``,
+``rr_cumulative.csv`` to the run folder. Moderator coefficients are the summary rows ``beta``
+(lnRR scale) and ``exp_beta`` (RR factor), ``level`` = the term, ``versus`` = its reference
+category. Emission and uptake experiments in one table are never pooled silently: by default
+``direction`` is added as a moderator and the output says so (models/meta.py). Figures of a run
+(forest with prediction intervals, funnel, influence, cumulative, prior sensitivity):
 ``python -m reports.forest_rr RUN_DIR``. The same fit from Python: ``tpflux.fit_rr(...)``; at the
 same seed both give identical posterior arrays and summaries.
 """
@@ -25,14 +33,25 @@ import xarray as xr
 
 from inference import runio
 from models.conventions import CI_LABEL, CI_QUANTILES
+from data.errors import DataError
+from data.table import source_row
 from models.meta import (SENSITIVITY_TAU_PRIORS, Effects, RRData, RRSpec, between_levels,
                          build_rr_model, prepare, warming_by_level)
 
+SENSITIVITY_FILE = "rr_prior_sensitivity.csv"
+SMALL_STUDY_FILE = "rr_small_study.csv"
+LEAVE1OUT_FILE = "rr_leave1out.csv"
+CUMULATIVE_FILE = "rr_cumulative.csv"
+EXTRA_FILES = (SENSITIVITY_FILE, SMALL_STUDY_FILE, LEAVE1OUT_FILE, CUMULATIVE_FILE)
+
 POSTERIOR_SUMMARY = ("lnRR", "RR", "tau", "tau_study", "tau_site", "I2", "lnRR_new", "RR_new",
-                     "lnRR_per_degC", "RR_per_degC")
+                     "lnRR_per_degC", "RR_per_degC", "beta", "exp_beta")
+# A PSIS leave-one-study-out estimate with Pareto k above this is replaced by a refit.
+PARETO_K_REFIT = 0.7
 
 
 def parser() -> argparse.ArgumentParser:
+    from models.meta import DIRECTIONS
     from tpflux.meta import PARAMETERISATIONS, SIGN_CHANGES, WARMING_DATASETS
 
     p = runio.base_parser("fit_rr", __doc__.split("\n\n")[0])
@@ -45,6 +64,24 @@ def parser() -> argparse.ArgumentParser:
                      help="registry dataset (synthetic-warming is SIMULATED)")
     p.add_argument("--moderator", default=None,
                    help="grouping column (default: season; Measurement Period for precip-manipulation)")
+    p.add_argument("--moderators", default=None,
+                   help="several moderators, formula-like: season,warming_c,ecosystem (or "
+                        "season+warming_c+C(year)); the first categorical one groups (one lnRR per "
+                        "level), further categorical ones add treatment contrasts, numeric ones a "
+                        "centred slope; C(name) makes a column categorical; 'direction' and 'sei' "
+                        "are derived columns")
+    p.add_argument("--directions", choices=DIRECTIONS, default=DIRECTIONS[0],
+                   help="emission and uptake rows in one table: add direction as a moderator "
+                        "(default), refuse, or pool them as magnitudes")
+    p.add_argument("--small-study-test", action="store_true",
+                   help="Egger-type test: refit with the standard error sei as a moderator, "
+                        "write rr_small_study.csv")
+    p.add_argument("--leave-one-out", action="store_true",
+                   help="leave-one-study-out influence (PSIS; refit where Pareto k > 0.7), "
+                        "write rr_leave1out.csv")
+    p.add_argument("--cumulative", nargs="?", const="year", default=None, metavar="COLUMN",
+                   help="cumulative estimates, studies added in order of COLUMN (default year), "
+                        "write rr_cumulative.csv")
     p.add_argument("--levels", default=None,
                    help="comma-separated order of the moderator levels; each later level is "
                         "compared with each earlier one (default: sorted)")
@@ -146,6 +183,12 @@ def summary_table(dt: xr.DataTree, d: RRData) -> pd.DataFrame:
     post = dt["posterior"].to_dataset()
     names = [v for v in POSTERIOR_SUMMARY if v in post]
     table = runio.tidy_summary(post, names)
+    if "coef" in table.columns:  # moderator coefficients: the term, against its reference
+        is_coef = table["coef"].notna()
+        versus = dict(zip(d.design.names, d.design.versus))
+        table.loc[is_coef, "level"] = table.loc[is_coef, "coef"]
+        table.loc[is_coef, "versus"] = table.loc[is_coef, "coef"].map(versus)
+        table = table.drop(columns="coef")
     rows = [table]
     lo, _, hi = CI_QUANTILES
     rr_new = post["RR_new"].stack(sample=("chain", "draw"))
@@ -206,8 +249,11 @@ def _interval(lo: float, hi: float) -> str:
     return f"[{_fmt(lo)}, {_fmt(hi)}]"
 
 
-def result_text(summary: pd.DataFrame, moderator: str, synthetic: bool, dropped: dict) -> str:
-    """The printed result: per level RR, prediction interval, τ, I², warming; then between levels."""
+def result_text(summary: pd.DataFrame, moderator: str, synthetic: bool, dropped: dict,
+                notes: list[str] = (), extra: dict[str, pd.DataFrame] | None = None) -> str:
+    """The printed result: notes (e.g. how flux direction was handled), per level RR, prediction
+    interval, τ, I², warming; moderator coefficients; between levels; then the extra analyses
+    (small-study test, most influential study, τ-prior sensitivity) when they were run."""
     def get(q, level=None, versus=None, col="median"):
         hit = summary[(summary["quantity"] == q)
                       & ((summary["level"] == level) if level is not None else summary["level"].isna())
@@ -218,6 +264,7 @@ def result_text(summary: pd.DataFrame, moderator: str, synthetic: bool, dropped:
     levels = list(summary.loc[summary["quantity"] == "RR", "level"])
     lines = [f"Response-ratio meta-analysis by {moderator}{' (SYNTHETIC data)' if synthetic else ''}; "
              f"medians with {CI_LABEL}s"]
+    lines += [str(n) for n in notes if n]
     if dropped:
         lines.append("rows left out: " + ", ".join(f"{k} {v}" for k, v in dropped.items()))
     header = (f"{'level':<18} {'k':>3} {'RR':>6} {'interval':>15} {'prediction':>15} "
@@ -236,13 +283,44 @@ def result_text(summary: pd.DataFrame, moderator: str, synthetic: bool, dropped:
         lines.append(f"RR per °C of warming: {_fmt(get('RR_per_degC'), 3)} "
                      f"[{_fmt(get('RR_per_degC', col='ci_low'), 3)}, "
                      f"{_fmt(get('RR_per_degC', col='ci_high'), 3)}]")
+    for _, row in summary[summary["quantity"] == "beta"].iterrows():
+        term = row["level"] + (f" vs {row['versus']}" if isinstance(row["versus"], str) else
+                               f" (slope per unit of {row['level']})")
+        lines.append(f"moderator {term}: lnRR {_fmt(row['median'], 3)} "
+                     f"[{_fmt(row['ci_low'], 3)}, {_fmt(row['ci_high'], 3)}]")
     pairs = summary[summary["quantity"] == "P_diff_gt_0"]
     for a, b in zip(pairs["level"], pairs["versus"]):
         lines.append(f"{a} vs {b}: P(RR_{a} > RR_{b}) = {get('P_diff_gt_0', a, b):.3f}; "
                      f"overlap = {get('overlap', a, b):.3f}; "
                      f"P(draw of {a} in {b}'s interval) = {get('p_agree', a, b):.3f}, "
                      f"reverse = {get('p_agree', b, a):.3f}")
-    return "\n".join(lines)
+    return "\n".join(lines + extra_text(extra or {}))
+
+
+def extra_text(extra: dict[str, pd.DataFrame]) -> list[str]:
+    """One or two lines per extra analysis that was run."""
+    lines = []
+    egger = extra.get(SMALL_STUDY_FILE)
+    if egger is not None and len(egger):
+        slope = egger[egger["quantity"] == "egger_slope"].iloc[0]
+        p = egger[egger["quantity"] == "P_slope_gt_0"]["mean"].iloc[0]
+        lines.append(f"small-study (Egger-type) test: lnRR per unit SE {_fmt(slope['median'], 3)} "
+                     f"{_interval(slope['ci_low'], slope['ci_high'])}, P(slope > 0) = {p:.3f}")
+    loo = extra.get(LEAVE1OUT_FILE)
+    if loo is not None and len(loo):
+        shift = loo[loo["quantity"] == "lnRR"].copy()
+        shift["shift"] = (shift["mean"] - shift["full_mean"]).abs() / shift["full_sd"]
+        top = shift.sort_values("shift").iloc[-1]
+        lines.append(f"leave-one-study-out: leaving out {top['study']} moves lnRR[{top['level']}] "
+                     f"most, by {top['shift']:.2f} posterior SD (max Pareto k "
+                     f"{loo['pareto_k'].max():.2f}; studies refitted: "
+                     f"{loo.loc[loo['refit'].astype(bool), 'study'].nunique()})")
+    sens = extra.get(SENSITIVITY_FILE)
+    if sens is not None and len(sens):
+        tau = sens[sens["quantity"] == "tau"].groupby("tau_prior")["median"].first()
+        lines.append("τ prior sensitivity (median τ): "
+                     + ", ".join(f"{k} {_fmt(v, 3)}" for k, v in tau.items()))
+    return lines
 
 
 def sensitivity_table(effects: Effects, spec: RRSpec, main_dt: xr.DataTree, *, chains: int,
@@ -270,6 +348,125 @@ def sensitivity_table(effects: Effects, spec: RRSpec, main_dt: xr.DataTree, *, c
     return pd.concat(rows, ignore_index=True)
 
 
+def _subset(effects: Effects, keep: np.ndarray) -> Effects:
+    return Effects(effects.table[keep].reset_index(drop=True), effects.bias_corrected,
+                   effects.dropped, effects.source)
+
+
+def _fit_summary(effects: Effects, spec: RRSpec, *, chains, draws, tune, seed):
+    """Sample and summarise ``names`` (no extra columns): one refit of the influence analyses."""
+    dt = sample_rr(effects, spec, chains=chains, draws=draws, tune=tune, seed=seed)
+    return summary_table(dt, prepare(effects, spec)), dt
+
+
+def small_study_table(effects: Effects, spec: RRSpec, *, chains: int, draws: int, tune: int,
+                      seed: int, say=runio.progress) -> pd.DataFrame:
+    """Egger-type small-study test: the model refitted with sei = √vi as a further moderator.
+
+    Rows: ``egger_slope`` (lnRR per unit of standard error; > 0 when small, imprecise studies
+    report larger effects), ``P_slope_gt_0``, and per level ``limit_lnRR``, the response of an
+    infinitely precise study (the slope extrapolated to sei = 0, metafor's "limit estimate").
+    """
+    import dataclasses
+
+    say("small-study test: refit with sei as a moderator")
+    alt = dataclasses.replace(spec, moderators=(*spec.moderators, "sei"))
+    dt = sample_rr(effects, alt, chains=chains, draws=draws, tune=tune, seed=seed)
+    d = prepare(effects, alt)
+    post = dt["posterior"].to_dataset()
+    slope = post["beta"].sel(coef="sei")
+    limit = post["lnRR"] - slope * d.design.centres["sei"]
+    out = runio.tidy_summary(xr.Dataset({"egger_slope": slope.drop_vars("coef"),
+                                         "limit_lnRR": limit}))
+    p = float((slope > 0).mean())
+    out = pd.concat([out, pd.DataFrame({"quantity": ["P_slope_gt_0"], "mean": [p], "median": [p]})],
+                    ignore_index=True)
+    return out.reindex(columns=["quantity", "level", *runio.SUMMARY_STATS])
+
+
+def leave_one_out_table(effects: Effects, spec: RRSpec, dt: xr.DataTree, *, chains: int,
+                        draws: int, tune: int, seed: int, say=runio.progress) -> pd.DataFrame:
+    """Leave-one-study-out influence: per study left out, the posterior of lnRR per level, τ and
+    the moderator coefficients (PSIS from the full fit; a refit where Pareto k > 0.7), beside the
+    full-data mean and SD (``full_mean``, ``full_sd``)."""
+    from models.meta import leave_one_study_out
+
+    d = prepare(effects, spec)
+    post = dt["posterior"].to_dataset().stack(sample=("chain", "draw"))
+    draws_of = {("lnRR", lv): post["lnRR"].sel(level=lv).to_numpy() for lv in d.levels}
+    draws_of[("tau", None)] = (post["tau"].to_numpy() if post["tau"].ndim == 1
+                               else post["tau"].mean("level").to_numpy())
+    for c in d.design.names:
+        draws_of[("beta", c)] = post["beta"].sel(coef=c).to_numpy()
+    keys = list(draws_of)
+    table = leave_one_study_out(post["loglik_study"].transpose("sample", "study").to_numpy(),
+                                {str(i): draws_of[k] for i, k in enumerate(keys)}, d.studies)
+    key = table["quantity"].astype(int).map(dict(enumerate(keys)))
+    table["quantity"], table["level"] = key.str[0], key.str[1]
+    table["refit"] = False
+    full = {k: (float(np.mean(v)), float(np.std(v, ddof=1))) for k, v in draws_of.items()}
+    study = d.effects["study"].astype(str).to_numpy()
+    for s in table.loc[table["pareto_k"] > PARETO_K_REFIT, "study"].unique():
+        say(f"leave-one-out: refit without {s} (Pareto k > {PARETO_K_REFIT})")
+        try:
+            refit, _ = _fit_summary(_subset(effects, study != s), spec, chains=chains,
+                                    draws=draws, tune=tune, seed=seed)
+        except DataError as exc:  # e.g. the study held a level's only experiments
+            say(f"leave-one-out: {s} not refitted ({exc.problem})")
+            continue
+        for i in table.index[table["study"] == s]:
+            q, lv = table.at[i, "quantity"], table.at[i, "level"]
+            hit = refit[(refit["quantity"] == q) & ((refit["level"] == lv) if lv is not None
+                                                     else refit["level"].isna())]
+            if len(hit):
+                for col in ("mean", "sd", "median", "ci_low", "ci_high"):
+                    table.at[i, col] = float(hit[col].iloc[0])
+                table.at[i, "refit"] = True
+    table["full_mean"] = [full[(q, lv)][0] for q, lv in zip(table["quantity"], table["level"])]
+    table["full_sd"] = [full[(q, lv)][1] for q, lv in zip(table["quantity"], table["level"])]
+    return table[["study", "quantity", "level", "mean", "sd", "median", "ci_low", "ci_high",
+                  "full_mean", "full_sd", "pareto_k", "refit"]]
+
+
+def study_years(effects: Effects, column: str) -> pd.Series:
+    """The year (or other order) of each study: the smallest value of ``column`` among its rows;
+    DataError naming the row when the column is missing or a value is not a number."""
+    t = effects.table
+    if column not in t.columns:
+        raise DataError(effects.source, 1, column, f"no '{column}' column for the cumulative "
+                        "estimates", "add a year column, or name one with --cumulative COLUMN")
+    num = pd.to_numeric(t[column], errors="coerce")
+    if num.isna().any():
+        i = int(np.flatnonzero(num.isna().to_numpy())[0])
+        raise DataError(effects.source, source_row(t, i), column,
+                        f"'{t[column].iloc[i]}' is not a year", "give every row a number in it")
+    return num.groupby(t["study"].astype(str)).min().sort_values(kind="stable")
+
+
+def cumulative_table(effects: Effects, spec: RRSpec, column: str, *, chains: int, draws: int,
+                     tune: int, seed: int, say=runio.progress) -> pd.DataFrame:
+    """Cumulative meta-analysis: studies added one at a time in order of ``column`` (metafor's
+    ``cumul``), refitted from the second study on with the grouping moderator only; lnRR per
+    level and τ after each addition (``step``: number of studies, ``study`` and ``year``: the one
+    added)."""
+    import dataclasses
+
+    years = study_years(effects, column)
+    alt = dataclasses.replace(spec, moderators=())
+    study = effects.table["study"].astype(str).to_numpy()
+    rows = []
+    for step in range(2, len(years) + 1):
+        say(f"cumulative: {step} of {len(years)} studies")
+        keep = np.isin(study, years.index[:step])
+        summary, _ = _fit_summary(_subset(effects, keep), alt, chains=chains, draws=draws,
+                                  tune=tune, seed=seed)
+        part = summary[summary["quantity"].isin(["lnRR", "tau"]) & summary["versus"].isna()]
+        rows.append(part.assign(step=step, study=years.index[step - 1],
+                                year=float(years.iloc[step - 1])))
+    out = pd.concat(rows, ignore_index=True)
+    return out[["step", "study", "year", "quantity", "level", *runio.SUMMARY_STATS]]
+
+
 # ---------------------------------------------------------------- entry point
 @runio.cli
 def main(argv: list[str] | None = None) -> int:
@@ -279,7 +476,10 @@ def main(argv: list[str] | None = None) -> int:
 def fit(args, argv):
     from tpflux.meta import fit_rr
 
-    return fit_rr(args.table, dataset=args.dataset, moderator=args.moderator, levels=args.levels,
+    return fit_rr(args.table, dataset=args.dataset, moderator=args.moderator,
+                  moderators=args.moderators, directions=args.directions,
+                  small_study_test=args.small_study_test, leave_one_out=args.leave_one_out,
+                  cumulative=args.cumulative, levels=args.levels,
                   warming_slope=args.warming_slope, tau_prior=args.tau_prior,
                   tau_by_level=args.tau_by_level, tau_prior_sensitivity=args.tau_prior_sensitivity,
                   mu_prior_sd=args.mu_prior_sd, bias_correction=args.bias_correction,

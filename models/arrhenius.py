@@ -22,14 +22,20 @@ Priors (weakly informative, on the scales of the quantities):
   the default): within a group, residuals Δ days apart correlate ρ_c^Δ (a daily AR(1) observed on
   the days there are data; gaps and multi-day periods need no imputation). The interval is open at
   0, so a class without autocorrelation is an interior point, not a boundary the sampler must
-  approach. ``residuals="iid"`` fits independent residuals.
+  approach. ``residuals="iid"`` fits independent residuals. AR(1) applies to a class only where
+  its series are daily (AR1_MIN_DAILY_SHARE of consecutive observations within AR1_DAILY_GAP_DAYS,
+  models.arrhenius_config); weekly or fortnightly chamber visits keep independent residuals and
+  the run says so.
 - Student-t option: ν ~ Gamma(2, 0.1) (Juárez & Steel 2010).
 
 Gaussian likelihood ("marginal"): the site effects are integrated out analytically from per-group
 sufficient statistics (n, Σw, Σwx, Σwy, Σwx², Σwxy, Σwy²; under AR(1) residuals also the lag-Δ
-cross-products of each group, ``ar1_statistics``), so the sampler only sees the
-hyperparameters and its cost grows with groups, not observations; the site effects are then drawn
-exactly from their Gaussian conditional posterior (models.arrhenius_post). The same posterior results
+cross-products of each group, ``ar1_statistics``), and so are the class × season means E_cs,
+lnR_cs, whose conditional is Gaussian too (``class_mean_terms``). The sampler only sees τ, σ, ρ
+and the method offsets, its cost grows with groups, not observations, and there is no funnel
+between a class mean and a small τ (a few-site design's divergences came from it); the class means
+and then the site effects are drawn exactly from their Gaussian conditional posteriors
+(models.arrhenius_post.exact_draws). The same posterior results
 from the per-observation model ("naive", used for benchmarks and equivalence tests).
 
 Student-t likelihood: per observation with explicit site effects; data-rich groups centred and
@@ -49,8 +55,9 @@ from data.constants import arrhenius_x
 from data.constants import fold_change, q10  # noqa: F401  (re-exported beside the model)
 from data.errors import DataError
 from models.arrhenius_loglik import ar1_innovations, ar1_lag_correlation
-from models.arrhenius_config import (AR1_HORIZON_DAYS, LIKELIHOODS, RESIDUALS, ArrheniusConfig,
-                                     default_class, group_labels)
+from models.arrhenius_config import (AR1_DAILY_GAP_DAYS, AR1_HORIZON_DAYS, AR1_MIN_DAILY_SHARE,
+                                     LIKELIHOODS, RESIDUALS, ArrheniusConfig, default_class,
+                                     group_labels)
 from models.arrhenius_config import Priors  # noqa: F401  (re-exported beside the model)
 
 # Groups with at least this many observations are centred in the per-observation models.
@@ -72,6 +79,8 @@ class ArrheniusData:
     # no more than AR1_HORIZON_DAYS apart, with the lag cross-products (``ar1_statistics``).
     lags: pd.DataFrame | None = None
     residuals: str = "iid"
+    # Classes fitted with independent residuals under residuals="ar1" (not daily series), and why.
+    independent_classes: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def coords(self) -> dict[str, list[str]]:
@@ -149,10 +158,33 @@ def prepare_data(table: pd.DataFrame, season: pd.Series, config: ArrheniusConfig
     mixed = df.groupby("flux_class")["method"].nunique()
     shared = sorted(df.loc[df["flux_class"].isin(mixed[mixed > 1].index), "method"].unique())
     methods = shared[1:] if len(shared) > 1 else []
-    lags = lag_statistics(df) if config.residuals == "ar1" else None
+    residuals, independent = config.residuals, {}
+    if residuals == "ar1":
+        df["previous"], independent = _daily_series(df)
+        if not (df["previous"] >= 0).any():
+            residuals = "iid"  # no class has daily series: no ρ to estimate
+    lags = lag_statistics(df) if residuals == "ar1" else None
     return ArrheniusData(obs=df, groups=groups, classes=classes, seasons=seasons, methods=methods,
                          dropped=dropped, skipped_classes=skipped, lags=lags,
-                         residuals=config.residuals)
+                         residuals=residuals, independent_classes=independent)
+
+
+def _daily_series(df: pd.DataFrame) -> tuple[np.ndarray, dict[str, str]]:
+    """Unlink the observations of classes whose series are not daily (AR1_MIN_DAILY_SHARE of
+    their consecutive pairs within AR1_DAILY_GAP_DAYS): their residuals stay independent."""
+    previous = df["previous"].to_numpy().copy()
+    linked = previous >= 0
+    independent = {}
+    for cls, idx in df.groupby("flux_class").indices.items():
+        gaps = df["gap_days"].to_numpy()[idx][linked[idx]]
+        if len(gaps) and np.mean(gaps <= AR1_DAILY_GAP_DAYS) >= AR1_MIN_DAILY_SHARE:
+            continue
+        previous[idx] = -1
+        spacing = f"a median {np.median(gaps):.0f} days apart" if len(gaps) else "never consecutive"
+        independent[cls] = (f"consecutive observations {spacing}, not a daily series: residuals "
+                            f"independent (AR(1) needs at least {AR1_MIN_DAILY_SHARE:.0%} of them "
+                            f"within {AR1_DAILY_GAP_DAYS} days)")
+    return previous, independent
 
 
 def _choose_classes(df: pd.DataFrame, classes, source) -> tuple[pd.DataFrame, dict[str, int]]:
@@ -266,11 +298,14 @@ def _index(values: pd.Series, labels: list[str]) -> np.ndarray:
     return pd.Index(labels).get_indexer(values).astype("int64")  # -1 where not among labels
 
 
-def _hyperparameters(data: ArrheniusData, config: ArrheniusConfig):
-    """Class × season means, method offsets, site spreads and residual sd, shared by all builders."""
+def _hyperparameters(data: ArrheniusData, config: ArrheniusConfig, class_means: bool = True):
+    """Class × season means (unless integrated out: ``class_means=False``), method offsets, site
+    spreads and residual sd, shared by all builders. Without class means, ``mean_R`` and
+    ``mean_E`` are each group's method offset and 0."""
     p = config.priors
-    E = pm.Normal("E", p.E_mu, p.E_sd, dims=("flux_class", "season"))
-    lnR = pm.Normal("lnR", p.lnR_mu, p.lnR_sd, dims=("flux_class", "season"))
+    cells = ("flux_class", "season")
+    E = pm.Normal("E", p.E_mu, p.E_sd, dims=cells) if class_means else pt.zeros((len(data.classes), len(data.seasons)))
+    lnR = pm.Normal("lnR", p.lnR_mu, p.lnR_sd, dims=cells) if class_means else pt.zeros((len(data.classes), len(data.seasons)))
     tau_E = pm.HalfNormal("tau_E", p.tau_E_sd, dims="season")
     tau_R = pm.HalfNormal("tau_R", p.tau_R_sd, dims="season")
     sigma = pm.HalfNormal("sigma", p.sigma_sd, dims="flux_class")
@@ -309,6 +344,76 @@ def group_marginal_logp(stats: dict, mean_R, mean_E, var_R, var_E, sigma):
             - 0.5 * (mean_R ** 2 / var_R + mean_E ** 2 / var_E) + 0.5 * quad - 0.5 * lib.log(det))
 
 
+def group_mean_quadratic(stats: dict, var_R, var_E, sigma, lib=np) -> dict:
+    """Each group's log marginal likelihood (site effects integrated out, as
+    ``group_marginal_logp``) as a quadratic in its prior mean v = (mean_R, mean_E):
+
+        log p(y_g | v) = k − ½ v'K v + v'j,
+
+    with P = (1/σ²)[[S0, Sx], [Sx, Sxx]] the data precision, D = diag(var_R, var_E) and
+    r = (Sy, Sxy)/σ²: K = P (I + D P)⁻¹ = (D + P⁻¹)⁻¹, j = (I + P D)⁻¹ r and
+    k = −½ n log 2πσ² + ½ Slogw − ½ Syy/σ² − ½ log det(I + D P) + ½ r'D j. Written through
+    I + D P (never D⁻¹ − D⁻¹A⁻¹D⁻¹), so it stays accurate as τ → 0 and for a group whose
+    temperatures do not vary (P singular). Returns K11, K12, K22, j1, j2, k.
+    """
+    s2 = sigma ** 2
+    p11, p12, p22 = stats["S0"] / s2, stats["Sx"] / s2, stats["Sxx"] / s2
+    r1, r2 = stats["Sy"] / s2, stats["Sxy"] / s2
+    det_p = p11 * p22 - p12 ** 2
+    det = 1.0 + p11 * var_R + p22 * var_E + var_R * var_E * det_p  # det(I + D P)
+    j1 = ((1.0 + p22 * var_E) * r1 - p12 * var_E * r2) / det
+    j2 = ((1.0 + p11 * var_R) * r2 - p12 * var_R * r1) / det
+    k = (-0.5 * stats["n"] * lib.log(2 * np.pi * s2) + 0.5 * stats["Slogw"]
+         - 0.5 * stats["Syy"] / s2 - 0.5 * lib.log(det) + 0.5 * (var_R * r1 * j1 + var_E * r2 * j2))
+    return {"K11": (p11 + var_E * det_p) / det, "K12": p12 / det,
+            "K22": (p22 + var_R * det_p) / det, "j1": j1, "j2": j2, "k": k}
+
+
+def class_mean_terms(stats: dict, offset, var_R, var_E, sigma, cells, priors: Priors,
+                     lib=np) -> dict:
+    """The class × season means (lnR_cs, E_cs) integrated out of the group likelihoods.
+
+    Given τ, σ, ρ and the method offsets, each group's likelihood is Gaussian in its cell's mean
+    m = (lnR_cs, E_cs), shifted by the group's method offset u = (δ_m, 0)
+    (``group_mean_quadratic``); over the cell's groups and the prior m ~ N(μ₀, S₀),
+    S₀ = diag(lnR_sd², E_sd²), the posterior of m is N(Λ⁻¹b, Λ⁻¹) with
+
+        Λ = S₀⁻¹ + Σ_g K_g,   b = S₀⁻¹μ₀ + Σ_g (j_g − K_g u_g),
+
+    and the cell's marginal likelihood is
+    Σ_g (k_g − ½ u_g'K_g u_g + u_g'j_g) − ½ μ₀'S₀⁻¹μ₀ − ½ log|S₀| − ½ log|Λ| + ½ b'Λ⁻¹b.
+    Sampling τ and σ with m integrated out removes the funnel between a class mean and a small τ
+    that made small designs (a few sites) diverge.
+
+    ``cells``: (groups × cells) one-hot matrix of each group's cell; arrays may carry leading draw
+    axes. Returns Λ11, Λ12, Λ22, b1, b2 and ``logml`` per cell.
+    """
+    q = group_mean_quadratic(stats, var_R, var_E, sigma, lib)
+    per_group = {"K11": q["K11"], "K12": q["K12"], "K22": q["K22"],
+                 "b1": q["j1"] - q["K11"] * offset, "b2": q["j2"] - q["K12"] * offset,
+                 "c": q["k"] - 0.5 * q["K11"] * offset ** 2 + offset * q["j1"]}
+    cell = {name: lib.dot(v, cells) for name, v in per_group.items()}
+    prec_R, prec_E = 1.0 / priors.lnR_sd ** 2, 1.0 / priors.E_sd ** 2
+    l11, l12, l22 = cell["K11"] + prec_R, cell["K12"], cell["K22"] + prec_E
+    b1, b2 = cell["b1"] + prec_R * priors.lnR_mu, cell["b2"] + prec_E * priors.E_mu
+    det = l11 * l22 - l12 ** 2
+    quad = (l22 * b1 ** 2 - 2.0 * l12 * b1 * b2 + l11 * b2 ** 2) / det
+    logml = (cell["c"] - 0.5 * (prec_R * priors.lnR_mu ** 2 + prec_E * priors.E_mu ** 2)
+             + 0.5 * np.log(prec_R * prec_E) - 0.5 * lib.log(det) + 0.5 * quad)
+    return {"L11": l11, "L12": l12, "L22": l22, "b1": b1, "b2": b2, "logml": logml}
+
+
+def cell_matrix(data: ArrheniusData) -> np.ndarray:
+    """(groups × cells) one-hot matrix of each group's flux class × season cell (cells in the
+    order of the (flux_class, season) coordinates, row-major)."""
+    g = data.groups
+    cell = (_index(g["flux_class"], data.classes) * len(data.seasons)
+            + _index(g["season"], data.seasons))
+    out = np.zeros((len(g), len(data.classes) * len(data.seasons)))
+    out[np.arange(len(g)), cell] = 1.0
+    return out
+
+
 GROUP_STATISTICS = ("n", "S0", "Sx", "Sy", "Sxx", "Sxy", "Syy", "Slogw")
 LAG_STATISTICS = ("gap", "n", *("Q" + k for k in _PAIRS), *("C" + k for k in _PAIRS))
 
@@ -332,7 +437,7 @@ def build_model(data: ArrheniusData, config: ArrheniusConfig) -> pm.Model:
     if config.likelihood == "student":
         return _build_per_observation(data, config, student=True, centring="mixed")
     with pm.Model(coords=data.coords) as model:
-        h = _hyperparameters(data, config)
+        h = _hyperparameters(data, config, class_means=False)
         stats = {k: pt.constant(v) for k, v in group_stats(data).items()}
         logdet = 0.0
         if data.lags is not None and len(data.lags):
@@ -345,9 +450,11 @@ def build_model(data: ArrheniusData, config: ArrheniusConfig) -> pm.Model:
 
             stats, logdet = ar1_statistics(stats, lags, h["rho"][lag_class_index(data)],
                                            segment_sum, lib=pt)
-        pm.Potential("group_loglik", (group_marginal_logp(
-            stats, h["mean_R"], h["mean_E"], h["tau_R_g"] ** 2, h["tau_E_g"] ** 2, h["sigma_g"])
-            + logdet).sum())
+        # Site effects and the class × season means E, lnR integrated out (class_mean_terms);
+        # both are drawn exactly after sampling (models.arrhenius_post).
+        terms = class_mean_terms(stats, h["mean_R"], h["tau_R_g"] ** 2, h["tau_E_g"] ** 2,
+                                 h["sigma_g"], pt.constant(cell_matrix(data)), config.priors, lib=pt)
+        pm.Potential("group_loglik", terms["logml"].sum() + pt.sum(logdet))
     return model
 
 

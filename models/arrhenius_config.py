@@ -23,6 +23,12 @@ RESIDUALS = ("ar1", "iid")
 # 365 days is 1e-15, and even at ρ = 0.95 it is 8e-9: far below what the likelihood can resolve,
 # while it keeps the lag buckets per group bounded (at most one per distinct gap up to a year).
 AR1_HORIZON_DAYS = 365
+# A class's residuals are modelled AR(1) only when its series are daily: at least this share of
+# its consecutive observations lie at most AR1_DAILY_GAP_DAYS apart. Weekly or fortnightly chamber
+# visits leave ρ^Δ negligible and ρ unidentified (a flat posterior ending in steep walls near
+# |ρ| = 1, where NUTS diverges), so such classes keep independent residuals.
+AR1_DAILY_GAP_DAYS = 3
+AR1_MIN_DAILY_SHARE = 0.5
 
 # Flux directions fitted by default per ecosystem: the directions the ecosystem is known for.
 # Wetlands are CH4 sources; negative daily means at wetland eddy-covariance towers are measurement

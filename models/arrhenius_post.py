@@ -10,7 +10,8 @@ import pandas as pd
 import xarray as xr
 
 from data.constants import fold_change, q10
-from models.arrhenius import (ArrheniusData, _index, ar1_statistics, group_stats, lag_class_index,
+from models.arrhenius import (ArrheniusData, Priors, _index, ar1_statistics, cell_matrix,
+                              class_mean_terms, group_stats, lag_class_index,
                               lag_stats)
 from models.arrhenius_config import group_coords
 from models.arrhenius_loglik import ar1_innovations, ar1_lag_correlation, observation_log_density
@@ -21,21 +22,76 @@ FOLD_CHANGE_C = (0.0, 30.0)
 REFERENCE_SEASONS = ("growing", "thawed")
 
 
+def group_spreads(post: xr.Dataset, data: ArrheniusData) -> dict[str, np.ndarray]:
+    """Per-group method offset of lnR, site-effect variances and residual sd for every draw:
+    (chain, draw, group)."""
+    g = data.groups
+    c, s = _index(g["flux_class"], data.classes), _index(g["season"], data.seasons)
+    lead = post["tau_E"].shape[:2]
+    offset = np.zeros(lead + (len(g),))
+    if data.methods:
+        m = _index(g["method"], data.methods)
+        off = np.concatenate([post["method_offset"].to_numpy(), np.zeros(lead + (1,))], axis=-1)
+        offset = off[:, :, m]
+    return {"offset": offset, "var_E": post["tau_E"].to_numpy()[:, :, s] ** 2,
+            "var_R": post["tau_R"].to_numpy()[:, :, s] ** 2,
+            "sigma": post["sigma"].to_numpy()[:, :, c]}
+
+
 def group_means(post: xr.Dataset, data: ArrheniusData) -> dict[str, np.ndarray]:
     """Per-group prior means/variances of (lnR, E) and residual sd for every draw: (chain, draw, group)."""
     g = data.groups
     c, s = _index(g["flux_class"], data.classes), _index(g["season"], data.seasons)
-    E, lnR = post["E"].to_numpy(), post["lnR"].to_numpy()
-    mean_R = lnR[:, :, c, s]
-    if data.methods:
-        m = _index(g["method"], data.methods)
-        off = np.concatenate([post["method_offset"].to_numpy(),
-                              np.zeros(post["E"].shape[:2] + (1,))], axis=-1)
-        mean_R = mean_R + off[:, :, m]
-    return {"mean_E": E[:, :, c, s], "mean_R": mean_R,
-            "var_E": post["tau_E"].to_numpy()[:, :, s] ** 2,
-            "var_R": post["tau_R"].to_numpy()[:, :, s] ** 2,
-            "sigma": post["sigma"].to_numpy()[:, :, c]}
+    h = group_spreads(post, data)
+    return {"mean_E": post["E"].to_numpy()[:, :, c, s],
+            "mean_R": post["lnR"].to_numpy()[:, :, c, s] + h.pop("offset"), **h}
+
+
+def draw_class_means(post: xr.Dataset, data: ArrheniusData, priors: Priors,
+                     rng: np.random.Generator) -> xr.Dataset:
+    """Exact draws of the class × season means E, lnR from their Gaussian conditional posterior
+    N(Λ⁻¹b, Λ⁻¹) given each draw of τ, σ, ρ and the method offsets (``class_mean_terms``): with
+    the means integrated out of the sampled density, p(hyper | y)·p(E, lnR | hyper, y) gives exact
+    joint draws (the site effects follow from ``draw_site_effects``)."""
+    h = group_spreads(post, data)
+    t = class_mean_terms(effective_statistics(post, data), h["offset"], h["var_R"], h["var_E"],
+                         h["sigma"], cell_matrix(data), priors)
+    det = t["L11"] * t["L22"] - t["L12"] ** 2
+    # Mean Λ⁻¹b and covariance Λ⁻¹ of (lnR, E) per cell, 2 × 2 in closed form.
+    mu_r = (t["L22"] * t["b1"] - t["L12"] * t["b2"]) / det
+    mu_e = (t["L11"] * t["b2"] - t["L12"] * t["b1"]) / det
+    c11, c12, c22 = t["L22"] / det, -t["L12"] / det, t["L11"] / det
+    l11 = np.sqrt(c11)
+    l21 = c12 / l11
+    l22 = np.sqrt(np.maximum(c22 - l21 ** 2, 0.0))
+    z1, z2 = rng.standard_normal((2,) + mu_r.shape)
+    shape = mu_r.shape[:2] + (len(data.classes), len(data.seasons))
+    dims = ("chain", "draw", "flux_class", "season")
+    coords = {"chain": post["chain"], "draw": post["draw"], "flux_class": data.classes,
+              "season": data.seasons}
+    return xr.Dataset({"lnR": (dims, (mu_r + l11 * z1).reshape(shape)),
+                       "E": (dims, (mu_e + l21 * z1 + l22 * z2).reshape(shape))}, coords=coords)
+
+
+def exact_draws(post: xr.Dataset, data: ArrheniusData, priors: Priors,
+                rng: np.random.Generator) -> xr.Dataset:
+    """The sampled draws of the marginal model with the class × season means (when not sampled)
+    and the site effects drawn exactly from their conditional posterior, merged in."""
+    if "E" not in post:
+        post = post.merge(draw_class_means(post, data, priors, rng))
+    return post.merge(draw_site_effects(post, data, rng))
+
+
+def prior_class_means(prior: xr.Dataset, data: ArrheniusData, priors: Priors,
+                      rng: np.random.Generator) -> xr.Dataset:
+    """E_cs ~ N(E_mu, E_sd²) and lnR_cs ~ N(lnR_mu, lnR_sd²) for each prior draw."""
+    shape = prior["tau_E"].shape[:2] + (len(data.classes), len(data.seasons))
+    dims = ("chain", "draw", "flux_class", "season")
+    coords = {"chain": prior["chain"], "draw": prior["draw"], "flux_class": data.classes,
+              "season": data.seasons}
+    return xr.Dataset({"E": (dims, priors.E_mu + priors.E_sd * rng.standard_normal(shape)),
+                       "lnR": (dims, priors.lnR_mu + priors.lnR_sd * rng.standard_normal(shape))},
+                      coords=coords)
 
 
 def effective_statistics(post: xr.Dataset, data: ArrheniusData) -> dict[str, np.ndarray]:

@@ -31,6 +31,11 @@ DEFAULT_SEED = 20261122
 # E-BFMI below this signals poor exploration of the tails (Betancourt 2016); reported, not gated.
 BFMI_LOW = 0.3
 
+# Reading a PSIS-LOO ELPD difference (Sivula, Magnusson & Vehtari 2020): below ELPD_NEGLIGIBLE it
+# is small whatever its SE; above, it tells two models apart when it exceeds ELPD_DISTINCT_SE SEs.
+ELPD_NEGLIGIBLE = 4.0
+ELPD_DISTINCT_SE = 2.0
+
 # fit_ea: the sampled hyperparameters, and the variables the convergence gate reads (those plus
 # the site-level E).
 EA_SAMPLED_VARIABLES = ("E", "lnR", "tau_E", "tau_R", "sigma", "rho", "method_offset", "nu")

@@ -185,7 +185,7 @@ def skill_scores(observed: np.ndarray, predicted: np.ndarray) -> dict[str, float
 def cross_validated_skill(table: pd.DataFrame, spec: ForestSpec = ForestSpec(),
                           drivers: tuple[str, ...] = DRIVERS, seed: int = 0,
                           n_trees: int | None = None, n_repeats: int = 5,
-                          classes: list[str] | None = None
+                          classes: list[str] | None = None, progress=None
                           ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Leave-one-site-out skill and held-out permutation importances, per flux class.
 
@@ -193,6 +193,7 @@ def cross_validated_skill(table: pd.DataFrame, spec: ForestSpec = ForestSpec(),
     which). Skill rows: one per held-out group and one ``pooled`` row over all held-out
     predictions (columns ``flux_class, cv, held_out, n, r2, rmse, nse``). Importances: the rise in
     held-out RMSE (nmol m⁻² s⁻¹) when a driver is permuted, mean and sd over folds.
+    ``progress``: called with a line after each fold (the folds take seconds each).
     """
     rows = with_flux_class(table)
     skill, importance = [], []
@@ -212,6 +213,7 @@ def cross_validated_skill(table: pd.DataFrame, spec: ForestSpec = ForestSpec(),
             continue
         predicted = np.full(len(sub), np.nan)
         per_fold = []
+        n_folds = len(np.unique(groups))
         for fold, (train, test) in enumerate(LeaveOneGroupOut().split(X, y, groups)):
             est = spec.estimator(seed + 1000 * k + fold, n_trees)
             est.fit(X[train], y[train], sample_weight=w[train])
@@ -223,6 +225,8 @@ def cross_validated_skill(table: pd.DataFrame, spec: ForestSpec = ForestSpec(),
                                                 scoring="neg_root_mean_squared_error",
                                                 random_state=seed + fold)
                 per_fold.append(result.importances_mean)
+            if progress is not None:
+                progress(f"  {cls}: fold {fold + 1}/{n_folds} (held out {groups[test[0]]})")
         skill.append({"flux_class": cls, "cv": cv, "held_out": "pooled", "n": int(len(sub)),
                       **skill_scores(y, predicted)})
         if per_fold:

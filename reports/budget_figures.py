@@ -35,7 +35,7 @@ from models.conventions import CI_LABEL, CI_QUANTILES
 DRAWS_FILE, SUMMARY_FILE = "budget_draws.nc", "budget_summary.csv"
 
 COLOURS = {"direct": "#00BFC4", "implied": "#F8766D"}
-LABELS = {"GPP": ("GPP$_{lit}$ (remote sensing)", "GPP implied by R$_S$"),
+LABELS = {"GPP": ("GPP$_{lit}$ (non-model estimates)", "GPP implied by R$_S$"),
           "RS": ("R$_S$ (literature)", "R$_S$ implied by GPP")}
 
 
@@ -115,6 +115,8 @@ def consistency_figure(draws: xr.DataTree, summary: pd.DataFrame, variant: str |
 
 def rf_map_figure(draws: xr.DataTree) -> Figure | None:
     """The map of random-forest upscaled annual soil respiration (None without the RF part)."""
+    from models.budget import PUBLISHED
+
     if "rf_map" not in draws.children:
         return None
     ds = draws["rf_map"].to_dataset()
@@ -127,9 +129,10 @@ def rf_map_figure(draws: xr.DataTree) -> Figure | None:
                        rasterized=True)
     fig.colorbar(im, ax=ax, label="annual R$_S$ (g C m$^{-2}$ yr$^{-1}$)")
     ax.set_title(f"Random-forest upscaled soil respiration: {mid:.0f} ({lo:.0f}–{hi:.0f}) "
-                 "Pg C yr$^{-1}$", fontsize=9)
-    ax.set_xlabel("Longitude")
-    ax.set_ylabel("Latitude")
+                 f"Pg C yr$^{{-1}}$ ({CI_LABEL}; Jian et al. 2022: {PUBLISHED['RS_rf_global'][0]:.0f})",
+                 fontsize=9)
+    ax.set_xlabel("Longitude (°E)")
+    ax.set_ylabel("Latitude (°N)")
     fig.tight_layout()
     return fig
 

@@ -2,8 +2,9 @@
 
     python -m reports.build RUN_DIR [RUN_DIR …]
 
-Reads only what a job saved (fit_ea, fit_rr, project or budget, detected from the file names) and
-writes into each RUN_DIR:
+Reads only what a job saved (fit_ea, fit_rr, project, budget or compare_seasons, detected from the
+run marker or the file names; for fit_ea also its held-out check, a crossvalidate_ea folder inside
+RUN_DIR) and writes into each RUN_DIR:
 
     report.html                 figures embedded, tables, methods paragraph, BARG checklist
     figures/NAME.png, NAME.pdf  every figure of the report
@@ -44,7 +45,7 @@ from data.errors import DataError
 from models import conventions
 from models.conventions import EA_GATED_VARIABLES, EA_SAMPLED_VARIABLES, EXIT_OK, cli, progress
 from models.summary import gate_failures
-from reports import diagnostic_figures, ea_figures, html, methods, tables
+from reports import diagnostic_figures, ea_figures, html, load, methods, tables
 from reports.load import Run, load_run
 
 # PNG resolution: sharp in the HTML page and in print at the figures' sizes; the PDFs are vector.
@@ -140,13 +141,19 @@ def build_ea(rep: Report) -> Report:
     tree = run.tree
     progress(f"{run.path}: tables")
     rep.convergence = tables.convergence_summary(tree, EA_GATED_VARIABLES)
-    rep.tables = tables.ea_tables(tree, rep.convergence)
+    rep.tables = tables.ea_tables(tree, rep.convergence, run.summary)
+    rep.notes.append(tables.CITE_E)
     _check_against_saved_summary(rep)
 
     _result_figures(rep)
+    _crossvalidation(rep)
     _diagnostic_figures(rep, EA_SAMPLED_VARIABLES)
     _predictive_figures(rep)
-    rep.methods = methods.ea_methods(run, rep.convergence)
+    residual = rep.table("residual_autocorrelation")
+    coverage = rep.table("crossvalidation_coverage")
+    rep.methods = methods.ea_methods(run, rep.convergence,
+                                     residual.data if residual is not None else None,
+                                     coverage.data if coverage is not None else None)
     sens = rep.table("prior_sensitivity")
     _add_barg(rep, sens.data if sens is not None else None)
     return rep
@@ -171,6 +178,36 @@ def _check_against_saved_summary(rep: Report) -> None:
                          "one the fit used, or the files come from different runs.")
     else:
         rep.notes.append("The recomputed E intervals equal those in the run's ea_summary.csv.")
+
+
+def _crossvalidation(rep: Report) -> None:
+    """The held-out check, when the run folder holds one: coverage tables and the PIT histogram."""
+    from reports.crossvalidation_figures import pit_histogram
+
+    run = rep.run
+    frame = run.extra_tables.get(load.CROSSVALIDATION_FILE)
+    if frame is None:
+        rep.notes.append("No held-out check in this run folder: python -m inference.crossvalidate_ea "
+                         f"{run.path} --out {run.path / 'crossvalidation'} adds one to the report.")
+        return
+    rep.tables += tables.crossvalidation_tables(frame)
+    folds = run.crossvalidation_diagnostics or {}
+    if folds.get("verdict") == "fail":
+        rep.notes.append(f"The held-out check's refits ({run.crossvalidation.parent}) failed their convergence "
+                         f"gate ({len(folds.get('failed', []))} folds): its coverage is not yet reliable.")
+    saved = frame["coverage_95"].dropna()
+    shown = rep.table("crossvalidation_coverage").data["coverage"].iloc[-1]
+    if len(saved) and not np.isclose(float(saved.iloc[-1]), shown, equal_nan=True):
+        rep.notes.append(f"The held-out coverage recomputed from {run.crossvalidation} ({shown:.3f}) "
+                         f"differs from its saved coverage_95 ({float(saved.iloc[-1]):.3f}).")
+    pit = frame.loc[frame["site"].astype(str) != "ALL", "pit"].dropna().to_numpy()
+    rep.add_figures("held-out check", [(
+        "crossvalidation_pit", "Held-out check: PIT histogram",
+        f"Probability integral transforms of the held-out site × class × season means under their "
+        f"leave-one-site-out new-site predictive distributions ({run.crossvalidation}); grey: the "
+        f"{conventions.CI_LABEL} of a bin count when the predictions are calibrated (uniform PIT). "
+        "∪-shaped: intervals too narrow; ∩-shaped: too wide; sloped: biased.",
+        lambda: pit_histogram(pit) if len(pit) else None)])
 
 
 def _result_figures(rep: Report) -> None:
@@ -364,10 +401,27 @@ def build_rr(rep: Report) -> Report:
         rep.tables.append(tables.frame_table("rr_summary", "Meta-analysis summary (saved by fit_rr)",
                                              "Rows of rr_summary.csv not recomputed from the draws.", rest))
     _posterior_diagnostics(rep)
-    _external(rep, "reports.forest_rr", ("forest_figure", "save_forest"), "RR forest plot by season",
+    _external(rep, "reports.forest_rr", ("forest_figure", "save_forest"), "RR forest plot",
               "Observed response ratio of each experiment with its sampling interval (marker area ∝ weight), "
-              f"grouped by season; pooled RR per season (diamond: posterior median and {conventions.CI_LABEL}) "
-              "and the prediction interval for a new experiment (thin bar).")
+              f"grouped by level of the first moderator; pooled RR per level (diamond: posterior median "
+              f"and {conventions.CI_LABEL}) and the prediction interval for a new experiment (thin bar).")
+    _external(rep, "reports.forest_rr", ("funnel_figure",), "Funnel plot",
+              "Residual lnRR of each experiment against its standard error, with the pseudo-confidence funnel.")
+    # Optional analyses: each figure function returns None when the run lacks its table.
+    for fn, title, caption, csv in (
+            ("influence_figure_of_run", "Leave-one-study-out influence",
+             "lnRR per level with each study left out; hollow markers: refitted exactly.", "rr_leave1out.csv"),
+            ("cumulative_figure_of_run", "Cumulative estimates",
+             "lnRR as studies are added in order of year.", "rr_cumulative.csv"),
+            ("sensitivity_figure_of_run", "τ-prior sensitivity",
+             "τ and lnRR under each prior on τ.", "rr_prior_sensitivity.csv"),
+            (None, "Small-study (Egger-type) test", "", "rr_small_study.csv")):
+        if run.file(csv) is None:
+            continue
+        if fn is not None:
+            _external(rep, "reports.forest_rr", (fn,), title, caption)
+        rep.tables.append(tables.frame_table(Path(csv).stem, title, f"From {csv}.",
+                                             storage.read_csv(run.file(csv))))
     return _finish(rep)
 
 
@@ -408,9 +462,35 @@ def build_budget(rep: Report) -> Report:
     return _finish(rep)
 
 
-BUILDERS = {"fit_ea": build_ea, "fit_rr": build_rr, "project": build_project, "budget": build_budget}
+def build_compare_seasons(rep: Report) -> Report:
+    from reports.comparison_figures import elpd_difference
+
+    run = rep.run
+    rep.tables = tables.season_comparison_tables(run.summary, run.extra_tables)
+    diag = run.diagnostics or {}
+    if "r_hat_max" in diag:  # the fits' draws are not kept: their gates are in diagnostics.json
+        rep.convergence = {**diag, "chains": run.config.get("chains"), "draws": run.config.get("draws"),
+                           "mean_tree_depth": None}
+    for model, verdict in (diag.get("models") or diag.get("schemes") or {}).items():
+        if verdict.get("verdict") != "pass":
+            rep.notes.append(f"Model {model}: convergence gate FAILED ("
+                             + "; ".join(verdict.get("failed", [])) + "): its ELPD is not reliable.")
+    specs = [("elpd_difference", "ΔELPD of each model to the best",
+              f"ELPD difference of each season scheme × residual model to the best one (points) with "
+              f"±{conventions.ELPD_DISTINCT_SE:g} standard errors of the difference (lines), overall and "
+              f"per flux class; the dashed line is the best model. A difference within "
+              f"{conventions.ELPD_DISTINCT_SE:g} SE, or smaller than {conventions.ELPD_NEGLIGIBLE:g}, "
+              "does not tell the models apart.",
+              lambda: elpd_difference(run.summary, run.extra_tables.get("season_comparison_by_class.csv")))]
+    rep.add_figures("season comparison", specs)
+    return _finish(rep)
+
+
+BUILDERS = {"fit_ea": build_ea, "fit_rr": build_rr, "project": build_project, "budget": build_budget,
+            "compare_seasons": build_compare_seasons}
 TITLES = {"fit_ea": "Activation energy of CH₄ flux (fit_ea)", "fit_rr": "Warming meta-analysis (fit_rr)",
-          "project": "CH₄ projections (project)", "budget": "Carbon-budget consistency (budget)"}
+          "project": "CH₄ projections (project)", "budget": "Carbon-budget consistency (budget)",
+          "compare_seasons": "Season schemes and residual models compared (compare_seasons)"}
 
 
 # ---------------------------------------------------------------- writing
@@ -553,6 +633,12 @@ def _verdict_banner(rep: Report) -> str:
                        f"{conv['divergences']} divergences).", "pass")
 
 
+# Tables shown first, under "Key results", in this order where a report has them.
+HEADLINE_TABLES = ("activation_energy", "season_difference", "residual_autocorrelation",
+                   "crossvalidation_coverage", "season_comparison", "season_comparison_by_class",
+                   "season_comparison_left_out")
+
+
 def render(rep: Report) -> str:
     run = rep.run
     banners = []
@@ -569,7 +655,8 @@ def render(rep: Report) -> str:
 
     figs = {f.name: f for f in rep.figures}
     diagnostic_figs = ("rank", "trace", "energy", "posterior_predictive", "prior_predictive")
-    headline = [t for t in rep.tables if t.name in ("activation_energy", "season_difference")]
+    headline = sorted((t for t in rep.tables if t.name in HEADLINE_TABLES),
+                      key=lambda t: HEADLINE_TABLES.index(t.name))
     diag_tables = [t for t in rep.tables if t.name in ("convergence", "prior_sensitivity")]
     other_tables = [t for t in rep.tables if t not in headline + diag_tables and t.name != "barg_checklist"]
     sections = []
@@ -625,7 +712,8 @@ def parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="Writes RUN_DIR/report.html, figures/, tables/, methods.md, methods.tex.")
     p.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR",
-                   help="folder written by python -m inference.fit_ea, fit_rr, project or budget")
+                   help="folder written by python -m inference.fit_ea, fit_rr, project, budget or "
+                        "compare_seasons")
     return p
 
 

@@ -6,6 +6,11 @@ A report reads only what a job saved; it never refits or reloads the raw data.
     fit_rr   rr_posterior.nc (+ rr_summary.csv, diagnostics.json)
     project  projection.nc and/or projection_summary.csv (+ forest_skill.csv, projection_maps.nc, …)
     budget   budget_summary.csv (+ budget_draws.nc; budget_posterior.nc for the Bayesian variant)
+    compare_seasons  season_comparison.nc, season_comparison.csv (+ _by_class.csv, _left_out.csv)
+
+A fit_ea folder may hold its held-out check: the ``crossvalidation.csv`` that
+``python -m inference.crossvalidate_ea RUN_DIR --out RUN_DIR/crossvalidation`` writes (any
+subfolder whose run marker names crossvalidate_ea, the newest first; or the file in RUN_DIR).
 """
 
 from __future__ import annotations
@@ -26,24 +31,36 @@ KIND_MARKERS: dict[str, tuple[str, ...]] = {
     "fit_rr": ("rr_posterior.nc", "rr_summary.csv"),
     "project": ("projection.nc", "projection_summary.csv"),
     "budget": ("budget_summary.csv",),
+    "compare_seasons": ("season_comparison.nc", "season_comparison.csv"),
 }
 # The budget job writes a posterior only for its Bayesian variant.
 TREE_FILES = {"fit_ea": "ea_posterior.nc", "fit_rr": "rr_posterior.nc", "project": "projection.nc",
-              "budget": "budget_posterior.nc"}
+              "budget": "budget_posterior.nc", "compare_seasons": "season_comparison.nc"}
 SUMMARY_FILES = {"fit_ea": "ea_summary.csv", "fit_rr": "rr_summary.csv",
-                 "project": "projection_summary.csv", "budget": "budget_summary.csv"}
+                 "project": "projection_summary.csv", "budget": "budget_summary.csv",
+                 "compare_seasons": "season_comparison.csv"}
 # Groups a fit_ea report cannot do without.
 EA_REQUIRED = {"posterior": ("E", "lnR"), "constant_data": ("soil_temp_c", "flux", "obs_flux_class",
                                                           "obs_season", "site")}
-FIX = "pass a folder written by python -m inference.fit_ea, fit_rr, project or budget"
+FIX = "pass a folder written by python -m inference.fit_ea, fit_rr, project, budget or compare_seasons"
 # Further NetCDF files a report reads, per kind (checked and read with the run).
 EXTRA_TREES = {"budget": ("budget_draws.nc",), "project": ("projection_maps.nc",)}
+# Further CSV files a report reads, per kind, and the columns each must have.
+EXTRA_TABLES = {"compare_seasons": {"season_comparison_by_class.csv": ("flux_class", "model", "elpd",
+                                                                      "elpd_diff", "dse"),
+                                    "season_comparison_left_out.csv": ("flux_class", "n_rows", "reason")}}
+CROSSVALIDATION_FILE = "crossvalidation.csv"
+CROSSVALIDATION_JOB = "crossvalidate_ea"
+CROSSVALIDATION_COLUMNS = ("site", "flux_class", "season", "inside_95", "pit", "coverage_95")
+# Columns of those further tables that hold numbers wherever they appear.
+TABLE_NUMBERS = ("elpd", "elpd_diff", "dse", "n_rows", "inside_95", "pit", "coverage_95")
 BUDGET_FLUXES = ("GPP_direct", "GPP_implied", "RS_direct", "RS_implied")
 # Summary columns that hold numbers wherever they appear.
 NUMERIC_COLUMNS = ("median", "ci_low", "ci_high", "mean", "sd", "total")
 # Columns a report reads from each kind's summary CSV.
 SUMMARY_COLUMNS = {"fit_ea": ("quantity", "median", "ci_low", "ci_high"),
-                   "fit_rr": ("quantity",), "project": (), "budget": ("quantity", "median")}
+                   "fit_rr": ("quantity",), "project": (), "budget": ("quantity", "median"),
+                   "compare_seasons": ("scheme", "elpd", "elpd_diff", "dse")}
 
 
 @dataclasses.dataclass
@@ -59,6 +76,9 @@ class Run:
     config: dict
     versions: dict
     extra_trees: dict = dataclasses.field(default_factory=dict)  # file name → DataTree
+    extra_tables: dict = dataclasses.field(default_factory=dict)  # file name → DataFrame
+    crossvalidation: Path | None = None  # the crossvalidation.csv read into extra_tables
+    crossvalidation_diagnostics: dict | None = None  # its folds' gates (diagnostics.json beside it)
 
     @property
     def synthetic(self) -> bool:
@@ -148,8 +168,70 @@ def load_run(folder: Path | str) -> Run:
             _check_run_id(folder, folder / name, dict(extra[name].attrs))
     if "budget_draws.nc" in extra:
         _check_budget_draws(folder / "budget_draws.nc", extra["budget_draws.nc"])
+    tables = {name: _read_table(folder / name, columns, kind)
+              for name, columns in EXTRA_TABLES.get(kind, {}).items() if (folder / name).exists()}
+    cv = find_crossvalidation(folder) if kind == "fit_ea" else None
+    cv_diag = None
+    if cv is not None:
+        tables[CROSSVALIDATION_FILE] = _read_table(cv, CROSSVALIDATION_COLUMNS, CROSSVALIDATION_JOB)
+        _check_crossvalidation(cv, tables[CROSSVALIDATION_FILE], tree)
+        if cv.parent != folder and (cv.parent / "diagnostics.json").is_file():
+            cv_diag = read_json(cv.parent / "diagnostics.json")
     return Run(path=folder, kind=kind, tree=tree, summary=summary, diagnostics=diagnostics,
-               attrs=attrs, config=config, versions=versions, extra_trees=extra)
+               attrs=attrs, config=config, versions=versions, extra_trees=extra,
+               extra_tables=tables, crossvalidation=cv,
+               crossvalidation_diagnostics=cv_diag if isinstance(cv_diag, dict) else None)
+
+
+def find_crossvalidation(folder: Path) -> Path | None:
+    """The held-out check of a fit_ea folder: ``crossvalidation.csv`` in a subfolder written by
+    crossvalidate_ea (the newest), else in the folder itself; None when there is none."""
+    found = [sub / CROSSVALIDATION_FILE for sub in Path(folder).iterdir()
+             if sub.is_dir() and (read_marker(sub) or {}).get("job") == CROSSVALIDATION_JOB
+             and (sub / CROSSVALIDATION_FILE).is_file()]
+    if found:
+        return max(found, key=lambda p: (p.stat().st_mtime, str(p)))
+    own = Path(folder) / CROSSVALIDATION_FILE
+    return own if own.is_file() else None
+
+
+def _read_table(path: Path, columns, job: str) -> pd.DataFrame:
+    """A further CSV of a run, with the columns a report reads; those holding numbers parse."""
+    frame = read_csv(path)
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise DataError(path, 1, missing[0], f"the table lacks column{'s' * (len(missing) > 1)} "
+                        f"{', '.join(missing)}", f"re-run python -m inference.{job} to write it again")
+    _check_numeric(path, frame, (*NUMERIC_COLUMNS, *TABLE_NUMBERS), job)
+    return frame
+
+
+def _check_numeric(path: Path, frame: pd.DataFrame, columns, job: str) -> None:
+    """Each of ``columns`` present holds numbers (or nothing); else the first bad cell's row."""
+    for column in columns:
+        if column in frame.columns and not frame[column].isna().all() \
+                and not pd.api.types.is_numeric_dtype(frame[column]):
+            value = frame[column][pd.to_numeric(frame[column], errors="coerce").isna()
+                                  & frame[column].notna()].iloc[0]
+            row = int(frame.index[frame[column].astype(str) == str(value)][0]) + 2
+            raise DataError(path, row, column, f"'{value}' is not a number",
+                            f"re-run python -m inference.{job} to write it again")
+
+
+def _check_crossvalidation(path: Path, frame: pd.DataFrame, tree: xr.DataTree | None) -> None:
+    """The held-out groups are sites and classes of this fit (a check of another run is refused)."""
+    groups = frame[frame["site"].astype(str) != "ALL"]
+    if tree is None or "constant_data" not in tree.children:
+        return
+    const = tree["constant_data"]
+    for column, name in (("site", "site"), ("flux_class", "obs_flux_class")):
+        if name not in const:
+            continue
+        foreign = sorted(set(groups[column].astype(str)) - set(const[name].to_numpy().astype(str)))
+        if foreign:
+            raise DataError(path, None, column, f"holds {column} {foreign[0]}, which the fit does "
+                            "not: the check belongs to another run",
+                            "re-run python -m inference.crossvalidate_ea RUN_DIR --out RUN_DIR/crossvalidation")
 
 
 def _check_budget_draws(path: Path, draws: xr.DataTree) -> None:
@@ -168,14 +250,7 @@ def _check_summary(path: Path, summary: pd.DataFrame, kind: str) -> None:
     if missing:
         raise DataError(path, 1, missing[0], f"the summary lacks column{'s' * (len(missing) > 1)} "
                         f"{', '.join(missing)}", f"re-run python -m inference.{kind} to write it again")
-    for column in NUMERIC_COLUMNS:
-        if column in summary.columns and not summary[column].isna().all() \
-                and not pd.api.types.is_numeric_dtype(summary[column]):
-            value = summary[column][pd.to_numeric(summary[column], errors="coerce").isna()
-                                    & summary[column].notna()].iloc[0]
-            row = int(summary.index[summary[column].astype(str) == str(value)][0]) + 2
-            raise DataError(path, row, column, f"'{value}' is not a number",
-                            f"re-run python -m inference.{kind} to write it again")
+    _check_numeric(path, summary, NUMERIC_COLUMNS, kind)
     if summary.empty:
         raise DataError(path, None, None, "the summary holds no rows",
                         f"re-run python -m inference.{kind} to write it again")

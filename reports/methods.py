@@ -17,7 +17,7 @@ from models import conventions
 from models.arrhenius_config import Priors
 from models.conventions import GATE
 from models.summary import gate_failures
-from reports.tables import latex_escape
+from reports.tables import CITE_E, latex_escape
 
 SOFTWARE_ORDER = ("python", "tpflux", "pymc", "pytensor", "arviz", "numpy", "pandas", "xarray", "scipy",
                   "scikit-learn", "matplotlib")
@@ -45,6 +45,8 @@ REFERENCES = (
     "Kruschke, J. K. (2021) Bayesian analysis reporting guidelines. Nat. Hum. Behav. 5:1282–1291.",
     "Kumar, R. et al. (2019) ArviZ: a unified library for exploratory analysis of Bayesian models in "
     "Python. J. Open Source Softw. 4:1143.",
+    "Vehtari, A., Gelman, A. & Gabry, J. (2017) Practical Bayesian model evaluation using "
+    "leave-one-out cross-validation and WAIC. Stat. Comput. 27:1413–1432.",
     "Vehtari, A. et al. (2021) Rank-normalization, folding, and localization: an improved R-hat for "
     "assessing convergence of MCMC. Bayesian Anal. 16:667–718.",
 )
@@ -114,8 +116,11 @@ def _scientific(value: float) -> tuple[str, str]:
 
 
 # ---------------------------------------------------------------- fit_ea
-def ea_methods(run, convergence: dict) -> Methods:
-    """The methods paragraph of a fit_ea run. ``convergence``: tables.convergence_summary output."""
+def ea_methods(run, convergence: dict, residuals: pd.DataFrame | None = None,
+               coverage: pd.DataFrame | None = None) -> Methods:
+    """The methods paragraph of a fit_ea run. ``convergence``: tables.convergence_summary output;
+    ``residuals``: the data of table residual_autocorrelation; ``coverage``: of table
+    crossvalidation_coverage (its last row: all classes), when the run folder holds the check."""
     tree, config = run.tree, run.config
     post = tree["posterior"].to_dataset()
     cd = tree["constant_data"].to_dataset()
@@ -151,6 +156,18 @@ def ea_methods(run, convergence: dict) -> Methods:
           + (r"\mathrm{StudentT}(\nu, 0, \sigma_c/\sqrt{w_{ij}})$" if student else
              r"\mathrm{Normal}(0, \sigma_c/\sqrt{w_{ij}})$")
           + r" with $w_{ij}$ the length of the averaging period in days.")
+    if "rho" in post:
+        w.add("Residuals of a site × class × season group were serially correlated as a daily AR(1) in "
+              "continuous time: observations Δ days apart correlate ρ_c^Δ (ρ_c ~ Uniform(−1, 1) per flux "
+              "class), so gaps and multi-day periods need no imputation, and the site effects were still "
+              "integrated out exactly from lag-Δ cross-products per group.",
+              r"Residuals of a site $\times$ class $\times$ season group were serially correlated as a "
+              r"daily AR(1) in continuous time: observations $\Delta$ days apart correlate "
+              r"$\rho_c^{\Delta}$ ($\rho_c \sim \mathrm{Uniform}(-1, 1)$ per flux class), so gaps and "
+              "multi-day periods need no imputation, and the site effects were still integrated out "
+              r"exactly from lag-$\Delta$ cross-products per group.")
+    else:
+        w.add("Residuals were taken as independent (--residuals iid).")
     if priors:
         plain = [f"E_cs ~ Normal({_fmt(priors['E_mu'])}, {_fmt(priors['E_sd'])}) eV",
                  f"lnR_cs ~ Normal({_fmt(priors['lnR_mu'])}, {_fmt(priors['lnR_sd'])})",
@@ -210,6 +227,17 @@ def ea_methods(run, convergence: dict) -> Methods:
     derived = [d for d in derived if d]
     if derived:
         w.add("Derived quantities were computed per draw: " + "; ".join(derived) + ".")
+    marks = run.summary["extrapolated"] if run.summary is not None and "extrapolated" in run.summary else None
+    if marks is not None and marks.notna().any():
+        beyond = int(marks.astype(str).str.lower().eq("true").sum())
+        w.add(f"{beyond} of {int(marks.notna().sum())} Q10 and fold-change values use a temperature range "
+              "beyond the soil temperatures observed in their class × season (marked in table "
+              "temperature_sensitivity and in ea_summary.csv): there the Arrhenius curve is extrapolated.")
+    w.add(CITE_E)
+    if residuals is not None and len(residuals):
+        w.add(residual_sentence(residuals))
+    if coverage is not None and len(coverage):
+        w.add(coverage_sentence(coverage))
     lo, _, hi = conventions.CI_QUANTILES
     w.add(f"Posterior summaries are medians with the {conventions.CI_LABEL} (the {lo * 100:g} % and "
           f"{hi * 100:g} % quantiles of the draws); the model was checked with prior and posterior "
@@ -219,6 +247,36 @@ def ea_methods(run, convergence: dict) -> Methods:
           f"al. 2019). Data SHA-256 {run.attrs.get('data_sha256', 'not recorded')}; command line: "
           f"{run.attrs.get('command_line', 'not recorded')}.")
     return w.methods()
+
+
+def residual_sentence(frame: pd.DataFrame) -> str:
+    """ρ per flux class with its interval, the residuals' lag-1 autocorrelation before → after
+    and the effective independent days (the rows of table residual_autocorrelation)."""
+    parts = []
+    for r in frame.itertuples():
+        text = r.flux_class.replace("_", " ")
+        if "median" in frame and pd.notna(r.median):
+            text += f" ρ = {r.median:.2f} ({r.ci_low:.2f} to {r.ci_high:.2f})"
+        if pd.notna(getattr(r, "resid_lag1_iid", np.nan)):
+            text += f", lag-1 autocorrelation of the residuals {r.resid_lag1_iid:.2f}"
+            if pd.notna(getattr(r, "resid_lag1_ar1", np.nan)):
+                text += f" without the AR(1) term and {r.resid_lag1_ar1:.2f} with it"
+        if pd.notna(getattr(r, "n_eff_days", np.nan)):
+            text += f", {r.n_eff_days:.0f} effective independent days of {r.n_days:.0f}"
+        parts.append(text)
+    return ("Residual autocorrelation per flux class (table residual_autocorrelation; intervals the "
+            f"{conventions.CI_LABEL}): " + "; ".join(parts) + ".")
+
+
+def coverage_sentence(frame: pd.DataFrame) -> str:
+    """The held-out check in one sentence (table crossvalidation_coverage; last row: all)."""
+    every = frame.iloc[-1]
+    return (f"In a leave-one-site-out check (python -m inference.crossvalidate_ea) {int(every['inside'])} of "
+            f"{int(every['n_groups'])} held-out site × class × season mean ln|F| at {int(every['n_sites'])} "
+            f"sites fell inside their new-site posterior predictive interval: coverage "
+            f"{every['coverage']:.3f} for a nominal {conventions.CI_PROB:g} (a calibrated coverage over "
+            f"as many groups falls within {every['band_low']:.3f} to {every['band_high']:.3f}); table "
+            "crossvalidation_coverage and figure crossvalidation_pit.")
 
 
 def data_sentence(run, n_obs: int | None = None, n_sites: int | None = None) -> str:
@@ -246,6 +304,12 @@ JOB_DESCRIPTIONS = {
     "project": "projections of CH4 flux under soil-warming scenarios (random forest and posterior Arrhenius "
                "scaling; models/forest.py, models/scenarios.py)",
     "budget": "the global GPP / soil-respiration budget consistency analysis (Jian et al. 2022; models/budget.py)",
+    "compare_seasons": "a comparison of season schemes and residual models of the hierarchical "
+                       "Boltzmann–Arrhenius model (models/arrhenius.py) by PSIS-LOO expected log "
+                       "predictive density (Vehtari et al. 2017) on the observations every scheme keeps; "
+                       "an AR(1) model's pointwise term is the density of an observation given the "
+                       "previous one of its site × class × season, so AR(1) and iid models score the "
+                       "same observations and their ELPDs compare",
 }
 
 
@@ -339,10 +403,14 @@ def barg_checklist(run, figures: set[str], tables: set[str], convergence: dict |
          "figure posterior_predictive" if "posterior_predictive" in figures else "no posterior predictive draws saved")
     item("3 Posterior", "B", "Central tendency and named credible interval for every reported quantity", DONE,
          f"medians with the {conventions.CI_LABEL} in every table and figure")
-    item("3 Posterior", "C", "Bayes factors and model probabilities", NA,
-         "no model comparison in this run; the pointwise log-likelihood for LOO "
-         + ("is saved" if run.tree is not None and "log_likelihood" in run.tree.children
-            else "is computed from the saved posterior and observations (tpflux: fit.loo())"))
+    if run.kind == "compare_seasons":
+        item("3 Posterior", "C", "Bayes factors and model probabilities", DONE,
+             "PSIS-LOO ELPD differences with their SE and stacking weights (table season_comparison)")
+    else:
+        item("3 Posterior", "C", "Bayes factors and model probabilities", NA,
+             "no model comparison in this run; the pointwise log-likelihood for LOO "
+             + ("is saved" if run.tree is not None and "log_likelihood" in run.tree.children
+                else "is computed from the saved posterior and observations (tpflux: fit.loo())"))
     item("4 Decisions", "A", "Decision rules (ROPE, thresholds) and their criteria", NA,
          "no decision rule applied; probabilities such as P(ΔE > 0) are reported as they are" if ea
          else "no decision rule applied")

@@ -155,6 +155,7 @@ QUANTITY_LABELS = {
     "dE": "ΔE (eV)", "Q10": "Q10", "fold_change_0_30": "fold change 0→30 °C",
     "lnR": "lnR (ln nmol m⁻² s⁻¹ at T_C)", "tau_E": "τ_E (eV)", "tau_R": "τ_R", "sigma": "σ",
     "method_offset": "method offset δ", "nu": "ν (Student-t)", "E_site": "site E (eV)",
+    "rho": "ρ (AR(1) residuals)",
 }
 HYPERPARAMETERS = ("lnR", "tau_E", "tau_R", "sigma", "method_offset", "nu")
 
@@ -165,9 +166,17 @@ def _with_labels(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def ea_tables(tree: xr.DataTree, convergence: dict | None = None) -> list[Table]:
-    """The fit_ea tables, every number from the DataTree; ``convergence`` is the gated
-    ``convergence_summary`` when the caller has it already (it is costly)."""
+CITE_E = ("E is the population activation energy of the flux class × season — what a new site of "
+          "the class is expected to show, with the site-to-site spread in its interval: the number to "
+          "cite. E_site_mean is the mean of the fitted sites' E: it describes these sites only.")
+
+
+def ea_tables(tree: xr.DataTree, convergence: dict | None = None,
+              summary: pd.DataFrame | None = None) -> list[Table]:
+    """The fit_ea tables, every posterior number from the DataTree; ``convergence`` is the gated
+    ``convergence_summary`` when the caller has it already (it is costly); ``summary``: the run's
+    ``ea_summary.csv``, for what the fit computed from its prepared data (the extrapolation marks
+    and the residual autocorrelation of the data)."""
     post = tree["posterior"].to_dataset()
     cls_season = {"flux_class": ("flux class", TEXT), "season": ("season", TEXT)}
     interval = f"{conventions.CI_LABEL} ({ci_quantile_text()})"
@@ -178,7 +187,7 @@ def ea_tables(tree: xr.DataTree, convergence: dict | None = None) -> list[Table]
         "activation_energy", "Activation energy E by flux class and season",
         "Posterior median and " + interval + " of the class × season activation energy E and of the "
         "mean of the site-level E over the class's sites; bulk and tail effective sample size and "
-        "rank-normalised R-hat.",
+        "rank-normalised R-hat. " + CITE_E,
         e, {"label": ("quantity", TEXT), **cls_season, **stat_columns()}))
 
     if "dE" in post:
@@ -194,13 +203,20 @@ def ea_tables(tree: xr.DataTree, convergence: dict | None = None) -> list[Table]
                 **{k: v for k, v in stat_columns().items() if k.startswith(("ess", "r_hat"))}}))
 
     q = _with_labels(summarise(post, ["Q10", "fold_change_0_30"]))
+    q = q.assign(extrapolation=extrapolation_marks(q, summary))
     if "temp_range" in q:
         q["temp_range"] = q["temp_range"].fillna("0-30 C").str.replace(" C", " °C")
     tables.append(Table(
         "temperature_sensitivity", "Temperature sensitivity: Q10 and fold change",
         f"Q10 over the stated soil-temperature range and the flux ratio F(30 °C)/F(0 °C) implied by "
-        f"E; posterior median and {interval}.",
-        q, {"label": ("quantity", TEXT), **cls_season, "temp_range": ("range", TEXT), **stat_columns()}))
+        f"E; posterior median and {interval}. Extrapolation: where the range reaches beyond the soil "
+        "temperatures observed in the class × season, the Arrhenius curve is used outside the data "
+        "that fitted it (as marked in ea_summary.csv).",
+        q, {"label": ("quantity", TEXT), **cls_season, "temp_range": ("range", TEXT), **stat_columns(),
+            "extrapolation": ("extrapolation", TEXT)}))
+    residual = residual_table(tree, summary)
+    if residual is not None:
+        tables.append(residual)
 
     h = _with_labels(summarise(post, [n for n in HYPERPARAMETERS if n in post]))
     tables.append(Table(
@@ -224,6 +240,137 @@ def ea_tables(tree: xr.DataTree, convergence: dict | None = None) -> list[Table]
     if sens is not None:
         tables.append(sens)
     return tables
+
+
+def extrapolation_marks(frame: pd.DataFrame, summary: pd.DataFrame | None) -> pd.Series:
+    """Per Q10 / fold-change row, the fit's mark from ``ea_summary.csv`` (columns ``extrapolated``,
+    ``note``): its note where the range is extrapolated, "within the observed range" where not,
+    missing for a run without the marks."""
+    missing = pd.Series(None, index=frame.index, dtype=object)
+    if summary is None or "extrapolated" not in summary:
+        return missing
+    keys = ["quantity", "flux_class", "season", "temp_range"]
+    marks = summary[summary["extrapolated"].notna()].reindex(columns=[*keys, "extrapolated", "note"])
+    marks = marks.assign(temp_range=marks["temp_range"].astype(object).where(marks["temp_range"].notna(), ""))
+    rows = frame.reindex(columns=keys).assign(temp_range=lambda f: f["temp_range"].astype(object)
+                                              .where(f["temp_range"].notna(), ""))
+    joined = rows.merge(marks, on=keys, how="left")
+    extrapolated = joined["extrapolated"].map(lambda v: str(v).lower() == "true" if pd.notna(v) else None)
+    text = [note if flag else ("within the observed range" if flag is False else None)
+            for flag, note in zip(extrapolated, joined["note"])]
+    return pd.Series(text, index=frame.index, dtype=object)
+
+
+RESIDUAL_QUANTITIES = ("resid_lag1_iid", "resid_lag1_ar1", "n_eff_days")
+
+
+def residual_table(tree: xr.DataTree, summary: pd.DataFrame | None) -> Table | None:
+    """ρ per flux class (from the draws) beside what the fit measured on its residuals
+    (``ea_summary.csv``): the lag-1 autocorrelation on consecutive days without the AR(1) term
+    (separate least-squares lines per group) and with it (its innovations), and the effective
+    number of independent days. None for a run with neither."""
+    post = tree["posterior"].to_dataset()
+    cd = tree["constant_data"].to_dataset()
+    days = pd.Series(cd["obs_flux_class"].to_numpy().astype(str)).value_counts().rename("n_days")
+    frame = summarise(post, ["rho"]) if "rho" in post else pd.DataFrame(
+        {"quantity": "rho", "flux_class": sorted(days.index)})
+    measured = summary[summary["quantity"].isin(RESIDUAL_QUANTITIES)] if summary is not None else None
+    if "rho" not in post and (measured is None or measured.empty):
+        return None
+    if measured is not None and len(measured):
+        wide = measured.pivot_table(index="flux_class", columns="quantity", values="mean")
+        frame = frame.merge(wide.reindex(columns=list(RESIDUAL_QUANTITIES)), left_on="flux_class",
+                            right_index=True, how="left")
+    frame = frame.merge(days, left_on="flux_class", right_index=True, how="left")
+    frame = _with_labels(frame)
+    cols = {"flux_class": ("flux class", TEXT)}
+    if "rho" in post:
+        cols |= {"label": ("quantity", TEXT), **stat_columns()}
+    cols |= {"resid_lag1_iid": ("lag-1 r, iid residuals", REAL),
+             "resid_lag1_ar1": ("lag-1 r, AR(1) innovations", REAL),
+             "n_eff_days": ("effective independent days", COUNT), "n_days": ("observations", COUNT)}
+    return Table(
+        "residual_autocorrelation", "Day-to-day autocorrelation of the residuals",
+        "ρ: the AR(1) residual autocorrelation per flux class (observations Δ days apart correlate "
+        f"ρ^Δ), posterior median and {conventions.CI_LABEL}; lag-1 r: the autocorrelation of "
+        "residuals one day apart, before (separate least-squares lines per site × class × season, "
+        "residuals taken as independent) and after the AR(1) term (its innovations, at the "
+        "posterior mean); effective independent days: Σ (1 − φ)/(1 + φ) over the observations "
+        "(φ = ρ^Δ to the previous one; 1 for the first of a run), the number of independent days "
+        "that carry as much information on a mean.",
+        frame, {k: v for k, v in cols.items() if k in frame and frame[k].notna().any()})
+
+
+def crossvalidation_tables(frame: pd.DataFrame) -> list[Table]:
+    """The held-out check (``crossvalidation.csv``): coverage of the new-site predictive
+    intervals per flux class and overall, against the band a calibrated coverage stays in by
+    chance; and the held-out groups themselves."""
+    from scipy import stats
+
+    groups = frame[frame["site"].astype(str) != "ALL"]
+    scored = groups[groups["inside_95"].notna()]
+    parts = [(label(c), part) for c, part in scored.groupby("flux_class", sort=True)]
+    rows = []
+    for name, part in [*parts, ("all classes", scored)]:
+        n = len(part)
+        lo, hi = (stats.binom.ppf([conventions.CI_QUANTILES[0], conventions.CI_QUANTILES[2]], n,
+                                  conventions.CI_PROB) / n) if n else (np.nan, np.nan)
+        rows.append({"flux_class": name, "n_groups": n, "n_sites": part["site"].nunique(),
+                     "inside": int(part["inside_95"].sum()), "coverage": part["inside_95"].mean(),
+                     "band_low": lo, "band_high": hi,
+                     "pit_mean": part["pit"].mean() if n else np.nan})
+    p = ci_percent()
+    coverage = Table(
+        "crossvalidation_coverage", "Held-out check: coverage of new-site predictions",
+        f"Leave-one-site-out refits (python -m inference.crossvalidate_ea): the share of held-out site "
+        f"× class × season mean ln|F| inside their {p} posterior predictive interval for a new site "
+        f"(site effects drawn from τ), per flux class and overall. Calibrated intervals give "
+        f"{conventions.CI_PROB:g}; the band is the {conventions.CI_LABEL} of a calibrated coverage "
+        "over as many groups (binomial). Mean PIT near 0.5: unbiased predictions.",
+        pd.DataFrame(rows), {"flux_class": ("flux class", TEXT), "n_groups": ("groups", COUNT),
+                             "n_sites": ("sites", COUNT), "inside": ("inside", COUNT),
+                             "coverage": ("coverage", PROB), "band_low": ("band low", PROB),
+                             "band_high": ("band high", PROB), "pit_mean": ("mean PIT", PROB)})
+    shown = {c: (label(c), TEXT) for c in ("site", "flux_class", "season")}
+    shown |= {c: (label(c), kind) for c, kind in (("n_obs", COUNT), ("observed_mean_ln_flux", REAL),
+                                                   ("predicted_median", REAL), ("predicted_low", REAL),
+                                                   ("predicted_high", REAL), ("inside_95", COUNT),
+                                                   ("pit", PROB), ("note", TEXT)) if c in groups}
+    held = Table("crossvalidation_groups", "Held-out groups",
+                 f"Each held-out site × class × season: its observed mean ln|F| (flux in nmol m⁻² s⁻¹), "
+                 f"the new-site predictive median and {conventions.CI_LABEL}, whether it lies inside "
+                 "(1) or not (0), and its PIT.", groups.reset_index(drop=True), shown)
+    return [coverage, held]
+
+
+def season_comparison_tables(summary: pd.DataFrame, extra: dict) -> list[Table]:
+    """A compare_seasons run: the ranking, the ranking per flux class, and what was left out."""
+    cols = {c: (label(c), kind) for c, kind in (
+        ("model", TEXT), ("scheme", TEXT), ("residuals", TEXT), ("n_obs", COUNT), ("rank", COUNT),
+        ("elpd", ESTIMATE), ("p", ESTIMATE), ("elpd_diff", ESTIMATE), ("dse", ESTIMATE), ("weight", PROB),
+        ("interpretation", TEXT)) if c in summary}
+    out = [Table("season_comparison", "Season schemes and residual models ranked by PSIS-LOO",
+                 "Expected log predictive density (ELPD, PSIS-LOO; higher is better) of each season "
+                 "scheme × residual model on the observations every scheme keeps, its effective number "
+                 "of parameters p, the difference to the best model with its standard error (dse), "
+                 "stacking weight and a reading of the difference against its SE.", summary, cols)]
+    by_class = extra.get("season_comparison_by_class.csv")
+    if by_class is not None and len(by_class):
+        out.append(Table("season_comparison_by_class", "The same ranking per flux class",
+                         "ELPD summed over each flux class's observations, the difference to that "
+                         "class's best model and its SE (√n × sd of the pointwise differences).",
+                         by_class, {c: (label(c), kind) for c, kind in (
+                             ("flux_class", TEXT), ("model", TEXT), ("n_obs", COUNT), ("rank", COUNT),
+                             ("elpd", ESTIMATE), ("elpd_diff", ESTIMATE), ("dse", ESTIMATE),
+                             ("interpretation", TEXT)) if c in by_class}))
+    left = extra.get("season_comparison_left_out.csv")
+    if left is not None:
+        out.append(Table("season_comparison_left_out", "Rows left out of the comparison",
+                         "Rows of the data outside the common observations, per flux class, and why "
+                         "(empty: every row took part).", left,
+                         {"flux_class": ("flux class", TEXT), "n_rows": ("rows", COUNT),
+                          "reason": ("reason", TEXT)}))
+    return out
 
 
 def reference_season(post: xr.Dataset) -> str:
@@ -447,6 +594,7 @@ _LATEX_MAP = {
     "δ": r"$\delta$", "ε": r"$\varepsilon$", "°": r"$^\circ$", "×": r"$\times$", "≤": r"$\leq$",
     "≥": r"$\geq$", "→": r"$\to$", "|": r"$|$", "·": r"$\cdot$", "—": "---", "√": r"$\surd$",
     "≈": r"$\approx$", "±": r"$\pm$", "µ": r"$\mu$", "μ": r"$\mu$",
+    "ρ": r"$\rho$", "φ": r"$\phi$", "Σ": r"$\Sigma$", "η": r"$\eta$", "…": r"\ldots{}",
     **{chr(0x2080 + d): f"$_{d}$" for d in range(10)},
 }
 _SUPERSCRIPT = str.maketrans("⁻⁰¹²³⁴⁵⁶⁷⁸⁹", "-0123456789")

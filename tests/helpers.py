@@ -67,7 +67,8 @@ def mock_sample_stats(*, energy: bool = False, seed=5) -> dict:
 
 
 def mock_sampling(monkeypatch=None, *, energy: bool = False, stats: dict | None = None) -> None:
-    """Replace NUTS (``pm.sample``, whichever ``nuts_sampler`` is asked for) by prior draws of the
+    """Replace NUTS (``pm.sample``, whichever ``nuts_sampler`` is asked for, and the cached nutpie
+    path ``inference.nutpie_compile.sample``) by prior draws of the
     model's free variables and deterministics, with ``mock_sample_stats`` (or ``stats``): seconds,
     not minutes. The same ``random_seed`` gives the same draws and statistics.
 
@@ -86,10 +87,18 @@ def mock_sampling(monkeypatch=None, *, energy: bool = False, stats: dict | None 
             energy=energy, seed=kwargs.get("random_seed"))
         return mock_sample(*args, **{**kwargs, "var_names": names}, sample_stats=sample_stats)
 
+    def nutpie_sample(model, *, draws, tune, chains, seed, **_):
+        with model:
+            return sample(draws=draws, tune=tune, chains=chains, random_seed=seed)
+
+    from inference import nutpie_compile
+
     if monkeypatch is None:
         pm.sample = sample
+        nutpie_compile.sample = nutpie_sample
     else:
         monkeypatch.setattr(pm, "sample", sample)
+        monkeypatch.setattr(nutpie_compile, "sample", nutpie_sample)
 
 
 def small_fit_ea(**options):

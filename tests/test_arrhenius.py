@@ -13,7 +13,7 @@ from data.constants import K_BOLTZMANN_EV
 from data.table import flux_class
 from models.arrhenius import (ArrheniusConfig, arrhenius_x, build_model, build_naive_model,
                               fold_change, group_marginal_logp, prepare_data, q10)
-from models.arrhenius_post import draw_site_effects, pooled_ols
+from models.arrhenius_post import draw_site_effects, exact_draws, pooled_ols
 
 
 def test_published_fold_change_0_to_30_c():
@@ -118,7 +118,8 @@ def test_marginal_and_per_observation_posteriors_agree():
     table, season = _small_table(rng)
     config = ArrheniusConfig(min_obs=10, residuals="iid")  # AR(1): tests/test_ar1.py
     data = prepare_data(table, season, config, flux_class(table))
-    a = _sample(build_model(data, config), 1)["posterior"].to_dataset()
+    a = exact_draws(_sample(build_model(data, config), 1)["posterior"].to_dataset(), data,
+                    config.priors, np.random.default_rng(0))  # class means drawn exactly
     b = _sample(build_naive_model(data, config), 2)["posterior"].to_dataset()
     for name in ("E", "lnR", "tau_E", "sigma"):
         ma, mb = a[name].mean(("chain", "draw")), b[name].mean(("chain", "draw"))
@@ -164,14 +165,13 @@ def test_recovers_the_realised_site_level_activation_energies(synthetic_sites):
     Six cells are checked at once, so each interval is Bonferroni-widened to keep the joint
     coverage at 95 % (six separate 95 % intervals all cover only 74 % of the time)."""
     from inference import ea_fitting
-    from models.arrhenius_post import derived_quantities, draw_site_effects
+    from models.arrhenius_post import derived_quantities
 
     obs, truth = synthetic_sites
     config = ArrheniusConfig()
     data = ea_fitting.prepare(obs, "julian", config)
     dt = ea_fitting.sample(data, config, chains=2, draws=500, tune=500, seed=11)
-    post = dt["posterior"].to_dataset()
-    post = post.merge(draw_site_effects(post, data, np.random.default_rng(1)))
+    post = exact_draws(dt["posterior"].to_dataset(), data, config.priors, np.random.default_rng(1))
     site_mean = derived_quantities(post, data)["E_site_mean"]
     lo, hi = _joint_bounds(site_mean, len(data.classes) * len(data.seasons))
     realised = truth["site_effects"].groupby(["flux_class", "season"])["eps_E"].mean()
@@ -192,7 +192,8 @@ def test_recovers_population_activation_energies_when_sites_agree():
     config = ArrheniusConfig()
     data = ea_fitting.prepare(obs, "julian", config)
     dt = ea_fitting.sample(data, config, chains=2, draws=500, tune=500, seed=12)
-    lo, hi = _joint_bounds(dt["posterior"]["E"], len(data.classes) * len(data.seasons))
+    post = exact_draws(dt["posterior"].to_dataset(), data, config.priors, np.random.default_rng(2))
+    lo, hi = _joint_bounds(post["E"], len(data.classes) * len(data.seasons))
     for cls in data.classes:
         for season in data.seasons:
             sel = {"flux_class": cls, "season": season}
@@ -214,7 +215,9 @@ def test_interval_coverage_over_repeated_simulations():
         obs, truth = simulate_observations(seed)
         data = ea_fitting.prepare(obs, "julian", config)
         dt = ea_fitting.sample(data, config, chains=2, draws=400, tune=400, seed=seed)
-        q = dt["posterior"]["E"].quantile([0.025, 0.975], dim=("chain", "draw"))
+        post = exact_draws(dt["posterior"].to_dataset(), data, config.priors,
+                           np.random.default_rng(seed))
+        q = post["E"].quantile([0.025, 0.975], dim=("chain", "draw"))
         for cls in data.classes:
             for season in data.seasons:
                 lo, hi = q.sel(flux_class=cls, season=season).to_numpy()
@@ -223,3 +226,105 @@ def test_interval_coverage_over_repeated_simulations():
     # Two-sided 99 % binomial acceptance region for a calibrated 95 % interval.
     lo_ok, hi_ok = binom.ppf([0.005, 0.995], total, 0.95)
     assert lo_ok <= hits <= hi_ok, (hits, total)
+
+
+# ---------------------------------------------------------------- class means integrated out
+def _random_group(rng, n, x_spread=1.0):
+    x, w = rng.normal(size=n) * x_spread, rng.integers(1, 5, n).astype(float)
+    y = rng.normal(size=n)
+    return x, w, y, {"n": n, "S0": w.sum(), "Sx": (w * x).sum(), "Sy": (w * y).sum(),
+                     "Sxx": (w * x * x).sum(), "Sxy": (w * x * y).sum(), "Syy": (w * y * y).sum(),
+                     "Slogw": np.log(w).sum()}
+
+
+@pytest.mark.parametrize("var_R, var_E, x_spread", [(0.7, 0.05, 1.0), (1e-9, 1e-10, 1.0),
+                                                    (0.4, 0.2, 0.0)])
+def test_group_quadratic_in_the_prior_mean_equals_the_group_marginal(var_R, var_E, x_spread):
+    """k − ½v'Kv + v'j reproduces group_marginal_logp at any v, and with a group whose
+    temperatures do not vary (singular data precision). With τ → 0 the 1/τ² terms of
+    group_marginal_logp cancel catastrophically, so there the reference is the limit itself:
+    the Gaussian likelihood of y at the coefficients v."""
+    from models.arrhenius import group_mean_quadratic
+
+    rng = np.random.default_rng(8)
+    x, w, y, st = _random_group(rng, 9, x_spread)
+    q = group_mean_quadratic(st, var_R, var_E, 0.6)
+    for v in rng.normal(size=(5, 2)) * 2:
+        quad = q["k"] - 0.5 * (q["K11"] * v[0] ** 2 + 2 * q["K12"] * v[0] * v[1] + q["K22"] * v[1] ** 2) \
+            + q["j1"] * v[0] + q["j2"] * v[1]
+        if var_E < 1e-6:
+            expected = stats.norm(v[0] + v[1] * x, 0.6 / np.sqrt(w)).logpdf(y).sum()
+            assert quad == pytest.approx(expected, rel=1e-6)
+        else:
+            assert quad == pytest.approx(group_marginal_logp(st, v[0], v[1], var_R, var_E, 0.6),
+                                         rel=1e-9, abs=1e-9)
+
+
+def _cell_design(rng):
+    """Three groups of one class × season (one with a method offset), their stats and the dense
+    model: y = X(m + u_g + ε_g) + e with m ~ N(μ₀, S₀), ε_g ~ N(0, D), e ~ N(0, σ²/w)."""
+    groups = [_random_group(rng, n) for n in (6, 9, 4)]
+    offsets = np.array([0.0, 0.0, 0.7])
+    return groups, offsets
+
+
+def test_class_mean_marginal_equals_the_dense_multivariate_normal():
+    from models.arrhenius import Priors, class_mean_terms
+
+    rng = np.random.default_rng(9)
+    groups, offsets = _cell_design(rng)
+    priors, var_R, var_E, sigma = Priors(), 0.5, 0.08, 0.4
+    stats_ = {k: np.array([g[3][k] for g in groups], dtype=float) for k in groups[0][3]}
+    cells = np.ones((3, 1))
+    got = class_mean_terms(stats_, offsets, var_R, var_E, sigma, cells, priors)["logml"][0]
+    X = np.vstack([np.column_stack([np.ones(len(g[0])), g[0]]) for g in groups])
+    y = np.concatenate([g[2] for g in groups])
+    w = np.concatenate([g[1] for g in groups])
+    shift = np.concatenate([np.full(len(g[0]), o) for g, o in zip(groups, offsets)])
+    mu0, S0 = np.array([priors.lnR_mu, priors.E_mu]), np.diag([priors.lnR_sd ** 2, priors.E_sd ** 2])
+    cov = np.diag(sigma ** 2 / w) + X @ S0 @ X.T
+    start = 0
+    for g in groups:  # site effects: block-diagonal
+        Xg = X[start:start + len(g[0])]
+        cov[start:start + len(g[0]), start:start + len(g[0])] += Xg @ np.diag([var_R, var_E]) @ Xg.T
+        start += len(g[0])
+    # the weights enter the likelihood of y as in group_marginal_logp: N(y; ·, σ²/w)
+    expected = stats.multivariate_normal(X @ mu0 + shift, cov).logpdf(y)
+    assert got == pytest.approx(expected, rel=1e-10)
+
+
+def test_class_mean_draws_follow_their_conditional_posterior():
+    """draw_class_means against the direct Gaussian posterior of (lnR, E) of one cell."""
+    from models.arrhenius_post import draw_class_means
+
+    rng = np.random.default_rng(10)
+    table, season = _small_table(rng, n_sites=3, n_per=12)
+    config = ArrheniusConfig(min_obs=5, residuals="iid")
+    data = prepare_data(table, season, config, flux_class(table))
+    n = 20000
+    hyper = {"tau_E": [0.3, 0.2], "tau_R": [0.8, 0.6], "sigma": [0.5]}
+    dims = {"tau_E": ("season",), "tau_R": ("season",), "sigma": ("flux_class",)}
+    post = xr.Dataset({k: (("chain", "draw", *dims[k]), np.broadcast_to(np.asarray(v), (1, n, len(v))))
+                       for k, v in hyper.items()}, coords={"chain": [0], "draw": np.arange(n)})
+    draws = draw_class_means(post, data, config.priors, np.random.default_rng(0))
+    p = config.priors
+    for s, season_name in enumerate(data.seasons):
+        o = data.obs[data.obs["season"] == season_name]
+        X = np.column_stack([np.ones(len(o)), o["x"]])
+        V = np.diag(0.25 / o["w"].to_numpy())
+        for g in np.unique(o["group"]):
+            i = np.flatnonzero(o["group"].to_numpy() == g)
+            V[np.ix_(i, i)] += X[i] @ np.diag([hyper["tau_R"][s] ** 2, hyper["tau_E"][s] ** 2]) @ X[i].T
+        prior_prec = np.diag([1 / p.lnR_sd ** 2, 1 / p.E_sd ** 2])
+        Vi = np.linalg.inv(V)
+        cov = np.linalg.inv(X.T @ Vi @ X + prior_prec)
+        mean = cov @ (X.T @ Vi @ o["y"].to_numpy() + prior_prec @ [p.lnR_mu, p.E_mu])
+        sel = {"flux_class": data.classes[0], "season": season_name}
+        a = draws["lnR"].sel(sel).to_numpy().ravel()
+        b = draws["E"].sel(sel).to_numpy().ravel()
+        assert np.mean(a) == pytest.approx(mean[0], abs=4 * np.sqrt(cov[0, 0] / n))
+        assert np.mean(b) == pytest.approx(mean[1], abs=4 * np.sqrt(cov[1, 1] / n))
+        assert np.var(a) == pytest.approx(cov[0, 0], rel=0.05)
+        assert np.var(b) == pytest.approx(cov[1, 1], rel=0.05)
+        corr = cov[0, 1] / np.sqrt(cov[0, 0] * cov[1, 1])
+        assert np.corrcoef(a, b)[0, 1] == pytest.approx(corr, abs=4 / np.sqrt(n))

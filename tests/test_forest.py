@@ -68,7 +68,12 @@ def test_skill_scores_hand_example():
 
 def test_leave_one_site_out_skill_and_importance_find_the_real_drivers():
     table = make_sites(n_days=365)
-    skill, importance = cross_validated_skill(table, SMALL, seed=0, n_trees=10, n_repeats=2)
+    lines = []
+    skill, importance = cross_validated_skill(table, SMALL, seed=0, n_trees=10, n_repeats=2,
+                                              progress=lines.append)
+    # one progress line per fold: 3 wetland sites, 12 months of the grassland site
+    assert sum("wetland_emission: fold" in line for line in lines) == 3
+    assert any(line.startswith("  grassland_uptake: fold 12/12") for line in lines)
     wet = skill[skill["flux_class"] == "wetland_emission"]
     assert set(wet["cv"]) == {"leave-one-site-out"}
     assert set(wet["held_out"]) == {"W1", "W2", "W3", "pooled"}

@@ -26,7 +26,8 @@ from data.errors import DataError
 from data.synthetic_warming import WarmingTruth, simulate_warming
 from data.warming import load_warming, validate_warming
 from models.conventions import CI_PROB, CI_QUANTILES
-from models.meta import (RRSpec, TauPrior, agreement_probability, between_levels, build_rr_model,
+from models.meta import (DEFAULT_TAU_PRIOR, RRSpec, TauPrior, agreement_probability,
+                         between_levels, build_rr_model,
                          effect_sizes, level_pairs, nested_normal_logp, overlap_coefficient,
                          parse_tau_prior, prepare, prob_greater, typical_variance)
 from tests.helpers import mock_sampling
@@ -277,7 +278,8 @@ def _check_against_reml(dt, dataset):
 def test_precipitation_table_matches_metafor_reml():
     wt = load_warming("precip-manipulation")
     e = effect_sizes(wt.table, on_sign_change="drop", source=wt.source)
-    dt = _fit(e, RRSpec(moderator="Measurement Period", **WEAK), draws=1000)
+    # metafor pools the two emission rows with the uptake rows as magnitudes: so does this fit.
+    dt = _fit(e, RRSpec(moderator="Measurement Period", directions="pool", **WEAK), draws=1000)
     assert int(dt["sample_stats"]["diverging"].sum()) == 0
     _check_against_reml(dt, "ek-precip")
 
@@ -413,7 +415,7 @@ def test_prior_sensitivity_table(tmp_path):
                "--allow-unconverged"])
     assert rc == 0
     table = pd.read_csv(out / "rr_prior_sensitivity.csv")
-    assert table["tau_prior"].nunique() == len(SENSITIVITY_TAU_PRIORS) + 1
+    assert set(table["tau_prior"]) == {str(p) for p in (*SENSITIVITY_TAU_PRIORS, DEFAULT_TAU_PRIOR)}
     tau = table[table["quantity"] == "tau"].set_index("tau_prior")["median"]
     # A tighter prior pulls the few-study heterogeneity down.
     assert tau["halfnormal:0.25"] < tau["halfcauchy:1"]
@@ -608,7 +610,7 @@ def test_prior_sensitivity_is_an_extra_table_that_loads_back(fast_sampling, tmp_
     fit = fit_rr(dataset="synthetic-warming", tau_prior_sensitivity=True, chains=1, draws=20,
                  tune=5, seed=1, progress=False)
     table = fit.prior_sensitivity
-    assert table["tau_prior"].nunique() == len(SENSITIVITY_TAU_PRIORS) + 1
+    assert set(table["tau_prior"]) == {str(p) for p in (*SENSITIVITY_TAU_PRIORS, DEFAULT_TAU_PRIOR)}
     fit.save(tmp_path / "run")
     assert (tmp_path / "run" / "rr_prior_sensitivity.csv").exists()
     pd.testing.assert_frame_equal(tpflux.load(tmp_path / "run").prior_sensitivity, table)
@@ -645,3 +647,232 @@ def test_gate_advice_never_suggests_the_setting_in_use():
     assert "--parameterisation marginal" in gate_advice(ResponseRatioConfig(parameterisation="noncentred"))
     tight = gate_advice(ResponseRatioConfig(tau_prior="halfnormal:0.5"))
     assert "halfnormal:0.5" not in tight and "halfnormal:0.25" in tight
+
+
+# ---------------------------------------------------------------- several moderators, direction
+# metafor 3.8-1 numbers for the issue-16 features (benchmarks/metafor_reference.R, third output:
+# tests/data/metafor_features.json; its "source" names the versions): rma.mv with moderators on
+# dat.curtis1998; rma / regtest / leave1out / cumul on dat.bcg (Colditz et al. 1994), whose log
+# risk ratios the script exports to tests/data/bcg.csv. Bayesian fits use the WEAK priors above
+# (τ ~ half-Cauchy(5) each, level means ~ Normal(0, 10), coefficients scaled alike).
+FEATURES = json.loads((DATA / "metafor_features.json").read_text())
+
+
+def _bcg_effects():
+    """dat.bcg as effect sizes (yi, vi given): one study and one site per trial."""
+    from models.meta import effects_from_yi_vi
+
+    raw = pd.read_csv(DATA / "bcg.csv")
+    trial = "trial" + raw["trial"].astype(str)
+    return effects_from_yi_vi(raw.assign(study=trial, site=trial), str(DATA / "bcg.csv"))
+
+
+def _within_tenth_sd(draws, reference, mcse=0.0):
+    draws = np.ravel(draws)
+    sd = draws.std(ddof=1)
+    assert abs(draws.mean() - reference) <= 0.1 * sd + 3 * mcse, (draws.mean(), reference, sd)
+
+
+def test_moderator_terms_follow_r_coding():
+    from models.meta import moderator_design, parse_moderators, split_terms
+
+    assert parse_moderators("season, warming_c + C(year)") == ("season", "warming_c", "C(year)")
+    for bad in ("season,,x", "a,a", ""):
+        with pytest.raises(ValueError):
+            parse_moderators(bad)
+    e = effect_sizes(load_warming(CURTIS).table)
+    t = e.table.assign(time=[str(x) for x in range(len(e.table))])  # read as text, still numeric
+    assert split_terms(t, ("time", "method", "fungrp")) == ("method", ("time", "fungrp"))
+    assert split_terms(t, ("time",)) == (None, ("time",))
+    e.table["time"] = t["time"]
+    d = moderator_design(e, ("fungrp", "time", "C(genus)"), 2.0)
+    assert d.names[:3] == ["fungrp=GYMNO", "fungrp=N2FIX", "time"]
+    assert d.versus[:3] == ["fungrp=ANGIO", "fungrp=ANGIO", None]
+    assert all(n.startswith("genus=") for n in d.names[3:])
+    x = d.X[:, 2]
+    assert abs(x.mean()) < 1e-9 and d.centres["time"] == pytest.approx(50.5)
+    assert d.prior_sd[2] == pytest.approx(2.0 / np.arange(102).std())
+    with pytest.raises(DataError, match="not in the table"):
+        moderator_design(e, ("nope",), 2.0)
+    with pytest.raises(DataError, match="one value"):
+        moderator_design(effect_sizes(_table()), ("control_n",), 2.0)
+    with pytest.raises(DataError) as err:
+        moderator_design(effect_sizes(_table(ecosystem=["a", None, "b"])), ("ecosystem",), 2.0)
+    assert err.value.row == 3 and err.value.column == "ecosystem"
+
+
+def test_flux_directions_are_never_pooled_silently():
+    mixed = effect_sizes(_table(control_mean=[2.0, -1.0, 3.0], treatment_mean=[2.6, -1.8, 3.5]),
+                         source="t.csv")
+    d = prepare(mixed, RRSpec())
+    assert d.design.names == ["direction=uptake"] and "direction added" in d.direction_note
+    with pytest.raises(DataError) as err:
+        prepare(mixed, RRSpec(directions="refuse"))
+    assert err.value.row == 3 and err.value.column == "direction"
+    assert "emission (rows 2, 4)" in str(err.value) and "uptake (rows 3)" in str(err.value)
+    assert "\n" not in str(err.value)
+    pooled = prepare(mixed, RRSpec(directions="pool"))
+    assert pooled.design.names == [] and "pooled as magnitudes" in pooled.direction_note
+    by_direction = prepare(mixed, RRSpec(moderator="direction", directions="refuse"))
+    assert by_direction.levels == ["emission", "uptake"] and by_direction.direction_note is None
+    one = prepare(effect_sizes(_table()), RRSpec(directions="refuse"))
+    assert one.direction_note is None and one.design.names == []
+
+
+def test_curtis1998_moderators_match_metafor_rma_mv():
+    import arviz as az
+
+    wt = load_warming(CURTIS)
+    e = effect_sizes(wt.table, source=wt.source)
+    ref = FEATURES["curtis_mods"]
+    spec = RRSpec(moderator="method", moderators=("fungrp", "time"), **WEAK)
+    post = _fit(e, spec, draws=1000)["posterior"].to_dataset()
+    for name, estimate in zip(ref["name"], ref["estimate"]):
+        if name.startswith("method"):
+            x = post["lnRR"].sel(level=name[len("method"):])
+        else:
+            x = post["beta"].sel(coef="time" if name.startswith("I(time") else
+                                 "fungrp=" + name[len("fungrp"):])
+        _within_tenth_sd(x.to_numpy(), estimate, float(az.mcse(x, method="mean")))
+
+
+@pytest.fixture(scope="module")
+def bcg_fit():
+    e = _bcg_effects()
+    spec = RRSpec(moderator=None, **WEAK)
+    return e, spec, _fit(e, spec, draws=1000, chains=4)
+
+
+def test_bcg_random_effects_and_leave_one_out_match_metafor(bcg_fit):
+    from inference.fit_rr import leave_one_out_table
+
+    e, spec, dt = bcg_fit
+    post = dt["posterior"].to_dataset()
+    _within_tenth_sd(post["lnRR"].to_numpy(), FEATURES["bcg_rma"]["estimate"])
+    # metafor's leave1out: rma refitted without each trial; here PSIS from the full fit.
+    table = leave_one_out_table(e, spec, dt, chains=2, draws=500, tune=500, seed=3)
+    lnrr = table[table["quantity"] == "lnRR"].set_index("study")
+    ref = FEATURES["bcg_leave1out"]
+    for trial, estimate in zip(ref["trial"], ref["estimate"]):
+        row = lnrr.loc[f"trial{trial}"]
+        assert abs(row["mean"] - estimate) <= 0.1 * row["sd"] + 0.02, (trial, row["mean"], estimate)
+    # Leaving a trial out moves the estimate the way metafor's refit does.
+    got = lnrr.loc[[f"trial{t}" for t in ref["trial"]], "mean"].to_numpy()
+    assert np.corrcoef(got, ref["estimate"])[0, 1] > 0.95
+
+
+def test_bcg_small_study_test_matches_metafor_regtest():
+    from inference.fit_rr import small_study_table
+
+    e = _bcg_effects()
+    out = small_study_table(e, RRSpec(moderator=None, **WEAK), chains=4, draws=1000, tune=1000,
+                            seed=5, say=lambda m: None)
+    slope = out[out["quantity"] == "egger_slope"].iloc[0]
+    limit = out[out["quantity"] == "limit_lnRR"].iloc[0]
+    ref = FEATURES["bcg_regtest"]
+    assert abs(slope["mean"] - ref["slope"]) <= 0.1 * slope["sd"] + 0.03
+    assert abs(limit["mean"] - ref["limit"]) <= 0.1 * limit["sd"] + 0.03
+    p = out[out["quantity"] == "P_slope_gt_0"]["mean"].iloc[0]
+    # metafor: z = −0.80, p = 0.42 (no evidence of asymmetry); the posterior agrees.
+    assert 0.05 < p < 0.5
+
+
+@pytest.mark.slow
+def test_bcg_cumulative_matches_metafor_cumul():
+    from inference.fit_rr import cumulative_table
+
+    e = _bcg_effects()
+    out = cumulative_table(e, RRSpec(moderator=None, **WEAK), "year", chains=2, draws=1000,
+                           tune=1000, seed=7, say=lambda m: None)
+    ref = FEATURES["bcg_cumul"]
+    lnrr = out[out["quantity"] == "lnRR"].set_index("step")
+    assert list(out.drop_duplicates("step")["year"]) == ref["year"][1:]
+    # From 6 trials on τ is estimated well enough for a weak-prior posterior and REML to agree;
+    # with 2–5 trials the half-Cauchy(5) τ prior dominates (stated in the docstring of the test).
+    for step in range(6, 14):
+        row = lnrr.loc[step]
+        assert abs(row["mean"] - ref["estimate"][step - 1]) <= 0.1 * row["sd"] + 0.02, step
+
+
+# ---------------------------------------------------------------- templates (examples/)
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def test_template_chamber_is_read_by_the_chamber_reader_and_inspect(capsys):
+    from data.chamber import read_chamber_csv
+    from data.inspect import main
+
+    obs = read_chamber_csv(EXAMPLES / "template_chamber.csv")
+    t = obs.table
+    assert len(t) == 16 and set(t["site"]) == {"meadow_A", "steppe_B"}
+    # 0.85 mg CH4 m-2 h-1 = 0.85e-3 / 16.04246 g mol-1 / 3600 s · 1e9 nmol mol-1
+    first = t[t["site"] == "meadow_A"].sort_values("date")["flux"].iloc[0]
+    assert first == pytest.approx(0.85e-3 / 16.04246 / 3600 * 1e9, rel=1e-6)
+    assert (t.loc[t["site"] == "steppe_B", "flux"] < 0).all()
+    assert main(["--data", str(EXAMPLES / "template_chamber.csv"), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["n_rows"] == 16 and [s["site"] for s in info["sites"]] == ["meadow_A", "steppe_B"]
+
+
+def test_template_warming_is_read_and_fitted(fast_sampling):
+    from tpflux.meta import fit_rr
+
+    path = EXAMPLES / "template_warming.csv"
+    wt = load_warming(path)
+    assert len(wt.table) == 8 and wt.table["study"].nunique() == 4
+    fit = fit_rr(path, moderators="season,warming_c", chains=1, draws=20, tune=5, seed=1,
+                 progress=False)
+    s = fit.summary()
+    assert set(s.loc[s["quantity"] == "lnRR", "level"]) == {"growing", "non-growing"}
+    coefs = s[s["quantity"] == "beta"]
+    assert set(coefs["level"]) == {"warming_c", "direction=uptake"}
+    assert "direction added as a moderator" in fit.result_text()
+    # every column the README documents is in the template, and the other way round
+    readme = (EXAMPLES / "README.md").read_text()
+    for name in pd.read_csv(path, nrows=0).columns:
+        assert f"`{name}`" in readme, name
+
+
+def test_extra_analyses_are_tables_and_figures_that_load_back(fast_sampling, tmp_path):
+    import tpflux
+    from reports.forest_rr import save_all
+    from tpflux.meta import fit_rr
+
+    fit = fit_rr(EXAMPLES / "template_warming.csv", moderators="season,ecosystem",
+                 directions="pool", small_study_test=True, leave_one_out=True, cumulative="year",
+                 tau_prior_sensitivity=True, chains=1, draws=30, tune=5, seed=2, progress=False)
+    assert "pooled as magnitudes" in fit.result_text()
+    assert set(fit.small_study["quantity"]) == {"egger_slope", "limit_lnRR", "P_slope_gt_0"}
+    loo = fit.leave_one_out
+    studies = fit.datatree["posterior"]["loglik_study"].coords["study"].values
+    assert set(loo["study"]) == set(studies)
+    assert {"lnRR", "tau", "beta"} <= set(loo["quantity"])
+    cum = fit.cumulative
+    assert list(cum.drop_duplicates("step")["year"]) == [2017, 2018, 2020]
+    assert list(cum.drop_duplicates("step")["step"]) == [2, 3, 4]
+    text = fit.result_text()
+    assert "small-study" in text and "leave-one-study-out" in text and "τ prior sensitivity" in text
+    fit.save(tmp_path / "run")
+    loaded = tpflux.load(tmp_path / "run")
+    pd.testing.assert_frame_equal(loaded.leave_one_out, loo)
+    pd.testing.assert_frame_equal(loaded.cumulative, cum)
+    names = {p.name for p in save_all(tmp_path / "run")}
+    assert names == {"forest_rr.png", "funnel_rr.png", "leave1out_rr.png", "cumulative_rr.png",
+                     "prior_sensitivity_rr.png"}
+
+
+@pytest.mark.parametrize("argv, column", [(["--moderators", "season,nope"], "nope"),
+                                          (["--moderators", "season,,x"], "--moderators"),
+                                          (["--cumulative", "year"], "year"),
+                                          (["--directions", "refuse"], "direction")])
+def test_cli_bad_moderators_exit_2_before_sampling(monkeypatch, tmp_path, capsys, argv, column):
+    import pymc as pm
+
+    from inference.fit_rr import main
+
+    monkeypatch.setattr(pm, "sample", lambda **kw: pytest.fail("sampled"))
+    out = tmp_path / "never"
+    assert main(["--dataset", "synthetic-warming", *argv, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and f":{column}:" in err[0]
+    assert not out.exists()

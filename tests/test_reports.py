@@ -30,7 +30,7 @@ from reports.load import detect_kind
 
 REPORTS = Path(__file__).resolve().parent.parent / "reports"
 OWN_MODULES = ("build.py", "html.py", "tables.py", "methods.py", "ea_figures.py", "diagnostic_figures.py",
-               "load.py", "browser_check.py", "layout.py")
+               "load.py", "browser_check.py", "layout.py", "comparison_figures.py", "crossvalidation_figures.py")
 EA_FIGURES = ("temperature_response", "arrhenius", "activation_energy_forest", "season_difference", "rank",
               "trace", "energy", "posterior_predictive", "prior_predictive")
 EA_TABLES = ("activation_energy", "season_difference", "temperature_sensitivity", "hyperparameters",
@@ -519,8 +519,10 @@ def test_barg_convergence_items_follow_the_diagnostics(tree):
     assert status["good"][("6 Reproducibility", "B")] == methods.ATTENTION
 
 
-def test_latex_tables_are_escaped(ea_report):
-    for path in (ea_report[0] / "tables").glob("*.tex"):
+def test_latex_tables_are_escaped(ea_report, daily_run):
+    # what the tables and the methods hold beyond these runs (a public data set's shortened hash, ρ)
+    assert tables.latex_escape("SHA-256 297ab317… ρ φ Σ").isascii()
+    for path in [*(ea_report[0] / "tables").glob("*.tex"), *(daily_run / "tables").glob("*.tex")]:
         body = path.read_text(encoding="utf-8").split("\n", 1)[1]  # after the booktabs comment
         plain = re.sub(r"\$[^$]*\$|\\label\{[^}]*\}", "", body)  # text outside math and labels
         assert not re.search(r"(?<!\\)[_%&#]", plain.replace(" & ", " ")), path.name
@@ -608,3 +610,168 @@ def test_report_renders_in_chromium_with_every_image_loaded(ea_report, tmp_path)
     assert result["browser_loaded"] == result["browser_total"]
     assert result["screenshot_size"] == (1400, 2000)
     assert result["ok"]
+
+
+# ---------------------------------------------------------------- ρ, extrapolation, held-out check
+# Daily and weekly sites kept whole (consecutive days give lag-1 residual autocorrelations).
+FULL = ("SYN-EC01", "SYN-AC01", "SYN-SC01", "SYN-SC04", "SYN-SC07", "SYN-AC02", "SYN-EC03")
+
+
+@pytest.fixture(scope="module")
+def daily_run(tmp_path_factory):
+    """A fit_ea run on whole daily series (NUTS replaced by prior draws), reported: the run folder."""
+    import tpflux
+    from data.synthetic import simulate_observations
+    from tests.helpers import mock_sampling
+
+    base = tmp_path_factory.mktemp("daily")
+    table = simulate_observations(0)[0].table
+    sub = table[table["site"].isin(FULL)]
+    sub.assign(flux_unit="nmol m-2 s-1", date=sub["date"].dt.strftime("%Y-%m-%d")).to_csv(
+        base / "sites.csv", index=False)
+    out = base / "run"
+    with pytest.MonkeyPatch.context() as mp:
+        mock_sampling(mp, energy=True)
+        # one season: its soil temperatures span 0-10 °C (the simulator's growing seasons stay above 2 °C)
+        fit = tpflux.fit_ea(base / "sites.csv", seasons="none", chains=2, draws=40, ppc_draws=5, min_obs=10,
+                            seed=4, progress=False)
+        fit.save(out)
+        mp.setattr(build, "FIGURE_DPI", 60)
+        assert build.main([str(out)]) == runio.EXIT_OK
+    return out
+
+
+@pytest.fixture(scope="module")
+def cv_report(daily_run, tmp_path_factory):
+    """``daily_run`` with its held-out check in RUN_DIR/crossvalidation, reported again."""
+    import shutil
+
+    import tpflux
+    from tests.helpers import mock_sampling
+
+    out = tmp_path_factory.mktemp("cv") / "run"
+    shutil.copytree(daily_run, out, ignore=shutil.ignore_patterns(*build.REPORT_ENTRIES))
+    with pytest.MonkeyPatch.context() as mp:
+        mock_sampling(mp, energy=True)
+        tpflux.crossvalidate_ea(out, progress=False).save(out / "crossvalidation")
+        mp.setattr(build, "FIGURE_DPI", 60)
+        assert build.main([str(out)]) == runio.EXIT_OK
+    return out
+
+
+def _constant(folder: Path) -> pd.DataFrame:
+    with xr.open_datatree(folder / "ea_posterior.nc", engine="h5netcdf") as dt:
+        cd = dt["constant_data"].to_dataset().load()
+        y = dt["observed_data"]["ln_flux"].to_numpy()
+    frame = pd.DataFrame({k: cd[k].to_numpy() for k in cd.data_vars})
+    return frame.assign(y=y)
+
+
+def test_residual_table_shows_rho_and_the_lag1_autocorrelation_of_the_data(daily_run):
+    cv_report = daily_run
+    frame = pd.read_csv(cv_report / "tables" / "residual_autocorrelation.csv").set_index("flux_class")
+    summary = pd.read_csv(cv_report / "ea_summary.csv")
+    obs = _constant(cv_report)
+    with xr.open_datatree(cv_report / "ea_posterior.nc", engine="h5netcdf") as dt:
+        post = dt["posterior"].to_dataset().load()
+    lo, mid, hi = conventions.CI_QUANTILES
+    for cls, row in frame.iterrows():  # ρ from the draws
+        draws = _draws(post, "rho", flux_class=cls)
+        np.testing.assert_allclose([row["median"], row["ci_low"], row["ci_high"]],
+                                   np.quantile(draws, [mid, lo, hi]), rtol=1e-10)
+    # lag-1 autocorrelation of separate weighted least-squares residuals per group, recomputed here
+    resid = np.empty(len(obs))
+    for _, g in obs.groupby("obs_group"):
+        X = np.column_stack([np.ones(len(g)), g["x"]])
+        W = g["weight"].to_numpy()
+        beta = np.linalg.lstsq(X * np.sqrt(W)[:, None], g["y"].to_numpy() * np.sqrt(W), rcond=None)[0]
+        resid[g.index] = g["y"].to_numpy() - X @ beta
+    pairs = obs.index[(obs["obs_previous"] >= 0) & (obs["gap_days"] == 1)]
+    assert len(pairs) > 100
+    for cls, idx in pd.Series(pairs).groupby(obs.loc[pairs, "obs_flux_class"].to_numpy()):
+        j = obs.loc[idx, "obs_previous"].to_numpy()
+        r = np.sum(resid[idx] * resid[j]) / np.sqrt(np.sum(resid[idx] ** 2) * np.sum(resid[j] ** 2))
+        assert frame.loc[cls, "resid_lag1_iid"] == pytest.approx(r, abs=1e-8), cls
+    for quantity in ("resid_lag1_ar1", "n_eff_days"):
+        saved = summary[summary["quantity"] == quantity].set_index("flux_class")["mean"]
+        np.testing.assert_allclose(frame.loc[saved.index, quantity], saved, rtol=1e-12)
+    counts = obs["obs_flux_class"].value_counts()
+    assert (frame["n_days"] == counts.reindex(frame.index)).all()
+    methods_text = (cv_report / "methods.md").read_text(encoding="utf-8")
+    for cls, row in frame.iterrows():
+        assert f"{cls.replace('_', ' ')} ρ = {row['median']:.2f}" in methods_text
+
+
+def _range(text: str, quantity: str) -> tuple[float, float]:
+    lo, hi = str(text).replace(" °C", "").split("-") if quantity == "Q10" else ("0", "30")
+    return float(lo), float(hi)
+
+
+def test_q10_and_fold_change_are_marked_where_they_extrapolate(daily_run):
+    import tpflux
+
+    cv_report = daily_run
+    table = pd.read_csv(cv_report / "tables" / "temperature_sensitivity.csv")
+    obs = _constant(cv_report)
+    seen = obs.groupby(["obs_flux_class", "obs_season"])["soil_temp_c"].agg(["min", "max"])
+    marked = 0
+    for row in table.itertuples():
+        lo, hi = _range(row.temp_range, row.quantity)
+        t_min, t_max = seen.loc[(row.flux_class, row.season)]
+        beyond = lo < t_min or hi > t_max
+        assert (row.extrapolation != "within the observed range") == beyond, row
+        if beyond:
+            assert f"observed {t_min:.1f} to {t_max:.1f} °C" in row.extrapolation
+        marked += beyond
+    assert 0 < marked < len(table), "both kinds of rows are exercised"
+    text = tpflux.load(cv_report).result_text()
+    assert text.count("* extrapolated:") == marked
+    summary = pd.read_csv(cv_report / "ea_summary.csv")
+    assert int(summary["extrapolated"].astype(str).eq("True").sum()) == marked
+    assert f"{marked} of {len(table)} Q10 and fold-change values" in (cv_report / "methods.md").read_text(
+        encoding="utf-8")
+
+
+def test_held_out_check_is_shown_when_the_folder_holds_one(cv_report):
+    cv = pd.read_csv(cv_report / "crossvalidation" / "crossvalidation.csv")
+    groups = cv[cv["site"] != "ALL"].dropna(subset=["inside_95"])
+    table = pd.read_csv(cv_report / "tables" / "crossvalidation_coverage.csv")
+    every = table.iloc[-1]
+    assert every["coverage"] == pytest.approx(groups["inside_95"].mean())
+    assert every["coverage"] == pytest.approx(cv["coverage_95"].dropna().iloc[-1])
+    assert every["n_groups"] == len(groups) and every["n_sites"] == groups["site"].nunique()
+    for row in table.iloc[:-1].itertuples():
+        part = groups[groups["flux_class"].str.replace("_", " ") == row.flux_class]
+        assert row.coverage == pytest.approx(part["inside_95"].mean()) and row.n_groups == len(part)
+    assert every["band_low"] < conventions.CI_PROB <= every["band_high"]
+    assert (cv_report / "figures" / "crossvalidation_pit.png").stat().st_size > 1000
+    html_text = (cv_report / "report.html").read_text(encoding="utf-8")
+    assert "Held-out check: coverage of new-site predictions" in html_text
+    assert f"coverage {every['coverage']:.3f}" in (cv_report / "methods.md").read_text(encoding="utf-8")
+
+
+def test_report_without_a_held_out_check_says_how_to_add_one(ea_report):
+    text = (ea_report[0] / "report.html").read_text(encoding="utf-8")
+    assert "No held-out check in this run folder" in text and "crossvalidate_ea" in text
+    assert not (ea_report[0] / "tables" / "crossvalidation_coverage.csv").exists()
+
+
+def test_held_out_check_of_another_run_is_refused(cv_report, tmp_path, capsys):
+    import shutil
+
+    folder = tmp_path / "run"
+    shutil.copytree(cv_report, folder, ignore=shutil.ignore_patterns(*build.REPORT_ENTRIES))
+    path = folder / "crossvalidation" / "crossvalidation.csv"
+    cv = pd.read_csv(path)
+    cv.loc[0, "site"] = "US-XYZ"
+    cv.to_csv(path, index=False)
+    assert build.main([str(folder)]) == runio.EXIT_BAD_INPUT
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "US-XYZ" in err[0] and "another run" in err[0]
+    assert not (folder / "report.html").exists()
+
+
+def test_report_says_which_e_to_cite(ea_report):
+    out = ea_report[0]
+    for text in ((out / "report.html").read_text(encoding="utf-8"), (out / "methods.md").read_text(encoding="utf-8")):
+        assert "the number to cite" in text and "E_site_mean" in text

@@ -126,13 +126,12 @@ def test_pooling_model_samples_no_group_effect_directly():
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_default_budget_model_passes_its_gate(seed):
     """The Bayesian part of ``python -m inference.budget`` on its defaults passes the gate."""
-    from data.jian2022 import load_budget_inputs
     from inference.budget import run_bayes
     from models.summary import diagnose
-    from tpflux.carbon_budget import BudgetRunConfig
+    from tpflux.carbon_budget import BudgetRunConfig, budget_inputs
 
-    inputs = require_data(load_budget_inputs)
     c = BudgetRunConfig(seed=seed)
+    inputs = require_data(budget_inputs, c)  # the job's own defaults: ratio source, area shares
     dt, _, _ = run_bayes(inputs, c.model_config(), chains=c.chains, draws=c.draws, tune=c.tune,
                          seed=seed, sampler=c.sampler, target_accept=c.target_accept)
     diag = diagnose(dt)

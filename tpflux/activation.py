@@ -224,6 +224,8 @@ def fit_ea(data: str | Path | pd.DataFrame | Observations | None = None, *,
                              ppc_draws=config.ppc_draws, log_likelihood=config.save_log_likelihood)
     record = {**config.to_dict(), **model_config.to_dict(), "season_scheme": config.seasons,
               "synthetic": obs.synthetic, "skipped_classes": prepared.skipped_classes,
+              "independent_classes": prepared.independent_classes,
+              "residuals_fitted": prepared.residuals,
               "dropped": {**obs.dropped, **prepared.dropped}, "skipped_sites": obs.skipped_sites}
     dt.attrs.update(runio.provenance(record, runio.table_sha256(obs.table), config.seed,
                                      command_line, job=ActivationEnergyFit.JOB))

@@ -5,8 +5,9 @@
     b.summary(); b.comparison(); b.plot_consistency(); b.save("run")
 
 Resampling of literature estimates (every variant), optionally the Bayesian pooling model and the
-random-forest upscaling of SRDB soil respiration. ``python -m inference.budget`` is this function
-behind a parser: at the same seed both give identical tables and draws.
+random-forest upscaling of soil respiration (monthly MGRsD records by default).
+``python -m inference.budget`` is this function behind a parser: at the same seed both give
+identical tables and draws.
 """
 
 from __future__ import annotations
@@ -22,13 +23,15 @@ import pandas as pd
 from data import storage
 from data.errors import DataError
 from data.jian2022 import RATIO_SOURCES
-from models.budget import GPP_SETS, N_DRAWS, SAMPLE_SIZE, SD_FILLS, VARIANTS, BudgetConfig
+from models.budget import (DEFAULT_GPP_SET, DEFAULT_RATIO_SOURCE, GPP_SETS, N_DRAWS, SAMPLE_SIZE,
+                           SD_FILLS, VARIANTS, BudgetConfig)
 from models.conventions import DEFAULT_SEED
 from tpflux.results import Config, Result
 from tpflux.validate import check_choice, check_range, check_seed
 
 DATASETS = ("jian2022",)
 SAMPLERS = ("auto", "nutpie", "pymc")
+RF_RECORDS = ("monthly", "annual")
 TARGET_ACCEPT = 0.9
 # NUTS draws per chain of the Bayesian model: the gate takes the largest R-hat over its ~80
 # quantities, which at 2 × 1000 draws reaches 1.008 by Monte Carlo noise alone at some seeds
@@ -54,12 +57,13 @@ class BudgetRunConfig(Config):
     sd_fill: str = "max-cv"
     n_draws: int = N_DRAWS
     sample_size: int = SAMPLE_SIZE
-    gpp_set: str = "remote-sensing"
-    ratio_source: str = "literature"
+    gpp_set: str = DEFAULT_GPP_SET
+    ratio_source: str = DEFAULT_RATIO_SOURCE
     area_shares: str | tuple[tuple[str, float], ...] | None = None
     bayes: bool = True
     rf: bool = True
     rf_trees: int = 200
+    rf_records: str = RF_RECORDS[0]
     chains: int = 2
     draws: int = BAYES_DRAWS
     tune: int = 1000
@@ -84,6 +88,7 @@ class BudgetRunConfig(Config):
         check_choice("gpp_set", self.gpp_set, GPP_SETS)
         check_choice("ratio_source", self.ratio_source, RATIO_SOURCES)
         check_choice("sampler", self.sampler, SAMPLERS)
+        check_choice("rf_records", self.rf_records, RF_RECORDS)
         check_range("n_draws", self.n_draws, 10, 10**7, integer=True)
         check_range("sample_size", self.sample_size, 1, 10**6, integer=True)
         check_range("rf_trees", self.rf_trees, 1, 1000, integer=True)
@@ -189,8 +194,10 @@ class BudgetResult(Result):
 
 def budget(data=None, *, dataset: str | None = "jian2022", variants=tuple(VARIANTS),
            sd_fill: str = "max-cv", n_draws: int = N_DRAWS, sample_size: int = SAMPLE_SIZE,
-           gpp_set: str = "remote-sensing", ratio_source: str = "literature", area_shares=None,
-           bayes: bool = True, rf: bool = True, rf_trees: int = 200, chains: int = 2,
+           gpp_set: str = DEFAULT_GPP_SET, ratio_source: str = DEFAULT_RATIO_SOURCE,
+           area_shares=None,
+           bayes: bool = True, rf: bool = True, rf_trees: int = 200, rf_records: str = RF_RECORDS[0],
+           chains: int = 2,
            draws: int = BAYES_DRAWS, tune: int = 1000, sampler: str = "auto",
            target_accept: float = TARGET_ACCEPT, seed: int = DEFAULT_SEED,
            config: BudgetRunConfig | None = None, progress: bool = True,
@@ -201,7 +208,8 @@ def budget(data=None, *, dataset: str | None = "jian2022", variants=tuple(VARIAN
     (``data.jian2022.load_budget_inputs``); None uses ``dataset`` from the registry. ``bayes``
     adds the Bayesian pooling model (``chains`` × ``draws``, NUTS at ``target_accept``), ``rf`` the
     random-forest upscaling
-    (``rf_trees``; it reads the SRDB file, so needs a folder or the dataset).
+    (``rf_trees``, ``rf_records``: "monthly" MGRsD or "annual" SRDB records; it reads the SRDB
+    file, so needs a folder or the dataset).
     ``config`` replaces all the keyword options (e.g. one read from a saved run).
     Raises ``DataError`` for bad options or input before any computation, including sizes whose
     draws would not fit in this machine's memory.
@@ -216,11 +224,11 @@ def budget(data=None, *, dataset: str | None = "jian2022", variants=tuple(VARIAN
             dataset=None if data is not None else dataset, data=path, variants=variants,
             sd_fill=sd_fill, n_draws=n_draws, sample_size=sample_size, gpp_set=gpp_set,
             ratio_source=ratio_source, area_shares=area_shares, bayes=bayes, rf=rf,
-            rf_trees=rf_trees, chains=chains, draws=draws, tune=tune, sampler=sampler,
-            target_accept=target_accept, seed=seed)
+            rf_trees=rf_trees, rf_records=rf_records, chains=chains, draws=draws, tune=tune,
+            sampler=sampler, target_accept=target_accept, seed=seed)
     check_memory(config)
     say = runio.progress if progress else (lambda message: None)
-    inputs = _inputs(None if isinstance(data, (str, Path)) else data, config)
+    inputs = budget_inputs(config, None if isinstance(data, (str, Path)) else data)
     model_config = config.model_config()
 
     say(f"resampling {len(config.variants)} variant(s) × {config.n_draws} draws")
@@ -252,8 +260,9 @@ def budget(data=None, *, dataset: str | None = "jian2022", variants=tuple(VARIAN
                         extra_trees={DRAWS_FILE: draws_tree})
 
 
-def _inputs(data, config: BudgetRunConfig):
-    """The budget inputs: as given, or read from the config's folder or dataset."""
+def budget_inputs(config: BudgetRunConfig, data=None):
+    """The budget inputs: as given, or read from the config's folder or dataset (land-area
+    shares from its IGBP.txt unless the config gives them)."""
     from data.jian2022 import BudgetInputs, load_budget_inputs, read_area_shares
 
     if isinstance(data, BudgetInputs):
@@ -267,8 +276,34 @@ def _inputs(data, config: BudgetRunConfig):
                         f"a dataset: {', '.join(DATASETS)}")
     shares = config.area_shares
     shares = read_area_shares(shares) if isinstance(shares, str) else (
-        dict(shares) if shares is not None else None)
+        dict(shares) if shares is not None else igbp_area_shares(_folder(config)))
     return load_budget_inputs(config.data, ratio_source=config.ratio_source, area_shares=shares)
+
+
+IGBP_POINTS_FILE = "IGBP.txt"
+
+
+def _folder(config: BudgetRunConfig) -> Path:
+    if config.data is not None:
+        return Path(config.data)
+    from data.registry import dataset_folder
+
+    return dataset_folder(config.dataset)
+
+
+def igbp_area_shares(folder: Path) -> dict[str, float] | None:
+    """Land-area shares of the ecosystem groups from the folder's 0.5° IGBP point table, as the
+    R code computes them (``models.budget.area_shares_from_points``); None when the folder has no
+    such table (the reader's built-in estimate is then used)."""
+    from data.jian2022 import ECOSYSTEM_GROUPS, FILES, read_igbp_mapping, read_table
+    from models.budget import area_shares_from_points
+
+    path = Path(folder) / IGBP_POINTS_FILE
+    if not path.exists():
+        return None
+    points = read_table(path, ("Latitude", "IGBP2001Pr"), numeric=("Latitude", "IGBP2001Pr"))
+    mapping = read_igbp_mapping(Path(folder) / FILES["igbp"])
+    return area_shares_from_points(points, mapping, ECOSYSTEM_GROUPS)
 
 
 def _rf_part(config: BudgetRunConfig, parts: list, groups: dict, say) -> dict:
@@ -286,7 +321,8 @@ def _rf_part(config: BudgetRunConfig, parts: list, groups: dict, say) -> dict:
         from data.registry import dataset_folder
 
         folder = dataset_folder(config.dataset)
-    rf, dropped, rf_map = steps.run_rf(folder, n_trees=config.rf_trees, seed=config.seed, say=say)
+    rf, dropped, rf_map = steps.run_rf(folder, n_trees=config.rf_trees, seed=config.seed,
+                                       records=config.rf_records, say=say)
     parts.append(steps.rf_rows(rf))
     groups["rf"] = xr.Dataset({"tree_total": ("tree", rf.tree_totals, {"units": "Pg C yr-1"})})
     groups["rf_map"] = rf_map

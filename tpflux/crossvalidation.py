@@ -110,7 +110,7 @@ def crossvalidate_ea(run: str | Path | ActivationEnergyFit, *, data=None, chains
     ``chains``/``draws``/``tune`` override the run's sampler settings for the folds.
     """
     from inference import ea_fitting, runio
-    from models.arrhenius_post import new_site_group_means
+    from models.arrhenius_post import draw_class_means, new_site_group_means
 
     fit = run if isinstance(run, ActivationEnergyFit) else _load_fit(run)
     config = CrossValidationConfig(run=None if isinstance(run, ActivationEnergyFit) else str(run),
@@ -142,6 +142,8 @@ def crossvalidate_ea(run: str | Path | ActivationEnergyFit, *, data=None, chains
         verdicts[site] = runio.diagnose(idata, list(ea_fitting.HYPER_VARIABLES))
         post = _thinned(idata["posterior"].to_dataset(), PREDICTIVE_DRAWS)
         rng = np.random.default_rng([fold_config.seed, k])
+        if "E" not in post:  # the class means were integrated out: drawn exactly
+            post = post.merge(draw_class_means(post, fold, model_config.priors, rng))
         for g in _groups(held):
             rows_g = held[held["group"] == g]
             cls, season = rows_g["flux_class"].iloc[0], rows_g["season"].iloc[0]

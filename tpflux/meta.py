@@ -1,6 +1,8 @@
 """Random-effects meta-analysis of CH4 response ratios: ``fit_rr`` → ``ResponseRatioFit``.
 
     rr = tpflux.fit_rr("my_warming_table.csv")              # moderator: season
+    rr = tpflux.fit_rr("my_warming_table.csv", moderators="season,warming_c,ecosystem",
+                       small_study_test=True, leave_one_out=True, cumulative="year")
     rr = tpflux.fit_rr(dataset="precip-manipulation", sign_change="drop")
     rr.summary(); rr.diagnostics; rr.plot_forest(); rr.save("run")
 
@@ -24,14 +26,14 @@ from data import storage
 from data.errors import DataError
 from data.table import WarmingTable
 from models.conventions import DEFAULT_SEED
-from models.meta import DEFAULT_MU_PRIOR_SD, DEFAULT_TAU_PRIOR, RRSpec, TauPrior, parse_tau_prior
+from models.meta import (DEFAULT_MU_PRIOR_SD, DEFAULT_TAU_PRIOR, DIRECTIONS, RRSpec, TauPrior,
+                         parse_moderators, parse_tau_prior, split_terms)
 from tpflux.results import Config, Result
 from tpflux.validate import check_choice, check_range, check_seed
 
 WARMING_DATASETS = ("synthetic-warming", "precip-manipulation")
 SIGN_CHANGES = ("error", "drop")
 PARAMETERISATIONS = ("marginal", "noncentred")
-SENSITIVITY_FILE = "rr_prior_sensitivity.csv"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,16 +46,26 @@ class ResponseRatioConfig(Config):
     ``moderator`` None uses the source's own grouping column (``season``; ``Measurement Period``
     for the precipitation table). ``levels``: their order (a tuple, or comma-separated text).
     ``tau_prior``: ``FAMILY:SCALE`` text (a ``TauPrior`` is accepted and stored as its text).
+    ``moderators``: several terms, formula-like (``season,warming_c,ecosystem``; a sequence is
+    accepted and stored as text; see models/meta.py); the first categorical term groups.
+    ``directions``: emission and uptake in one table — ``moderator`` (direction added as a term),
+    ``refuse``, or ``pool`` (as magnitudes). ``small_study_test``, ``leave_one_out``,
+    ``cumulative`` (a year column's name): the extra analyses, each an extra table of the run.
     """
 
     table: str | None = None
     dataset: str | None = None
     moderator: str | None = None
+    moderators: str | None = None
+    directions: str = DIRECTIONS[0]
     levels: tuple[str, ...] | None = None
     warming_slope: bool = False
     tau_prior: str = str(DEFAULT_TAU_PRIOR)
     tau_by_level: bool = False
     tau_prior_sensitivity: bool = False
+    small_study_test: bool = False
+    leave_one_out: bool = False
+    cumulative: str | None = None
     mu_prior_sd: float = DEFAULT_MU_PRIOR_SD
     bias_correction: bool = False
     sign_change: str = "error"
@@ -74,6 +86,18 @@ class ResponseRatioConfig(Config):
             raise DataError(None, None, "--moderator", f"{self.moderator!r} is not a column name",
                             "name the grouping column of the table, e.g. season")
         object.__setattr__(self, "levels", _levels(self.levels))
+        if self.moderators is not None:
+            try:
+                terms = parse_moderators(self.moderators)
+            except ValueError as exc:
+                raise DataError(None, None, "--moderators", str(exc),
+                                "name columns separated by commas, e.g. season,warming_c") from None
+            object.__setattr__(self, "moderators", ",".join(terms))
+        check_choice("directions", self.directions, DIRECTIONS)
+        if self.cumulative is not None and not (isinstance(self.cumulative, str)
+                                                and self.cumulative.strip()):
+            raise DataError(None, None, "--cumulative", f"{self.cumulative!r} is not a column name",
+                            "name the year column, e.g. year")
         object.__setattr__(self, "tau_prior", _tau_prior_text(self.tau_prior))
         _check_positive("mu_prior_sd", self.mu_prior_sd)
         check_choice("sign_change", self.sign_change, SIGN_CHANGES)
@@ -83,9 +107,20 @@ class ResponseRatioConfig(Config):
         check_range("tune", self.tune, 1, 10**6, integer=True)
         check_seed(self.seed)
 
-    def spec(self, moderator: str) -> RRSpec:
-        """The model specification, with the moderator resolved against the table's source."""
-        return RRSpec(moderator=moderator, warming_slope=self.warming_slope,
+    def spec(self, table: pd.DataFrame, default_moderator: str) -> RRSpec:
+        """The model specification, with the moderators resolved against the table: the first
+        categorical term of ``moderators`` groups, else ``moderator``, else the source's own."""
+        moderator, rest = self.moderator or default_moderator, ()
+        if self.moderators is not None:
+            group, rest = split_terms(table, parse_moderators(self.moderators))
+            if self.moderator is not None and group not in (None, self.moderator):
+                raise DataError(None, None, "--moderators", f"the grouping term would be '{group}' "
+                                f"but --moderator is '{self.moderator}'",
+                                "give the grouping column first in --moderators, "
+                                "without --moderator")
+            moderator = group
+        return RRSpec(moderator=moderator, moderators=rest, directions=self.directions,
+                      warming_slope=self.warming_slope,
                       tau_prior=parse_tau_prior(self.tau_prior), mu_prior_sd=float(self.mu_prior_sd),
                       levels=self.levels, tau_by_level=self.tau_by_level,
                       parameterisation=self.parameterisation)
@@ -130,6 +165,18 @@ def _check_positive(name: str, value) -> None:
                         f"give {option} a number above 0")
 
 
+def _extra_table(file_name: str, what: str) -> property:
+    """A read-only copy of one extra table of the run (None when it was not asked for)."""
+    def get(self) -> pd.DataFrame | None:
+        from inference import fit_rr
+
+        table = self.extra_tables.get(getattr(fit_rr, file_name))
+        return None if table is None else table.copy()
+
+    get.__doc__ = f"{what} (``inference.fit_rr.{file_name}``), when asked for."
+    return property(get)
+
+
 @dataclasses.dataclass(repr=False)
 class ResponseRatioFit(Result):
     """A fitted random-effects meta-analysis of log response ratios by moderator level.
@@ -137,7 +184,9 @@ class ResponseRatioFit(Result):
     ``datatree``: posterior (lnRR, RR, τ, I², predictions, …), prior, sample stats, observed and
     constant data (per-experiment inputs and labels). ``summary()``: the ``rr_summary.csv`` table.
     ``diagnostics``: the convergence gate's verdict. ``config``: a ``ResponseRatioConfig``.
-    ``extra_tables["rr_prior_sensitivity.csv"]``: the refits under other τ priors, when asked for.
+    ``extra_tables``: the extra analyses asked for, by file name (``rr_prior_sensitivity.csv``,
+    ``rr_small_study.csv``, ``rr_leave1out.csv``, ``rr_cumulative.csv``; also the properties
+    ``prior_sensitivity``, ``small_study``, ``leave_one_out``, ``cumulative``).
     """
 
     JOB: ClassVar[str] = "fit_rr"
@@ -150,10 +199,10 @@ class ResponseRatioFit(Result):
         attrs = getattr(self.datatree, "attrs", {}) or {}
         return (self.diagnostics or {}).get("moderator") or attrs.get("moderator") or "level"
 
-    @property
-    def prior_sensitivity(self) -> pd.DataFrame | None:
-        table = self.extra_tables.get(SENSITIVITY_FILE)
-        return None if table is None else table.copy()
+    prior_sensitivity = _extra_table("SENSITIVITY_FILE", "The refits under other τ priors")
+    small_study = _extra_table("SMALL_STUDY_FILE", "The Egger-type small-study test")
+    leave_one_out = _extra_table("LEAVE1OUT_FILE", "Leave-one-study-out influence")
+    cumulative = _extra_table("CUMULATIVE_FILE", "Cumulative estimates by year")
 
     def result_text(self) -> str:
         """The numbers to cite: RR per level with its interval and prediction interval, τ, I², and
@@ -161,7 +210,8 @@ class ResponseRatioFit(Result):
         from inference.fit_rr import result_text
 
         diag = self.diagnostics or {}
-        return result_text(self.table, self.moderator, self.synthetic, diag.get("dropped") or {})
+        return result_text(self.table, self.moderator, self.synthetic, diag.get("dropped") or {},
+                           [diag.get("direction_note")], self.extra_tables)
 
     def gate_advice(self) -> str:
         return gate_advice(self.config)
@@ -173,9 +223,10 @@ class ResponseRatioFit(Result):
 
     @classmethod
     def _load_extra(cls, folder: Path) -> tuple[dict, dict]:
-        path = folder / SENSITIVITY_FILE
-        tables = {SENSITIVITY_FILE: storage.read_csv(path)} if path.exists() else {}
-        return tables, {}
+        from inference.fit_rr import EXTRA_FILES
+
+        return {name: storage.read_csv(folder / name) for name in EXTRA_FILES
+                if (folder / name).exists()}, {}
 
     # ------------------------------------------------------------ figures (not drawn or saved)
     def plot_forest(self):
@@ -184,6 +235,13 @@ class ResponseRatioFit(Result):
         from reports.forest_rr import forest_figure
 
         return forest_figure(self.datatree, self.table)
+
+    def plot_funnel(self):
+        """Funnel plot: each experiment's residual lnRR (observed − the moderators' fitted part)
+        against its standard error, with the pseudo-confidence funnel."""
+        from reports.forest_rr import funnel_figure
+
+        return funnel_figure(self.datatree)
 
     def plot_rank(self, var_names=None):
         """Rank plots of the sampled parameters (uniform when chains mix)."""
@@ -196,7 +254,10 @@ class ResponseRatioFit(Result):
 
 def fit_rr(table: str | Path | pd.DataFrame | WarmingTable | None = None, *,
            dataset: str | None = None, moderator: str | None = None,
-           levels: tuple[str, ...] | str | None = None, warming_slope: bool = False,
+           moderators: str | list[str] | None = None, directions: str = DIRECTIONS[0],
+           small_study_test: bool = False, leave_one_out: bool = False,
+           cumulative: str | None = None, levels: tuple[str, ...] | str | None = None,
+           warming_slope: bool = False,
            tau_prior: str | TauPrior = str(DEFAULT_TAU_PRIOR), tau_by_level: bool = False,
            tau_prior_sensitivity: bool = False, mu_prior_sd: float = DEFAULT_MU_PRIOR_SD,
            bias_correction: bool = False, sign_change: str = "error",
@@ -210,6 +271,10 @@ def fit_rr(table: str | Path | pd.DataFrame | WarmingTable | None = None, *,
     control_mean, control_sd, control_n, treatment_mean, treatment_sd, treatment_n``, or the
     precipitation-manipulation layout), a DataFrame with the warming-table columns, or a
     ``WarmingTable``; else ``dataset`` ("synthetic-warming": SIMULATED; "precip-manipulation").
+    ``moderators``: several terms, formula-like (``"season,warming_c,ecosystem"``);
+    ``directions``: emission and uptake in one table — ``"moderator"`` (default: ``direction`` is
+    added as a term and the result says so), ``"refuse"`` or ``"pool"`` (as magnitudes);
+    ``small_study_test``, ``leave_one_out``, ``cumulative`` (a year column): extra tables.
     ``config`` replaces all the keyword options (e.g. one read from a saved run).
     Raises ``DataError`` for bad options or input before any sampling.
     """
@@ -221,7 +286,9 @@ def fit_rr(table: str | Path | pd.DataFrame | WarmingTable | None = None, *,
         if table is not None and path is None and dataset is not None:
             raise _two_sources()
         config = ResponseRatioConfig(
-            table=path, dataset=dataset, moderator=moderator, levels=levels,
+            table=path, dataset=dataset, moderator=moderator, moderators=moderators,
+            directions=directions, small_study_test=small_study_test, leave_one_out=leave_one_out,
+            cumulative=cumulative, levels=levels,
             warming_slope=warming_slope, tau_prior=tau_prior, tau_by_level=tau_by_level,
             tau_prior_sensitivity=tau_prior_sensitivity, mu_prior_sd=mu_prior_sd,
             bias_correction=bias_correction, sign_change=sign_change,
@@ -241,13 +308,24 @@ def fit_rr(table: str | Path | pd.DataFrame | WarmingTable | None = None, *,
     dt.attrs.update(_attrs(config, wt, effects, spec, d, wall, command_line))
     diag = runio.diagnose(dt, steps.gated_variables(dt))
     diag.update({"sampling_seconds": wall, "n_experiments": len(d.effects),
+                 "direction_note": d.direction_note, "coefficients": d.design.names,
                  "n_studies": len(d.studies), "n_sites": len(d.sites), "moderator": spec.moderator,
                  "levels": d.levels, "dropped": effects.dropped, "synthetic": wt.synthetic})
+    if d.direction_note:
+        say(d.direction_note)
     extra = {}
+    sampling = dict(chains=config.chains, draws=config.draws, tune=config.tune, seed=config.seed,
+                    say=say)
     if config.tau_prior_sensitivity:
-        extra[SENSITIVITY_FILE] = runio.as_saved(steps.sensitivity_table(
-            effects, spec, dt, chains=config.chains, draws=config.draws, tune=config.tune,
-            seed=config.seed, say=say))
+        extra[steps.SENSITIVITY_FILE] = steps.sensitivity_table(effects, spec, dt, **sampling)
+    if config.small_study_test:
+        extra[steps.SMALL_STUDY_FILE] = steps.small_study_table(effects, spec, **sampling)
+    if config.leave_one_out:
+        extra[steps.LEAVE1OUT_FILE] = steps.leave_one_out_table(effects, spec, dt, **sampling)
+    if config.cumulative:
+        extra[steps.CUMULATIVE_FILE] = steps.cumulative_table(effects, spec, config.cumulative,
+                                                              **sampling)
+    extra = {name: runio.as_saved(table) for name, table in extra.items()}
     return ResponseRatioFit(datatree=dt, table=runio.as_saved(steps.summary_table(dt, d)),
                             diagnostics=diag, config=config, extra_tables=extra)
 
@@ -277,11 +355,16 @@ def _prepared(wt: WarmingTable, config: ResponseRatioConfig):
     warming column before any sampling."""
     from models.meta import effect_sizes, prepare
 
-    spec = config.spec(config.moderator or wt.default_moderator)
     effects = effect_sizes(wt.table, bias_correction=config.bias_correction,
                            on_sign_change=config.sign_change, source=wt.source,
                            source_columns=wt.source_columns)
-    return effects, spec, prepare(effects, spec)
+    spec = config.spec(effects.table, wt.default_moderator)
+    d = prepare(effects, spec)
+    if config.cumulative:  # refuse a missing or bad year column before sampling
+        from inference.fit_rr import study_years
+
+        study_years(effects, config.cumulative)
+    return effects, spec, d
 
 
 def _attrs(config, wt, effects, spec, d, wall: float, command_line) -> dict:
@@ -295,7 +378,7 @@ def _attrs(config, wt, effects, spec, d, wall: float, command_line) -> dict:
               "sampling_seconds": round(wall, 2)}
     attrs = runio.provenance(record, runio.table_sha256(wt.table), config.seed, command_line,
                              job=ResponseRatioFit.JOB)
-    attrs.update({"moderator": spec.moderator, "levels": json.dumps(d.levels),
+    attrs.update({"moderator": spec.moderator or "-", "levels": json.dumps(d.levels),
                   "synthetic": int(wt.synthetic)})
     return attrs
 

@@ -474,7 +474,8 @@ def forest_skill(inputs: Inputs, config: ProjectionConfig, say) -> tuple[pd.Data
         return pd.DataFrame(columns=list(SKILL_COLUMNS)), pd.DataFrame(columns=list(IMPORTANCE_COLUMNS))
     say(f"leave-one-site-out skill ({config.cv_trees} trees per fold)")
     skill, importance = cross_validated_skill(inputs.table, config.forest_spec(), inputs.drivers,
-                                              seed=config.seed, n_trees=config.cv_trees)
+                                              seed=config.seed, n_trees=config.cv_trees,
+                                              progress=say)
     for r in skill[skill["held_out"] == "pooled"].itertuples():
         say(f"  {r.flux_class:<20} {r.cv}: R² {r.r2:.2f}, RMSE {r.rmse:.2f} "
             f"nmol m-2 s-1, NSE {r.nse:.2f} (n = {r.n})")
