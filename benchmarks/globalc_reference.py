@@ -1,7 +1,7 @@
 """tpflux's budget variants side by side with the authors' R code (PNNL-TES/GlobalC @9d43778d).
 
     .venv/bin/python -m benchmarks.globalc_reference [--csv benchmarks/globalc_reference.csv]
-        [--rerun-r] [--seed 20190827]
+        [--rerun-r] [--seed 20190827] [--run BUDGET_RUN_DIR]
 
 The R side is ``benchmarks/globalc_reference.R`` run on the same input files: read from ``--csv``
 when that file exists, else produced by ``Rscript`` when R is installed (``--rerun-r`` forces it),
@@ -99,9 +99,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--csv", type=Path, default=R_CSV, help="the R reference CSV (read or written)")
     p.add_argument("--rerun-r", action="store_true", help="run Rscript even when the CSV exists")
     p.add_argument("--seed", type=int, default=R_SEED)
+    p.add_argument("--run", type=Path, default=None,
+                   help="a budget run folder (all variants): compare its budget_summary.csv and write "
+                        "budget_vs_rcode.csv there, which reports.build shows")
     args = p.parse_args(argv)
     r = r_reference(args.csv, rerun=args.rerun_r, seed=args.seed)
-    table = side_by_side(tpflux_summary(args.seed), r)
+    tp = (pd.read_csv(args.run / "budget_summary.csv") if args.run is not None
+          else tpflux_summary(args.seed))
+    table = side_by_side(tp, r)
+    if args.run is not None:
+        from reports.build import RCODE_COMPARISON
+
+        table.to_csv(args.run / RCODE_COMPARISON, index=False)
     with pd.option_context("display.width", 160, "display.max_rows", 500):
         print(table.to_string(index=False, float_format=lambda x: f"{x:.4f}"))
     if r is not None:

@@ -84,16 +84,6 @@ class ArrheniusConfig:
         d["classes"] = None if self.classes is None else list(self.classes)
         return d
 
-    @classmethod
-    def from_dict(cls, d: dict) -> "ArrheniusConfig":
-        d = dict(d)
-        d["priors"] = Priors(**d.get("priors", {}))
-        if d.get("classes") is not None:
-            d["classes"] = tuple(d["classes"])
-        # A run saved before residual autocorrelation was modelled had independent residuals.
-        d.setdefault("residuals", "iid")
-        return cls(**{k: v for k, v in d.items() if k in {f.name for f in dataclasses.fields(cls)}})
-
 
 def default_class(flux_class: str) -> bool:
     """Whether a flux class (``ecosystem_direction``) enters a fit by default."""

@@ -440,6 +440,10 @@ def build_project(rep: Report) -> Report:
     return _finish(rep)
 
 
+# The side-by-side table of a budget run against the authors' R code, when it has one.
+RCODE_COMPARISON = "budget_vs_rcode.csv"
+
+
 def build_budget(rep: Report) -> Report:
     from reports import budget_figures
 
@@ -447,6 +451,12 @@ def build_budget(rep: Report) -> Report:
     rep = _summary_report(rep, "budget_summary", "Global GPP and soil-respiration budget",
                           f"Medians and {conventions.CI_LABEL} as saved by the budget job.")
     _posterior_diagnostics(rep)
+    if run.file(RCODE_COMPARISON) is not None:  # written by python -m benchmarks.globalc_reference --run
+        rep.tables.append(tables.frame_table(
+            Path(RCODE_COMPARISON).stem, "Budget variants against the GlobalC R code",
+            "Each variant beside the authors' R computation it corresponds to (median within 2 %, "
+            "interval bounds within 5 %, agreement probabilities within 0.01 absolute).",
+            storage.read_csv(run.file(RCODE_COMPARISON))))
     draws = run.extra_trees.get("budget_draws.nc")  # read and checked with the run
     if draws is None:
         rep.notes.append("Budget densities: the run has no budget_draws.nc; figures skipped.")

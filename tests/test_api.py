@@ -239,3 +239,12 @@ def test_log_likelihood_is_not_stored_by_default_and_computes_as_stored(likeliho
     np.testing.assert_allclose(computed.to_numpy(), stored.to_numpy(), rtol=1e-5, atol=1e-4)
     np.testing.assert_allclose(default.log_likelihood().to_numpy(), stored.to_numpy(), rtol=1e-5, atol=1e-4)
     assert np.isfinite(default.loo().elpd)
+
+
+def test_a_run_saved_before_autocorrelated_residuals_reloads_as_independent():
+    from tpflux.activation import ActivationEnergyConfig
+
+    old = ActivationEnergyConfig().to_dict()
+    old.pop("residuals")  # run records older than the AR(1) option do not name it
+    assert ActivationEnergyConfig.from_dict(old).residuals == "iid"
+    assert ActivationEnergyConfig.from_dict(ActivationEnergyConfig().to_dict()).residuals == "ar1"

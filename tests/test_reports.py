@@ -775,3 +775,24 @@ def test_report_says_which_e_to_cite(ea_report):
     out = ea_report[0]
     for text in ((out / "report.html").read_text(encoding="utf-8"), (out / "methods.md").read_text(encoding="utf-8")):
         assert "the number to cite" in text and "E_site_mean" in text
+
+
+def test_budget_report_shows_the_side_by_side_with_the_r_code(tmp_path):
+    """A budget run compared with benchmarks/globalc_reference.csv (the R script's output): a run
+    whose numbers equal R's is within tolerance on every compared row, and the report shows it."""
+    from benchmarks import globalc_reference as gr
+    from models.budget import VARIANTS
+
+    r = pd.read_csv(gr.R_CSV)
+    folder = tmp_path / "budget"
+    folder.mkdir()
+    rows = [dict(row, variant=name) for name, v in VARIANTS.items() if v.r_counterpart
+            for row in r[r["r_variant"] == v.r_counterpart].drop(columns="r_variant").to_dict("records")]
+    pd.DataFrame(rows).to_csv(folder / "budget_summary.csv", index=False)
+    assert gr.main(["--run", str(folder)]) == 0
+    table = pd.read_csv(folder / "budget_vs_rcode.csv")
+    judged = table[table["within"].notna()]
+    assert len(judged) > 50 and judged["within"].astype(bool).all()
+    assert set(table.loc[table["within"].isna(), "variant"]) == {"period-unweighted"}  # no R twin
+    assert build.main([str(folder)]) == runio.EXIT_OK
+    assert "GlobalC R code" in (folder / "report.html").read_text(encoding="utf-8")

@@ -88,6 +88,11 @@ class ActivationEnergyConfig(Config):
         return ArrheniusConfig(t_ref_c=self.t_ref_c, likelihood=self.likelihood, min_obs=self.min_obs,
                                residuals=self.residuals, classes=self.classes, priors=self.priors)
 
+    @classmethod
+    def from_dict(cls, values: dict):
+        # A run saved before residual autocorrelation was modelled had independent residuals.
+        return super().from_dict({"residuals": "iid", **values})
+
 
 @dataclasses.dataclass(repr=False)
 class ActivationEnergyFit(Result):
