@@ -102,7 +102,8 @@ COMPRESS_MIN_BYTES = 1_000_000
 def write_datatree(path: Path | str, dt) -> Path:
     encoding = {}
     for node in dt.subtree:
-        big = {name: {"compression": "gzip", "compression_opts": 4, "shuffle": True}
+        # level 1: 0.7 s instead of 1.0 s for the default run, 0.5 % larger
+        big = {name: {"compression": "gzip", "compression_opts": 1, "shuffle": True}
                for name, var in node.dataset.data_vars.items()
                if var.dtype.kind in "fiu" and var.nbytes >= COMPRESS_MIN_BYTES}
         if big:

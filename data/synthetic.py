@@ -122,7 +122,8 @@ def simulate_observations(seed: int = 0, *, n_obs_target: int | None = 6500,
     gap model keeps (see the module docstring, which also describes ``n_sites`` and ``years``).
     ``truth`` overrides entries of ``DEFAULT_TRUTH`` (nested dicts merge per class and season).
     The returned truth holds ``E`` and ``lnR`` (flux_class → season → value), ``sigma`` and
-    ``ar1`` (flux_class → value), ``tau_E``, ``tau_R``, ``rho``, ``t_ref_c``, ``k_ev``, ``seed``,
+    ``ar1`` (flux_class → value), ``tau_E``, ``tau_R`` (one value, or flux_class → value when the
+    override gave a dict: a site spread per class), ``rho``, ``t_ref_c``, ``k_ev``, ``seed``,
     ``site_effects`` (DataFrame: site, flux_class, season, eps_E, eps_R), ``sites`` (DataFrame of
     the site design) and ``site_years``.
     """
@@ -167,6 +168,11 @@ def merge_truth(truth: dict | None) -> dict:
                         raise DataError(None, None, "truth", f"unknown season '{season}' in {key}",
                                         f"use {', '.join(SEASONS)}")
                     params[key][cls][season] = float(v)
+        elif key in ("tau_E", "tau_R") and isinstance(value, dict):
+            # a spread per flux class (classes not named keep the default)
+            for cls in value:
+                _check_class(cls)
+            params[key] = {c: float(value.get(c, params[key])) for c in FLUX_CLASSES}
         elif key in _PER_CLASS:
             for cls, v in value.items():
                 _check_class(cls)
@@ -372,7 +378,9 @@ def _draw_site_effects(sites: pd.DataFrame, params: dict, rng: np.random.Generat
     rho = params["rho"]
     mixed = z.copy()
     mixed[..., 1] = rho * z[..., 0] + np.sqrt(1 - rho**2) * z[..., 1]
-    eps_e, eps_r = params["tau_E"] * mixed[0], params["tau_R"] * mixed[1]
+    tau_e, tau_r = (np.array([t[c] for c in sites["flux_class"]])[:, None] if isinstance(t, dict)
+                    else t for t in (params["tau_E"], params["tau_R"]))
+    eps_e, eps_r = tau_e * mixed[0], tau_r * mixed[1]
     return pd.DataFrame({
         "site": np.repeat(sites["site"].to_numpy(), len(SEASONS)),
         "flux_class": np.repeat(sites["flux_class"].to_numpy(), len(SEASONS)),

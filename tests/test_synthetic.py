@@ -371,3 +371,21 @@ def test_bad_sizes_are_refused():
             simulate_observations(0, **kwargs)
     with pytest.raises(DataError, match="None"):
         simulate_observations(0, n_sites=250)  # 6,500 rows cannot cover 250 sites
+
+
+def test_site_spread_can_differ_between_flux_classes():
+    """``tau_E``/``tau_R`` as dicts give each class its own site spread (others keep the default);
+    an unknown class is refused."""
+    obs, truth = simulate_observations(3, n_sites=270, n_obs_target=None, truth={
+        "tau_E": {"wetland_emission": 0.05, "grassland_uptake": 0.6},
+        "tau_R": {"grassland_emission": 1.5}})
+    assert truth["tau_E"] == {"wetland_emission": 0.05, "grassland_emission": 0.2,
+                              "grassland_uptake": 0.6}
+    sd = truth["site_effects"].groupby("flux_class")[["eps_E", "eps_R"]].std()
+    assert sd.loc["wetland_emission", "eps_E"] == pytest.approx(0.05, rel=0.2)
+    assert sd.loc["grassland_uptake", "eps_E"] == pytest.approx(0.6, rel=0.2)
+    assert sd.loc["grassland_emission", "eps_E"] == pytest.approx(0.2, rel=0.25)
+    assert sd.loc["grassland_emission", "eps_R"] == pytest.approx(1.5, rel=0.25)
+    assert sd.loc["wetland_emission", "eps_R"] == pytest.approx(0.5, rel=0.25)
+    with pytest.raises(DataError, match="unknown flux class"):
+        simulate_observations(3, truth={"tau_E": {"peatland_emission": 0.1}})
