@@ -14,7 +14,7 @@ import pandas as pd
 
 from data.constants import K_BOLTZMANN_EV, T_REF_C
 from models import conventions
-from models.arrhenius_config import Priors
+from models.arrhenius_config import AR1_DAILY_GAP_DAYS, AR1_MIN_DAILY_SHARE, Priors
 from models.conventions import GATE
 from models.summary import gate_failures
 from reports.tables import CITE_E, latex_escape
@@ -159,14 +159,24 @@ def ea_methods(run, convergence: dict, residuals: pd.DataFrame | None = None,
     if "rho" in post:
         w.add("Residuals of a site × class × season group were serially correlated as a daily AR(1) in "
               "continuous time: observations Δ days apart correlate ρ_c^Δ (ρ_c ~ Uniform(−1, 1) per flux "
-              "class), so gaps and multi-day periods need no imputation, and the site effects were still "
-              "integrated out exactly from lag-Δ cross-products per group.",
+              "class), so gaps and multi-day periods need no imputation, and the site effects and "
+              "class means were still integrated out exactly from lag-Δ cross-products per group.",
               r"Residuals of a site $\times$ class $\times$ season group were serially correlated as a "
               r"daily AR(1) in continuous time: observations $\Delta$ days apart correlate "
               r"$\rho_c^{\Delta}$ ($\rho_c \sim \mathrm{Uniform}(-1, 1)$ per flux class), so gaps and "
-              "multi-day periods need no imputation, and the site effects were still integrated out "
-              r"exactly from lag-$\Delta$ cross-products per group.")
-    else:
+              "multi-day periods need no imputation, and the site effects and class means were still "
+              r"integrated out exactly from lag-$\Delta$ cross-products per group.")
+    independent = config.get("independent_classes") or {}
+    if independent:  # AR(1) asked for, but these classes are not daily series
+        names = ", ".join(c.replace("_", " ") for c in independent)
+        share = f"{AR1_MIN_DAILY_SHARE * 100:.0f}"
+        w.add(f"Residuals of {names} were taken as independent: fewer than {share} % of their "
+              f"consecutive observations lie within {AR1_DAILY_GAP_DAYS} days of each other, so ρ^Δ is "
+              "negligible there and ρ cannot be estimated.",
+              f"Residuals of {names} were taken as independent: fewer than {share}\\,\\% of their "
+              f"consecutive observations lie within {AR1_DAILY_GAP_DAYS} days of each other, so "
+              r"$\rho^{\Delta}$ is negligible there and $\rho$ cannot be estimated.")
+    elif "rho" not in post:
         w.add("Residuals were taken as independent (--residuals iid).")
     if priors:
         plain = [f"E_cs ~ Normal({_fmt(priors['E_mu'])}, {_fmt(priors['E_sd'])}) eV",

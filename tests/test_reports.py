@@ -796,3 +796,22 @@ def test_budget_report_shows_the_side_by_side_with_the_r_code(tmp_path):
     assert set(table.loc[table["within"].isna(), "variant"]) == {"period-unweighted"}  # no R twin
     assert build.main([str(folder)]) == runio.EXIT_OK
     assert "GlobalC R code" in (folder / "report.html").read_text(encoding="utf-8")
+
+
+def test_methods_name_the_classes_kept_with_independent_residuals(tmp_path, monkeypatch):
+    """An AR(1) run whose only class is weekly chamber visits: the methods say its residuals were
+    independent and why, not that they were AR(1)."""
+    from benchmarks.small_designs import DESIGNS, simulate_design
+    from tests.helpers import mock_sampling
+
+    import tpflux
+
+    mock_sampling(monkeypatch)
+    monkeypatch.setattr(build, "FIGURE_DPI", 60)
+    fit = tpflux.fit_ea(simulate_design(DESIGNS["wetland-3-weekly"], 1), chains=2, draws=50,
+                        tune=50, progress=False)
+    folder = fit.save(tmp_path / "run")
+    assert build.main([str(folder)]) == runio.EXIT_OK
+    text = (folder / "report.html").read_text(encoding="utf-8")
+    assert "Residuals of wetland emission were taken as independent" in text
+    assert "daily AR(1) in continuous time" not in text
