@@ -304,8 +304,11 @@ def _hyperparameters(data: ArrheniusData, config: ArrheniusConfig, class_means: 
     ``mean_E`` are each group's method offset and 0."""
     p = config.priors
     cells = ("flux_class", "season")
-    E = pm.Normal("E", p.E_mu, p.E_sd, dims=cells) if class_means else pt.zeros((len(data.classes), len(data.seasons)))
-    lnR = pm.Normal("lnR", p.lnR_mu, p.lnR_sd, dims=cells) if class_means else pt.zeros((len(data.classes), len(data.seasons)))
+    if class_means:
+        E = pm.Normal("E", p.E_mu, p.E_sd, dims=cells)
+        lnR = pm.Normal("lnR", p.lnR_mu, p.lnR_sd, dims=cells)
+    else:
+        E = lnR = pt.zeros((len(data.classes), len(data.seasons)))
     tau_E = pm.HalfNormal("tau_E", p.tau_E_sd, dims="season")
     tau_R = pm.HalfNormal("tau_R", p.tau_R_sd, dims="season")
     sigma = pm.HalfNormal("sigma", p.sigma_sd, dims="flux_class")

@@ -48,13 +48,14 @@ def group_means(post: xr.Dataset, data: ArrheniusData) -> dict[str, np.ndarray]:
 
 
 def draw_class_means(post: xr.Dataset, data: ArrheniusData, priors: Priors,
-                     rng: np.random.Generator) -> xr.Dataset:
+                     rng: np.random.Generator, stats: dict | None = None) -> xr.Dataset:
     """Exact draws of the class × season means E, lnR from their Gaussian conditional posterior
     N(Λ⁻¹b, Λ⁻¹) given each draw of τ, σ, ρ and the method offsets (``class_mean_terms``): with
     the means integrated out of the sampled density, p(hyper | y)·p(E, lnR | hyper, y) gives exact
     joint draws (the site effects follow from ``draw_site_effects``)."""
     h = group_spreads(post, data)
-    t = class_mean_terms(effective_statistics(post, data), h["offset"], h["var_R"], h["var_E"],
+    stats = effective_statistics(post, data) if stats is None else stats
+    t = class_mean_terms(stats, h["offset"], h["var_R"], h["var_E"],
                          h["sigma"], cell_matrix(data), priors)
     det = t["L11"] * t["L22"] - t["L12"] ** 2
     # Mean Λ⁻¹b and covariance Λ⁻¹ of (lnR, E) per cell, 2 × 2 in closed form.
@@ -77,9 +78,10 @@ def exact_draws(post: xr.Dataset, data: ArrheniusData, priors: Priors,
                 rng: np.random.Generator) -> xr.Dataset:
     """The sampled draws of the marginal model with the class × season means (when not sampled)
     and the site effects drawn exactly from their conditional posterior, merged in."""
+    stats = effective_statistics(post, data)  # once for both (per draw of ρ under AR(1))
     if "E" not in post:
-        post = post.merge(draw_class_means(post, data, priors, rng))
-    return post.merge(draw_site_effects(post, data, rng))
+        post = post.merge(draw_class_means(post, data, priors, rng, stats))
+    return post.merge(draw_site_effects(post, data, rng, stats))
 
 
 def prior_class_means(prior: xr.Dataset, data: ArrheniusData, priors: Priors,
@@ -117,7 +119,8 @@ def effective_statistics(post: xr.Dataset, data: ArrheniusData) -> dict[str, np.
     return out
 
 
-def draw_site_effects(post: xr.Dataset, data: ArrheniusData, rng: np.random.Generator) -> xr.Dataset:
+def draw_site_effects(post: xr.Dataset, data: ArrheniusData, rng: np.random.Generator,
+                      stats: dict | None = None) -> xr.Dataset:
     """Exact draws of ε_E, ε_R from their Gaussian conditional posterior given each hyper-draw.
 
     With the marginal likelihood the joint posterior factorises as p(hyper | y) · Π_g p(a_g, b_g | hyper, y_g);
@@ -125,7 +128,7 @@ def draw_site_effects(post: xr.Dataset, data: ArrheniusData, rng: np.random.Gene
     """
     h = group_means(post, data)
     G = data.groups
-    S = effective_statistics(post, data)
+    S = effective_statistics(post, data) if stats is None else stats
     s2 = h["sigma"] ** 2
     a11 = S["S0"] / s2 + 1.0 / h["var_R"]
     a12 = S["Sx"] / s2
