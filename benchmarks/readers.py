@@ -132,7 +132,8 @@ def _child(kind: str, path: str) -> dict:
 def run_child(kind: str, path: Path, code: Path) -> dict:
     """``_child`` in a fresh interpreter that imports the project from ``code``; this file is run
     by path, so a checkout without it can be timed too."""
-    env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONPATH": str(code)}
+    # the parsed-table cache off: the benchmark times the readers, not a cache hit
+    env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONPATH": str(code), "TPFLUX_TABLE_CACHE": "off"}
     out = subprocess.run([sys.executable, __file__, "--child", kind, str(path)], cwd=code, env=env,
                          capture_output=True, text=True)
     if out.returncode:

@@ -254,7 +254,7 @@ def arrhenius_prior_draws(n: int, seed: int, config=None):
     return data, config, prior, y
 
 
-def arrhenius_ar1_prior_draws(n: int, seed: int):
+def arrhenius_ar1_prior_draws(n: int, seed: int, tau: str = "shared"):
     """AR(1) design data and ``n`` joint prior draws of the default M1 (``residuals="ar1"``):
     hyperparameters including ρ from the model's priors, site effects from N(0, τ²), then AR(1)
     residuals generated forward in time with the observation weights, exactly as ``fit_ea`` makes
@@ -262,7 +262,7 @@ def arrhenius_ar1_prior_draws(n: int, seed: int):
     from inference.ea_fitting import _prior_draws
     from models.arrhenius import ArrheniusConfig
 
-    config = ArrheniusConfig(min_obs=1, residuals="ar1")
+    config = ArrheniusConfig(min_obs=1, residuals="ar1", tau=tau)
     data = _arrhenius_prepare(arrhenius_ar1_design_table(seed=seed), config)
     prior, predictive = _prior_draws(data, config, np.random.default_rng(seed), n)
     return (data, config, prior.squeeze("chain", drop=True),
@@ -327,6 +327,15 @@ def _arrhenius_scalars(ds, data) -> dict[str, np.ndarray]:
     for var in ("tau_E", "tau_R"):
         for j, s in enumerate(data.seasons):
             out[f"{var}[{s}]"] = ds[var].to_numpy()[..., j]
+    for var in ("omega_E", "omega_R"):
+        if var in ds:
+            out[var] = ds[var].to_numpy()
+    for var in ("tau_E_class", "tau_R_class"):
+        if var in ds:
+            values = ds[var].transpose(..., "flux_class", "season").to_numpy()
+            for i, c in enumerate(data.classes):
+                for j, s in enumerate(data.seasons):
+                    out[f"{var}[{c},{s}]"] = values[..., i, j]
     for i, c in enumerate(data.classes):
         out[f"sigma[{c}]"] = ds["sigma"].to_numpy()[..., i]
     if "nu" in ds:
@@ -494,6 +503,10 @@ MODELS = {
                                                arrhenius_ar1_prior_draws(n, seed))),
                       arrhenius_replicate,
                       "M1 hierarchical Arrhenius (AR(1) residuals, marginal likelihood)"),
+    "arrhenius-ar1-class": (lambda n, seed: dict(zip(("data", "config", "prior", "y"),
+                                                     arrhenius_ar1_prior_draws(n, seed, "class"))),
+                            arrhenius_replicate,
+                            "M1 hierarchical Arrhenius (AR(1) residuals, site spreads per class)"),
     "meta": (meta_prior_draws, meta_replicate, "M3 random-effects meta-analysis of lnRR"),
     "meta-noncentred": (lambda n, seed: meta_prior_draws(n, seed, _noncentred()), meta_replicate,
                         "M3 random-effects meta-analysis of lnRR (non-centred form)"),

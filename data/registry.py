@@ -186,6 +186,27 @@ def load_observations(name: str | None = None, path: str | Path | None = None, *
     plot each by default (``per_chamber``): at Hongyuan the site-mean series has too few emission
     days (14 in the growing season) to fit, while the three chamber plots have 89.
     """
+    from data.table_cache import cached_observations, cache_folder
+
+    options = {"name": name, "path": path, "flux_column": flux_column, "per_chamber": per_chamber}
+    if path is not None:  # a user's FLUXNET-CH4 files also read the registry's site table
+        sources = [Path(path), *_fluxnet_metadata_folders()]
+    elif (name or "ch4-sites") not in OBSERVATION_DATASETS or name == "synthetic":
+        sources = None  # simulated (nothing to key on), or a name the reader refuses
+    else:
+        sources = [dataset_folder(n) for n in _dataset_parts(name or "ch4-sites")]
+    read = lambda: _load_observations(name, path, flux_column=flux_column,  # noqa: E731
+                                      per_chamber=per_chamber, seed=seed)
+    if sources is None:
+        return read()
+    return cached_observations(cache_folder(cache_dir() / "tables"), sources, options, read)
+
+
+def _dataset_parts(name: str) -> tuple[str, ...]:
+    return {"ch4-sites": ("fluxnet-ch4", "hongyuan")}.get(name, (name,))
+
+
+def _load_observations(name, path, *, flux_column, per_chamber, seed):
     from data.table import validate_observations
 
     if path is not None:

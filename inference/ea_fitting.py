@@ -33,7 +33,8 @@ from models.summary import mean_tree_depth  # noqa: F401  (re-exported for the j
 from models.summary import posterior_summary
 
 SUMMARY_VARIABLES = ("E", "lnR", "E_site", "E_site_mean", "dE", "Q10", "fold_change_0_30",
-                     "tau_E", "tau_R", "sigma", "rho", "method_offset", "nu")
+                     "tau_E", "tau_R", "tau_E_class", "tau_R_class", "omega_E", "omega_R", "sigma",
+                     "rho", "method_offset", "nu")
 PROBABILITY_VARIABLES = ("P_dE_gt_0",)
 
 
@@ -136,7 +137,10 @@ def _prior_draws(data: ArrheniusData, config: ArrheniusConfig, rng: np.random.Ge
     # site effects and replicated data are drawn below from the same generative model.
     with build_model(data, config), warnings.catch_warnings(), _quiet_logger("pymc"):
         warnings.filterwarnings("ignore", message=".*Potentials.*")
-        prior_dt = pm.sample_prior_predictive(draws=draws, random_seed=rng.integers(2**31))
+        # A few hundred draws of a handful of scalars: evaluated without compiling to native code
+        # (0.07 s instead of 0.65 s, the same draws).
+        prior_dt = pm.sample_prior_predictive(draws=draws, random_seed=rng.integers(2**31),
+                                              compile_kwargs={"mode": "FAST_COMPILE"})
     prior = prior_dt["prior"].to_dataset()
     prior = prior[[v for v in prior.data_vars if v in HYPER_VARIABLES]]
     if "E" not in prior:  # marginal model: the class means are not among its variables

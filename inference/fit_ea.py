@@ -18,7 +18,7 @@ from inference import runio
 
 def add_model_arguments(p) -> None:
     """The model and sampler options fit_ea shares with compare_seasons (defaults: the config's)."""
-    from models.arrhenius_config import LIKELIHOODS
+    from models.arrhenius_config import LIKELIHOODS, TAU_SHARING
     from tpflux.activation import SAMPLERS, ActivationEnergyConfig
 
     d = ActivationEnergyConfig()
@@ -33,6 +33,9 @@ def add_model_arguments(p) -> None:
     p.add_argument("--classes", default=None, metavar="A,B,...",
                    help="flux classes to fit (default: each ecosystem's known directions; wetland "
                         "uptake, mostly noise around small fluxes, only when named)")
+    p.add_argument("--tau", default=d.tau, choices=TAU_SHARING,
+                   help="site spreads: shared (one τ per season for all flux classes) or class (each "
+                        "class its own, partially pooled across classes)")
     p.add_argument("--sampler", default=d.sampler, choices=SAMPLERS,
                    help="NUTS implementation (nutpie: fastest here; pymc: PyMC's own)")
     p.add_argument("--target-accept", type=float, default=d.target_accept,
@@ -40,7 +43,7 @@ def add_model_arguments(p) -> None:
     p.add_argument("--t-ref", type=float, default=d.t_ref_c, help="reference temperature T_C (°C)")
     p.add_argument("--min-obs", type=int, default=d.min_obs,
                    help="minimum observations per flux class × season")
-    runio.add_sampling_args(p)
+    runio.add_sampling_args(p, chains=d.chains, draws=d.draws, tune=d.tune)
 
 
 def parser():
@@ -65,6 +68,7 @@ def model_options(args) -> dict:
     """The keyword options of ``add_model_arguments`` for the API (fit_ea, compare_seasons)."""
     return dict(dataset=args.dataset, flux_column=args.flux_column, per_chamber=args.per_chamber,
                 likelihood=args.likelihood, residuals=args.residuals, classes=args.classes,
+                tau=args.tau,
                 sampler=args.sampler, target_accept=args.target_accept,
                 t_ref_c=args.t_ref, min_obs=args.min_obs, chains=args.chains, draws=args.draws,
                 tune=args.tune, seed=args.seed)

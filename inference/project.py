@@ -2,13 +2,20 @@
 
     python -m inference.project --posterior RUN/ea_posterior.nc [--dataset NAME | --data PATH |
         --drivers CUBE.nc] [--scenarios 0,0.5,1,1.5,2] [--mode both|rf|arrhenius] [--n-draws N]
-        [--scheduler ADDRESS] [--out DIR] [--seed N]
+        [--allow-no-skill] [--scheduler ADDRESS] [--out DIR] [--seed N]
 
 Sites (default: the real FLUXNET-CH4 wetlands + Hongyuan meadow) or a gridded driver cube
 (``--drivers CUBE.nc``, or ``--dataset synthetic-grid`` for the simulated Tibetan grid; forests
 are then trained on ``--train``). Writes ``projection.nc``, ``projection_summary.csv``,
 ``forest_skill.csv``, ``forest_importance.csv`` and, for grids, ``projection_maps.nc``.
 The same projection from Python: ``tpflux.project(...)``.
+
+The run states first what it cannot claim: class forests without cross-site skill (pooled
+leave-one-site-out NSE ≤ 0; their RF-direct totals withheld unless ``--allow-no-skill``), site
+periods withheld because the record covers under 80 % of a season's days of year (site totals come
+from the day-of-year climatology, never a short record scaled to a year), and annual changes whose
+sign posterior scaling and RF-direct disagree on. ``P_increase`` is P(signed total above control)
+in every row. Rules: ``tpflux.projection`` and ``models.scenarios``.
 """
 
 from __future__ import annotations
@@ -49,7 +56,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--min-samples-leaf", type=int, default=d.min_samples_leaf, help="forest leaf size")
     p.add_argument("--n-jobs", type=int, default=d.n_jobs, help="cores used to fit forests")
     p.add_argument("--cv-trees", type=int, default=d.cv_trees,
-                   help="trees per forest in the leave-one-site-out skill (0: skip the skill)")
+                   help="trees per forest in the leave-one-site-out skill (0: skip the skill, "
+                        "so RF-direct totals go unchecked for it)")
     p.add_argument("--flux-column", default=d.flux_column, choices=("FCH4", "FCH4_F"),
                    help="FLUXNET-CH4 flux: measured (FCH4) or gap-filled (FCH4_F)")
     p.add_argument("--per-chamber", action=argparse.BooleanOptionalAction, default=d.per_chamber,
@@ -58,6 +66,9 @@ def parser() -> argparse.ArgumentParser:
                    help=f"lat,lon cells of the {SYNTHETIC_GRID} simulator")
     p.add_argument("--chunk", default=",".join(map(str, d.chunk)),
                    help="lat,lon cells per dask block of a grid")
+    p.add_argument("--allow-no-skill", action="store_true", default=d.allow_no_skill,
+                   help="keep the RF-direct totals of classes whose forest has no cross-site skill "
+                        "(leave-one-site-out NSE <= 0), flagged no_skill; otherwise they are withheld")
     p.add_argument("--scheduler", default=None,
                    help="dask.distributed scheduler ADDRESS (needs tpflux[distributed])")
     return p
@@ -76,7 +87,8 @@ def run(args, argv):
                    n_trees=args.n_trees, min_samples_leaf=args.min_samples_leaf, n_jobs=args.n_jobs,
                    cv_trees=args.cv_trees, flux_column=args.flux_column,
                    per_chamber=args.per_chamber, grid_shape=args.grid_shape, chunk=args.chunk,
-                   scheduler=args.scheduler, seed=args.seed, command_line=argv)
+                   scheduler=args.scheduler, allow_no_skill=args.allow_no_skill, seed=args.seed,
+                   command_line=argv)
 
 
 if __name__ == "__main__":

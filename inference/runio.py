@@ -6,6 +6,11 @@ Exit codes (DESIGN.md): 0 success; 2 bad input (one line on stderr, nothing writ
 
 from __future__ import annotations
 
+# ArviZ first, from a shallow stack with few modules loaded: its optional back ends (jax, numpyro)
+# are looked up with inspect.stack(), whose cost grows with the stack and with sys.modules (0.35 s
+# when nutpie imports it mid-run, 0.05 s here).
+import arviz_base  # noqa: F401
+
 import argparse
 import contextlib
 import datetime as _dt

@@ -311,6 +311,18 @@ def _hyperparameters(data: ArrheniusData, config: ArrheniusConfig, class_means: 
         E = lnR = pt.zeros((len(data.classes), len(data.seasons)))
     tau_E = pm.HalfNormal("tau_E", p.tau_E_sd, dims="season")
     tau_R = pm.HalfNormal("tau_R", p.tau_R_sd, dims="season")
+    if config.tau == "class":  # log τ_c,s = log τ_s + ω·z_c, non-centred (TAU_SHARING)
+        spreads = {}
+        for name, tau in (("E", tau_E), ("R", tau_R)):
+            omega = pm.HalfNormal(f"omega_{name}", p.tau_class_sd)
+            z = pm.Normal(f"z_tau_{name}", 0.0, 1.0, dims="flux_class")
+            spreads[name] = pm.Deterministic(f"tau_{name}_class",
+                                             tau[None, :] * pt.exp(omega * z)[:, None],
+                                             dims=("flux_class", "season"))
+        tau_E_cs, tau_R_cs = spreads["E"], spreads["R"]
+    else:
+        tau_E_cs = pt.broadcast_to(tau_E[None, :], (len(data.classes), len(data.seasons)))
+        tau_R_cs = pt.broadcast_to(tau_R[None, :], (len(data.classes), len(data.seasons)))
     sigma = pm.HalfNormal("sigma", p.sigma_sd, dims="flux_class")
     rho = (pm.Uniform("rho", -1.0, 1.0, dims="flux_class")
            if data.residuals == "ar1" else None)
@@ -323,7 +335,7 @@ def _hyperparameters(data: ArrheniusData, config: ArrheniusConfig, class_means: 
         # Index -1 (the reference method, or one that never shares a class) picks the appended 0.
         mean_R = mean_R + pt.concatenate([offset, pt.zeros(1)])[m]
     return {"E": E, "lnR": lnR, "tau_E": tau_E, "tau_R": tau_R, "sigma": sigma,
-            "mean_E": E[c, s], "mean_R": mean_R, "tau_E_g": tau_E[s], "tau_R_g": tau_R[s],
+            "mean_E": E[c, s], "mean_R": mean_R, "tau_E_g": tau_E_cs[c, s], "tau_R_g": tau_R_cs[c, s],
             "sigma_g": sigma[c], "rho": rho}
 
 

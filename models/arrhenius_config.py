@@ -30,6 +30,13 @@ AR1_HORIZON_DAYS = 365
 AR1_DAILY_GAP_DAYS = 3
 AR1_MIN_DAILY_SHARE = 0.5
 
+# How the site-to-site spreads τ_E, τ_R of the flux classes relate. "shared": one τ per season for
+# every class. "class": each class its own τ_c,s = τ_s · exp(ω·z_c), the classes' log-spreads
+# partially pooled around the season's typical τ_s (z_c ~ Normal(0, 1), ω ~ HalfNormal): a class
+# with many sites learns its own spread, a class with one site borrows the typical one, widened by
+# the spread between classes. Measured in benchmarks/tau_sharing.py (README, "Site spreads").
+TAU_SHARING = ("shared", "class")
+
 # Flux directions fitted by default per ecosystem: the directions the ecosystem is known for.
 # Wetlands are CH4 sources; negative daily means at wetland eddy-covariance towers are measurement
 # noise around small fluxes, not a methane-oxidation process, so ``wetland_uptake`` is fitted only
@@ -62,6 +69,8 @@ class Priors:
     method_sd: float = _prior(1.0, "sd of the method offsets δ_m ~ Normal(0, method_sd)")
     tau_E_sd: float = _prior(0.5, "scale of the site spread of E, τ_E,s ~ HalfNormal(tau_E_sd), eV")
     tau_R_sd: float = _prior(1.5, "scale of the site spread of lnR, τ_R,s ~ HalfNormal(tau_R_sd)")
+    tau_class_sd: float = _prior(0.5, "scale of the spread between classes of log τ (tau=class), "
+                                      "ω_E, ω_R ~ HalfNormal(tau_class_sd)")
     sigma_sd: float = _prior(1.5, "scale of the residual sd, σ_c ~ HalfNormal(sigma_sd)")
     nu_alpha: float = _prior(2.0, "shape of the Student-t ν ~ Gamma(nu_alpha, nu_beta)")
     nu_beta: float = _prior(0.1, "rate of the Student-t ν ~ Gamma(nu_alpha, nu_beta)")
@@ -77,6 +86,7 @@ class ArrheniusConfig:
     weight_by_days: bool = True
     residuals: str = "ar1"
     classes: tuple[str, ...] | None = None  # None: the default directions (DEFAULT_DIRECTIONS)
+    tau: str = "shared"  # TAU_SHARING
     priors: Priors = dataclasses.field(default_factory=Priors)
 
     def to_dict(self) -> dict:
@@ -164,3 +174,8 @@ def add_group_columns(table: pd.DataFrame, parts: pd.DataFrame) -> pd.DataFrame:
 # with τ (the hyper-mean funnel), even with the site effects integrated out. At 0.95 the four worst
 # of them gave 1 divergence in 16,000 draws (0.9: 14).
 TARGET_ACCEPT = 0.95
+# NUTS tuning steps per chain, nutpie's own default. Its adaptation settles within a few hundred
+# steps: the SBC runs (benchmarks/sbc_runs) are calibrated at 300, and at 300 the small-design
+# benchmark passes the gate 9 of 9 times (30/30 intervals hold the truth) and the default data give
+# the same E as at 1,000 (every summary mean within 2 Monte Carlo SE), with bulk ESS ≥ 3,000.
+TUNE = 300

@@ -22,6 +22,19 @@ FOLD_CHANGE_C = (0.0, 30.0)
 REFERENCE_SEASONS = ("growing", "thawed")
 
 
+def class_spreads(post: xr.Dataset, name: str) -> np.ndarray:
+    """τ_E (``name`` "E") or τ_R ("R") per flux class × season for every draw: (chain, draw,
+    class, season). Without class spreads (``tau="shared"``) the class axis has length one."""
+    if f"tau_{name}_class" in post:
+        return post[f"tau_{name}_class"].transpose("chain", "draw", "flux_class", "season").to_numpy()
+    return post[f"tau_{name}"].to_numpy()[:, :, None, :]
+
+
+def _class_row(post: xr.Dataset, c):
+    """Index into ``class_spreads``'s class axis: the class itself, or the one shared row."""
+    return c if "tau_E_class" in post else np.zeros_like(c)
+
+
 def group_spreads(post: xr.Dataset, data: ArrheniusData) -> dict[str, np.ndarray]:
     """Per-group method offset of lnR, site-effect variances and residual sd for every draw:
     (chain, draw, group)."""
@@ -33,8 +46,9 @@ def group_spreads(post: xr.Dataset, data: ArrheniusData) -> dict[str, np.ndarray
         m = _index(g["method"], data.methods)
         off = np.concatenate([post["method_offset"].to_numpy(), np.zeros(lead + (1,))], axis=-1)
         offset = off[:, :, m]
-    return {"offset": offset, "var_E": post["tau_E"].to_numpy()[:, :, s] ** 2,
-            "var_R": post["tau_R"].to_numpy()[:, :, s] ** 2,
+    k = _class_row(post, c)
+    return {"offset": offset, "var_E": class_spreads(post, "E")[:, :, k, s] ** 2,
+            "var_R": class_spreads(post, "R")[:, :, k, s] ** 2,
             "sigma": post["sigma"].to_numpy()[:, :, c]}
 
 
@@ -336,8 +350,11 @@ def new_site_group_means(post: xr.Dataset, classes: list[str], seasons: list[str
     if method in methods:
         mean_R = mean_R + flat("method_offset", methods.index(method))
     n_draws = mean_R.shape[0]
-    a = mean_R + flat("tau_R", s) * rng.standard_normal(n_draws)
-    b = flat("E", c, s) + flat("tau_E", s) * rng.standard_normal(n_draws)
+    k = int(_class_row(post, np.array(c)))
+    tau_R, tau_E = (class_spreads(post, n).reshape((-1,) + class_spreads(post, n).shape[2:])[:, k, s]
+                    for n in ("R", "E"))
+    a = mean_R + tau_R * rng.standard_normal(n_draws)
+    b = flat("E", c, s) + tau_E * rng.standard_normal(n_draws)
     x, w = obs["x"].to_numpy(), obs["w"].to_numpy(dtype=float)
     noise = rng.standard_normal((n_draws, len(obs)))
     if "rho" in post:

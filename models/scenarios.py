@@ -22,12 +22,34 @@ day's season under the posterior's own scheme.
 
 Units: flux nmol CH4 m⁻² s⁻¹ × 86 400 s d⁻¹ × M(CH4) g mol⁻¹ × 10⁻⁹ mol nmol⁻¹ = g CH4 m⁻² d⁻¹, with
 M(CH4) = 16.04246 g mol⁻¹ and the other constants from data.constants.
-Site totals are g CH4 m⁻² yr⁻¹: the sum over a period's observed days divided by the years of
-record (the site's observed days / 365.25), so growing + non-growing = annual. Grid totals are
-Tg CH4 yr⁻¹: Σ cells of (Σ valid days of flux × ecosystem fraction) / the cell's years of valid
-record × cell area / 10¹². A cell-day without soil temperature is skipped and counted, never a
-zero; a land cell without any valid day is left out of the totals and counted
-(``cells_without_valid_day``), with ``valid_days`` per cell in the maps.
+
+Site totals (g CH4 m⁻² yr⁻¹) come from the site's day-of-year climatology, never from a short record
+scaled to a year. Each day of year (29 February shares 28 February's slot) takes the mean of the
+site's observations on it, over however many years observed it. A julian season of a site is
+*complete* when at least ``MIN_SEASON_COVERAGE`` (80 %) of its days of year are covered, i.e. lie
+within ``COVERAGE_REACH_DAYS`` (3) days of an observation in some year (weekly chamber visits
+cover their season); the unobserved days of year of a complete season are filled with that
+season's mean observed day (the stated climatological fill). A growing or non-growing total needs
+its own season complete; the annual and the freeze-thaw transition totals need both. Otherwise the
+total is withheld (NaN in ``total``; ``complete`` False, ``coverage`` the share of days of year
+covered), never extrapolated: a 42-day summer record has no annual total. A climatological year is
+365 days of year scaled to 365.25 days, so growing + non-growing = annual at a complete site.
+
+Grid totals are Tg CH4 yr⁻¹: Σ cells of (Σ valid days of flux × ecosystem fraction) / the cell's
+years of valid record × cell area / 10¹². A cell-day without soil temperature is skipped and
+counted, never a zero; a land cell without any valid day is left out of the totals and counted
+(``cells_without_valid_day``), with ``valid_days`` per cell in the maps. A cube whose time axis
+covers less than ``MIN_SEASON_COVERAGE`` of a season's days of year has the periods needing that
+season withheld, as for sites (``grid_coverage``).
+
+Summary rows (``summarise``): ``P_increase`` is, in every row (class or ``*_net``), the probability
+over paired draws that the *signed* total (emission positive, uptake negative) is larger than at
+control, i.e. P(change_vs_control > 0): more net emission to the atmosphere. For an uptake class
+it is the probability that the uptake weakens. Honesty columns (``withhold``,
+``flag_sign_disagreement``): a class forest without cross-site skill (pooled leave-one-site-out
+NSE ≤ 0) has its RF-direct rows withheld unless allowed; posterior-scaling rows stay and carry
+``forest_skill``; where the two modes' paired changes differ in sign, ``sign_disagreement`` says
+whether their means or their whole intervals do.
 
 Pure: arrays and tables in, arrays and tables out; no I/O, no printing.
 """
@@ -52,6 +74,18 @@ from models.forest import ClassForest, design_matrix
 G_M2_DAY_PER_FLUX = CH4_MOLAR_MASS / NMOL_PER_MOL * SECONDS_PER_DAY
 
 DEFAULT_SCENARIOS = (0.0, 0.5, 1.0, 1.5, 2.0)
+# A season's total needs this share of its days of year covered (a stated, not a tuned, choice:
+# the fill then stands for at most a fifth of the season).
+MIN_SEASON_COVERAGE = 0.8
+DOY_SLOTS = 365  # days of a climatological year; 29 February joins 28 February
+# A day of year counts as covered within this many days of an observation: weekly chamber visits
+# cover their season, a summer campaign does not cover the winter.
+COVERAGE_REACH_DAYS = 3
+# Periods and the julian seasons each needs complete.
+PERIOD_SEASONS = {"annual": ("growing", "non-growing"), "growing": ("growing",),
+                  "non-growing": ("non-growing",), "spring_thaw": ("growing", "non-growing"),
+                  "autumn_freeze": ("growing", "non-growing")}
+JULIAN_SEASONS = ("growing", "non-growing")
 MODES = ("rf", "arrhenius")
 PERIODS = ("annual", "growing", "non-growing", "spring_thaw", "autumn_freeze")
 STATS = ("mean", "ci_low", "ci_high")
@@ -201,21 +235,90 @@ def posterior_seasons(frame: pd.DataFrame, scheme: str | None) -> np.ndarray | N
 
 
 # ---------------------------------------------------------------- sites
-def project_sites(engine: Engine, table: pd.DataFrame) -> xr.Dataset:
-    """Per-site totals per draw: ``total`` (scenario_c, mode, flux_class, period, site, draw) in
-    g CH4 m⁻² yr⁻¹, ``out_of_range`` site-days (scenario_c, flux_class, period, site) and
-    ``n_days`` (flux_class, period, site).
+def doy_slot(dates) -> np.ndarray:
+    """Day-of-year slot 0…364 of each date, 29 February sharing 28 February's slot."""
+    dates = pd.DatetimeIndex(pd.to_datetime(dates))
+    leap_after = dates.is_leap_year & (dates.month > 2)
+    return (dates.day_of_year.to_numpy() - 1 - leap_after.astype(int)
+            - ((dates.month == 2) & (dates.day == 29)).astype(int))
 
-    ``table`` is canonical with a ``flux_class`` column (rows of classes without a forest are
-    ignored). Net rows ``<ecosystem>_net`` sum the classes of each site's ecosystem.
+
+def slot_seasons(latitude: float) -> np.ndarray:
+    """Julian season of each day-of-year slot at a latitude (hemisphere)."""
+    year = pd.DataFrame({"date": pd.date_range("2001-01-01", periods=DOY_SLOTS, freq="D"),
+                         "latitude": latitude})
+    return np.asarray(assign_seasons(year, "julian"), dtype=object)
+
+
+@dataclasses.dataclass(frozen=True)
+class Climatology:
+    """How each observed day enters a site's climatological-year totals.
+
+    ``day_weight[r]``: days of a climatological year that row r stands for (1 / observations on
+    its day-of-year slot × the fill factor of its season × 365.25 / 365), summed over the days a
+    multi-day row covers; ``coverage[site, period]``: the lowest share of days of year covered
+    among the seasons the period needs (covered: within ``COVERAGE_REACH_DAYS`` of an observed
+    one); ``complete = coverage ≥ min_coverage``.
+    """
+
+    day_weight: np.ndarray
+    coverage: np.ndarray
+    complete: np.ndarray
+
+
+def climatology(table: pd.DataFrame, site_code: np.ndarray, n_sites: int,
+                min_coverage: float = MIN_SEASON_COVERAGE) -> Climatology:
+    """The ``Climatology`` of each site (``site_code`` per row, 0…n_sites−1) of a table with
+    ``date``, ``latitude`` and optionally ``days``; the rule is the module docstring's."""
+    days = table["days"].to_numpy(dtype=np.int64) if "days" in table else np.ones(len(table), np.int64)
+    days = np.maximum(days, 1)
+    # one entry per day covered (a multi-day chamber mean covers each of its days)
+    row = np.repeat(np.arange(len(table)), days)
+    offset = np.arange(row.size) - np.repeat(np.cumsum(days) - days, days)
+    date = pd.to_datetime(table["date"]).to_numpy()[row] + offset.astype("timedelta64[D]")
+    slot = doy_slot(date)
+    site = site_code[row]
+    lat = table.groupby(site_code)["latitude"].first().reindex(range(n_sites)).to_numpy(dtype=float)
+    seasons = np.stack([slot_seasons(la) for la in lat])  # (sites, slots)
+    n_obs = np.zeros((n_sites, DOY_SLOTS))
+    np.add.at(n_obs, (site, slot), 1.0)
+    observed = n_obs > 0
+    covered = observed.copy()
+    for k in range(1, COVERAGE_REACH_DAYS + 1):  # the climatological year is circular
+        covered |= np.roll(observed, k, axis=1) | np.roll(observed, -k, axis=1)
+    cover, fill = {}, np.zeros((n_sites, DOY_SLOTS))
+    for name in JULIAN_SEASONS:
+        member = seasons == name
+        seen = (observed & member).sum(axis=1)
+        cover[name] = (covered & member).sum(axis=1) / member.sum(axis=1)
+        # the season's unobserved days of year take the mean of its observed ones
+        fill += member * (member.sum(axis=1) / np.maximum(seen, 1))[:, None]
+    per_day = fill[site, slot] / n_obs[site, slot] * DAYS_PER_YEAR / DOY_SLOTS
+    coverage = np.column_stack([np.min([cover[s] for s in PERIOD_SEASONS[p]], axis=0)
+                                for p in PERIODS])
+    return Climatology(np.bincount(row, weights=per_day, minlength=len(table)), coverage,
+                       coverage >= min_coverage)
+
+
+def project_sites(engine: Engine, table: pd.DataFrame,
+                  min_coverage: float = MIN_SEASON_COVERAGE) -> xr.Dataset:
+    """Per-site totals per draw: ``total`` (scenario_c, mode, flux_class, period, site, draw) in
+    g CH4 m⁻² yr⁻¹ of the site's climatological year (NaN where the period's record is
+    incomplete; see the module docstring), ``out_of_range`` site-days (scenario_c, flux_class,
+    period, site), ``n_days`` observed (flux_class, period, site), and per (period, site) the
+    ``coverage`` of days of year and whether the record is ``complete``.
+
+    ``table`` is canonical with a ``flux_class`` column. Every row counts as an observed day of
+    its site (also rows of classes without a forest, which add nothing to the totals). Net rows
+    ``<ecosystem>_net`` sum the classes of each site's ecosystem.
     """
     table = table.reset_index(drop=True)
     sites = tuple(sorted(table["site"].astype(str).unique()))
     site_code = pd.Index(sites).get_indexer(table["site"].astype(str))
     days = table["days"].to_numpy(dtype=float) if "days" in table else np.ones(len(table))
-    years = np.bincount(site_code, weights=days, minlength=len(sites)) / DAYS_PER_YEAR
-    weight = days * G_M2_DAY_PER_FLUX / years[site_code]
+    clim = climatology(table, site_code, len(sites), min_coverage)
     masks = period_masks(table)
+    weight = (clim.day_weight * G_M2_DAY_PER_FLUX)[:, None] * masks * clim.complete[site_code]
     scheme = engine.e_draws.scheme if engine.e_draws is not None else None
     season = posterior_seasons(table, scheme)
 
@@ -233,7 +336,7 @@ def project_sites(engine: Engine, table: pd.DataFrame) -> xr.Dataset:
             continue
         # (rows, sites × periods) weights: one matrix product aggregates every draw at once.
         member = np.zeros((rows.size, N, P))
-        member[np.arange(rows.size), site_code[rows], :] = masks[rows] * weight[rows, None]
+        member[np.arange(rows.size), site_code[rows], :] = weight[rows]
         member = member.reshape(rows.size, N * P)
         n_days[c] = [np.bincount(site_code[rows], weights=masks[rows, p] * days[rows], minlength=N)
                      for p in range(P)]
@@ -252,6 +355,7 @@ def project_sites(engine: Engine, table: pd.DataFrame) -> xr.Dataset:
         out_of_range[:, j] = out_of_range[:, members].sum(axis=1)
         n_days[j] = n_days[members].sum(axis=0)
         total[:, :, j][..., site_eco != eco, :] = np.nan  # a site's net is that of its ecosystem
+    total[..., ~clim.complete.T, :] = np.nan  # withheld, not scaled up
     coords = {"scenario_c": list(engine.scenarios), "mode": list(engine.modes),
               "flux_class": list(labels), "period": list(PERIODS), "site": list(sites),
               "draw": np.arange(D)}
@@ -261,6 +365,11 @@ def project_sites(engine: Engine, table: pd.DataFrame) -> xr.Dataset:
          "out_of_range": (("scenario_c", "flux_class", "period", "site"), out_of_range,
                           {"long_name": "site-days whose Ts + dT left the forest's training range"}),
          "n_days": (("flux_class", "period", "site"), n_days, {"units": "days"}),
+         "coverage": (("period", "site"), clim.coverage.T,
+                      {"long_name": "lowest share of days of year covered among the julian "
+                                    "seasons the period needs", "units": "1"}),
+         "complete": (("period", "site"), clim.complete.T,
+                      {"long_name": f"coverage >= {min_coverage:g}: the period's total is given"}),
          "ecosystem": (("site",), site_eco)},
         coords={k: v for k, v in coords.items()},
     )
@@ -272,14 +381,26 @@ def label_ecosystem(label: str) -> str:
 
 
 def site_means(sites: xr.Dataset) -> xr.DataArray:
-    """Mean over the sites of each label's ecosystem, draw by draw (a site without days of a class
-    contributes zero): dims (scenario_c, mode, flux_class, period, draw)."""
+    """Mean over the sites of each label's ecosystem with a complete record for the period, draw
+    by draw (a complete site without days of a class contributes zero; an incomplete one nothing):
+    dims (scenario_c, mode, flux_class, period, draw)."""
     eco = sites["ecosystem"].values
-    parts = [sites["total"].sel(flux_class=label).isel(
-                 site=np.flatnonzero(eco == label_ecosystem(str(label)))).mean("site")
-             for label in sites["flux_class"].values]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # no complete site: NaN, withheld
+        parts = [sites["total"].sel(flux_class=label).isel(
+                     site=np.flatnonzero(eco == label_ecosystem(str(label)))).mean("site")
+                 for label in sites["flux_class"].values]
     return xr.concat(parts, dim="flux_class").transpose("scenario_c", "mode", "flux_class",
                                                         "period", "draw")
+
+
+def complete_sites(sites: xr.Dataset) -> xr.DataArray:
+    """Sites averaged by ``site_means``: complete sites of each label's ecosystem (flux_class,
+    period)."""
+    eco = sites["ecosystem"].values
+    parts = [sites["complete"].isel(site=np.flatnonzero(eco == label_ecosystem(str(label)))).sum("site")
+             for label in sites["flux_class"].values]
+    return xr.concat(parts, dim=sites["flux_class"]).transpose("flux_class", "period")
 
 
 # ---------------------------------------------------------------- grids
@@ -437,6 +558,20 @@ def _block_inputs(ds: xr.Dataset, setup: GridSetup):
     return ({name: ds[name] for name in setup.drivers}, fractions, ds["cell_area"])
 
 
+def grid_coverage(dates, latitudes, min_coverage: float = MIN_SEASON_COVERAGE
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """(coverage, complete) per period of a cube's time axis: the sites' rule applied to its
+    dates, in each hemisphere its cells lie in (the lowest coverage counts)."""
+    hemispheres = sorted({-1.0 if lat < 0 else 1.0 for lat in np.asarray(latitudes, dtype=float)})
+    dates = pd.DatetimeIndex(pd.to_datetime(np.asarray(dates))).normalize().unique()
+    table = pd.DataFrame({"date": np.tile(dates, len(hemispheres)),
+                          "latitude": np.repeat(hemispheres, len(dates))})
+    clim = climatology(table, np.repeat(np.arange(len(hemispheres)), len(dates)), len(hemispheres),
+                       min_coverage)
+    coverage = clim.coverage.min(axis=0)
+    return coverage, coverage >= min_coverage
+
+
 def project_grid_in_memory(setup: GridSetup, ds: xr.Dataset) -> xr.Dataset:
     """The whole cube as one block (reference for the chunked path; small grids only)."""
     drivers, fractions, area = _block_inputs(ds, setup)
@@ -536,9 +671,13 @@ def _grid_dataset(setup: GridSetup, ds: xr.Dataset, maps, region, oor, n_days, v
 def summarise(draws: xr.DataArray, unit: str, where: str) -> pd.DataFrame:
     """Summary rows from per-draw totals with dims (scenario_c, mode, flux_class, period, [where],
     draw): ``total`` (mean over draws), ``ci_low``/``ci_high`` (the project's interval),
-    ``change_vs_control`` (mean paired difference, same unit), ``change_pct`` (change of the mean,
-    %), ``P_increase``: probability that the class's flux magnitude grows (emission or uptake
-    strength); for ``*_net`` rows, that the signed net emission grows. NaN for the control rows.
+    ``change_vs_control`` (mean paired difference, same unit) with its interval
+    ``change_ci_low``/``change_ci_high`` (of the paired differences), ``change_pct`` (the mean
+    change as % of the control's magnitude, so signed like the change), and ``P_increase``: in
+    every row, class or ``*_net``, the share of paired draws whose signed total (emission
+    positive, uptake negative) exceeds the control's, i.e. P(change > 0), more net emission; for
+    an uptake class, that the uptake weakens. NaN for the control rows. Rows whose draws are all NaN (nets of another ecosystem, incomplete records)
+    are left out.
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices: nets of other ecosystems
@@ -548,22 +687,168 @@ def summarise(draws: xr.DataArray, unit: str, where: str) -> pd.DataFrame:
 def _summarise(draws: xr.DataArray, unit: str, where: str) -> pd.DataFrame:
     lo, _, hi = CI_QUANTILES
     control = draws.sel(scenario_c=0.0)
-    is_net = xr.DataArray([str(c).endswith("_net") for c in draws["flux_class"].values],
-                          dims="flux_class", coords={"flux_class": draws["flux_class"]})
-    grows = xr.where(is_net, draws > control, np.abs(draws) > np.abs(control))
+    change = draws - control
+    warm = draws["scenario_c"] != 0.0
     stats = xr.Dataset({
         "total": draws.mean("draw"),
         "ci_low": draws.quantile(lo, "draw").drop_vars("quantile"),
         "ci_high": draws.quantile(hi, "draw").drop_vars("quantile"),
-        "change_vs_control": (draws - control).mean("draw"),
-        "change_pct": 100.0 * (draws.mean("draw") / control.mean("draw").where(
-            control.mean("draw") != 0) - 1.0),
-        "P_increase": grows.mean("draw").where(draws["scenario_c"] != 0.0),
+        "change_vs_control": change.mean("draw"),
+        "change_ci_low": change.quantile(lo, "draw").drop_vars("quantile"),
+        "change_ci_high": change.quantile(hi, "draw").drop_vars("quantile"),
+        # signed like the change: relative to the control's magnitude
+        "change_pct": 100.0 * change.mean("draw") / np.abs(control.mean("draw")).where(
+            control.mean("draw") != 0),
+        "P_increase": (change > 0).mean("draw").where(warm),
     })
     valid = draws.notnull().all("draw")
     frame = stats.where(valid).to_dataframe().reset_index()
     frame = frame.dropna(subset=["total"])
     frame["unit"] = unit
     lead = ["scenario_c", "mode", "flux_class", "period", where]
-    return frame[lead + ["total", "ci_low", "ci_high", "change_vs_control", "change_pct",
-                         "P_increase", "unit"]]
+    return frame[lead + list(SUMMARY_STATS) + ["unit"]]
+
+
+SUMMARY_STATS = ("total", "ci_low", "ci_high", "change_vs_control", "change_ci_low",
+                 "change_ci_high", "change_pct", "P_increase")
+# What a withheld row loses: every number drawn from its totals.
+WITHHELD_STATS = SUMMARY_STATS
+NO_SKILL_NSE = 0.0  # a forest whose pooled held-out NSE is at most this has no cross-site skill
+
+
+# ---------------------------------------------------------------- honesty of the summary
+def pooled_skill(skill: pd.DataFrame) -> dict[str, float]:
+    """Pooled held-out NSE per class from a ``forest_skill.csv`` table ({} when not computed)."""
+    pooled = skill[skill["held_out"] == "pooled"] if len(skill) else skill
+    return {str(r.flux_class): float(r.nse) for r in pooled.itertuples()}
+
+
+def no_skill_classes(skill: dict[str, float]) -> dict[str, float]:
+    """Classes whose forest has no cross-site skill: {class: NSE}."""
+    return {c: v for c, v in sorted(skill.items()) if not v > NO_SKILL_NSE}
+
+
+def label_skill(label: str, skill: dict[str, float], classes) -> float:
+    """A row's forest skill: its class's NSE; for a ``*_net`` row (or ``total_net``) the lowest
+    NSE of the classes it sums; NaN when the skill was not computed."""
+    if label == "total_net":
+        members = list(classes)
+    elif label.endswith("_net"):
+        members = [c for c in classes if ecosystem_of(c) == label_ecosystem(label)]
+    else:
+        members = [label]
+    values = [skill[c] for c in members if c in skill]
+    return min(values) if values else np.nan
+
+
+def withhold(summary: pd.DataFrame, skill: dict[str, float], classes, allow_no_skill: bool = False
+             ) -> pd.DataFrame:
+    """Columns ``forest_skill`` (see ``label_skill``), ``no_skill`` (forest_skill ≤ 0) and
+    ``withheld``, and the numbers of withheld rows blanked.
+
+    ``withheld``: ``no`` or the reasons, ``;``-joined: ``incomplete_record`` (``complete`` is
+    False) and ``no_skill`` (an RF-direct row whose forest has no skill, unless
+    ``allow_no_skill``: then the row keeps its numbers, flagged by ``no_skill``). Posterior-scaling
+    rows are never withheld for skill: they keep their numbers and carry ``forest_skill`` and
+    ``no_skill``. Unknown skill (not computed) withholds nothing.
+    """
+    out = summary.copy()
+    out["forest_skill"] = [label_skill(str(c), skill, classes) for c in out["flux_class"]]
+    incomplete = ~out["complete"].astype(bool)
+    out["no_skill"] = out["forest_skill"].notna() & ~(out["forest_skill"] > NO_SKILL_NSE)
+    no_skill = out["no_skill"] & (out["mode"] == "rf") & (not allow_no_skill)
+    reasons = np.where(incomplete & no_skill, "incomplete_record;no_skill",
+                       np.where(incomplete, "incomplete_record", np.where(no_skill, "no_skill", "no")))
+    out["withheld"] = reasons
+    out.loc[out["withheld"] != "no", list(WITHHELD_STATS)] = np.nan
+    return out
+
+
+def flag_sign_disagreement(summary: pd.DataFrame, where: str) -> pd.DataFrame:
+    """Column ``sign_disagreement`` on the warm rows where both modes were run: ``intervals``
+    when the two modes' paired-change intervals exclude zero on opposite sides, ``means`` when
+    only the mean changes have opposite signs, ``none`` otherwise; NaN for control rows and where
+    a mode is missing. Computed before any row is withheld."""
+    out = summary.copy()
+    out["sign_disagreement"] = np.nan
+    if set(MODES) - set(out["mode"]):
+        return out
+    keys = ["scenario_c", "flux_class", "period", where]
+    cols = ["change_vs_control", "change_ci_low", "change_ci_high"]
+    warm = out[out["scenario_c"] != 0.0]
+    pair = warm[warm["mode"] == "rf"][keys + cols].merge(
+        warm[warm["mode"] == "arrhenius"][keys + cols], on=keys, suffixes=("_rf", "_ar"))
+    sign = lambda side: np.sign(pair[f"change_vs_control_{side}"])  # noqa: E731
+    above = lambda side: pair[f"change_ci_low_{side}"] > 0  # noqa: E731
+    below = lambda side: pair[f"change_ci_high_{side}"] < 0  # noqa: E731
+    means = sign("rf") * sign("ar") < 0
+    intervals = (above("rf") & below("ar")) | (below("rf") & above("ar"))
+    pair["sign_disagreement"] = np.where(intervals, "intervals", np.where(means, "means", "none"))
+    flags = pair.set_index(keys)["sign_disagreement"]
+    index = pd.MultiIndex.from_frame(out[keys])
+    found = flags.reindex(index).to_numpy()
+    out["sign_disagreement"] = np.where(out["scenario_c"].to_numpy() != 0.0, found, np.nan)
+    return out
+
+
+def caveats(summary: pd.DataFrame) -> list[str]:
+    """What a reader must know before the numbers, from a projection summary: classes without
+    forest skill and what was withheld for it, totals withheld for incomplete records, and the
+    annual changes whose sign the two modes disagree on (headline rows: the region or the mean
+    over sites)."""
+    where = "region" if "region" in summary.columns else "site"
+    lines = []
+    classes = summary[~summary["flux_class"].str.endswith("_net")]
+    if "forest_skill" in summary and classes["forest_skill"].isna().all():
+        lines.append("Forest skill was not computed (--cv-trees 0): RF-direct totals are not "
+                     "checked for cross-site skill.")
+    elif "no_skill" in summary:
+        bad = classes[classes["no_skill"].astype(bool)].drop_duplicates("flux_class")
+        if len(bad):
+            named = ", ".join(f"{r.flux_class} (NSE {r.forest_skill:.2f})" for r in bad.itertuples())
+            rf = summary[(summary["mode"] == "rf") & summary["no_skill"].astype(bool)]
+            action = []
+            if len(rf):
+                kept = (rf["withheld"] == "no").any()
+                action.append("Their RF-direct totals, and those of the nets summing them, are "
+                              + ("kept because no-skill totals were allowed, flagged in column "
+                                 "no_skill" if kept else "withheld (--allow-no-skill keeps them, "
+                                 "flagged in column no_skill)"))
+            if (summary["mode"] == "arrhenius").any():
+                action.append("posterior-scaling totals, which rest on these forests' baselines, "
+                              "are kept and carry forest_skill")
+            lines.append(f"NO CROSS-SITE SKILL: the class forests of {named} do no better than the "
+                         f"held-out mean (pooled leave-one-site-out NSE ≤ {NO_SKILL_NSE:g}). "
+                         + "; ".join(action) + ".")
+    if where == "site" and "coverage" in summary:
+        own = summary[(summary["site"] != "all_sites_mean") & (summary["period"] == "annual")]
+        per_site = own.groupby("site").agg(complete=("complete", "all"), coverage=("coverage", "min"))
+        short = per_site[~per_site["complete"]]
+        if len(short):
+            shown = ", ".join(f"{s} ({100 * c:.0f} %)" for s, c in short["coverage"].items())
+            lines.append(f"Annual totals withheld for {len(short)} of {len(per_site)} sites whose "
+                         f"record covers less than {100 * MIN_SEASON_COVERAGE:.0f} % of a season's "
+                         f"days of year (lowest season coverage): {shown}. Means over sites average "
+                         "the complete sites only (column n_sites).")
+    elif "complete" in summary:
+        short = summary[~summary["complete"].astype(bool)].drop_duplicates("period")
+        if len(short):
+            lines.append("Withheld: the driver cube covers less than "
+                         f"{100 * MIN_SEASON_COVERAGE:.0f} % of a season's days of year for the "
+                         f"{', '.join(short['period'])} totals.")
+    if "sign_disagreement" in summary:
+        head = summary[(summary["period"] == "annual") & (summary["mode"] == "arrhenius")
+                       & summary["sign_disagreement"].isin(["means", "intervals"])]
+        if where == "site":
+            head = head[head["site"] == "all_sites_mean"]
+        for label, rows in head.groupby("flux_class", sort=True):
+            kinds = "; ".join(", ".join(f"+{t:g}" for t in part["scenario_c"]) + f" °C ({kind})"
+                              for kind, part in rows.groupby("sign_disagreement", sort=False))
+            rf = summary[(summary["flux_class"] == label) & (summary["mode"] == "rf")
+                         & summary["scenario_c"].isin(rows["scenario_c"])]
+            hidden = (" (the RF-direct totals are withheld)"
+                      if "withheld" in rf and (rf["withheld"] != "no").all() else "")
+            lines.append(f"SIGN DISAGREEMENT: posterior scaling and RF-direct change the annual "
+                         f"{label} in opposite directions at {kinds}{hidden}; 'intervals': both "
+                         "paired-change intervals exclude zero, 'means': the mean changes only.")
+    return lines

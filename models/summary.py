@@ -113,19 +113,29 @@ def gate_failures(diag: dict) -> list[str]:
     return failed
 
 
-def diagnose(dt: xr.DataTree, var_names: Iterable[str] | None = None) -> dict:
+def diagnose(dt: xr.DataTree, var_names: Iterable[str] | None = None,
+             summary: pd.DataFrame | None = None) -> dict:
     """R-hat / ESS / divergence figures and E-BFMI of the posterior variables ``var_names`` (all
-    when None), and the pass-fail verdict against the gate, with reasons."""
+    when None), and the pass-fail verdict against the gate, with reasons.
+
+    ``summary``: a ``posterior_summary`` table of the same posterior; when it holds every one of
+    the variables (and there are several chains) its R-hat and ESS are used instead of computing
+    them again. Rows a summary leaves out (a ρ that is its prior only) then stay out of the gate."""
     import arviz as az
 
     post = dt["posterior"].to_dataset()
     names = [v for v in (post.data_vars if var_names is None else var_names) if v in post]
-    sub = post[names]
-    with warnings.catch_warnings():  # all-missing quantities (ΔE of the reference season) stay out
-        warnings.simplefilter("ignore", RuntimeWarning)
-        rhat, ess_b, ess_t = az.rhat(sub), az.ess(sub, method="bulk"), az.ess(sub, method="tail")
-    diag = {"r_hat_max": float(rhat.to_array().max()), "ess_bulk_min": float(ess_b.to_array().min()),
-            "ess_tail_min": float(ess_t.to_array().min()), "divergences": divergences(dt),
+    rows = None if summary is None else summary[summary["quantity"].isin(names)]
+    if rows is not None and set(rows["quantity"]) == set(names) and post.sizes["chain"] > 1:
+        figures = (rows["r_hat"].max(), rows["ess_bulk"].min(), rows["ess_tail"].min())
+    else:
+        sub = post[names]
+        with warnings.catch_warnings():  # all-missing quantities (ΔE of the reference season) stay out
+            warnings.simplefilter("ignore", RuntimeWarning)
+            figures = (az.rhat(sub).to_array().max(), az.ess(sub, method="bulk").to_array().min(),
+                       az.ess(sub, method="tail").to_array().min())
+    diag = {"r_hat_max": float(figures[0]), "ess_bulk_min": float(figures[1]),
+            "ess_tail_min": float(figures[2]), "divergences": divergences(dt),
             "bfmi_min": bfmi_min(dt), "gate": conventions.GATE}
     failed = gate_failures(diag)
     diag.update(verdict="fail" if failed else "pass", failed=failed)

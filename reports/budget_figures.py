@@ -5,11 +5,11 @@
 Reads ``RUN_DIR/budget_draws.nc`` and ``RUN_DIR/budget_summary.csv`` (written by
 ``python -m inference.budget``) and writes ``RUN_DIR/figures/budget_consistency_<variant>.<fmt>``:
 as Fig. 1 of Jian et al. (2022), two panels — GPP and soil respiration — each with the density of the direct
-(literature) estimate and of the estimate implied by the other flux; the direct distribution's 95 %
-interval is drawn as a band and the part of the implied density inside it (the agreement region) is
-shaded; medians, intervals and the agreement probability are printed on the panel. Bayesian
-posteriors, when present, are overlaid as lines. With a random-forest run, ``budget_rf_map.<fmt>``
-maps the upscaled annual soil respiration.
+(literature) estimate and of the estimate implied by the other flux; the direct distribution's
+interval (the project's convention) is drawn as a band and the part of the implied density inside
+it (the agreement region) is shaded; medians and intervals are in the legend, the agreement
+probability in the panel's title. Bayesian posteriors, when present, are overlaid as lines.
+With a random-forest run, ``budget_rf_map.<fmt>`` maps the upscaled annual soil respiration.
 
 ``consistency_figure`` and ``rf_map_figure`` build the Figures from the draws tree (as
 ``BudgetResult.plot_consistency()`` / ``.plot_rf_map()`` do) without pyplot: neither shown nor
@@ -35,6 +35,7 @@ from models.conventions import CI_LABEL, CI_QUANTILES
 DRAWS_FILE, SUMMARY_FILE = "budget_draws.nc", "budget_summary.csv"
 
 COLOURS = {"direct": "#00BFC4", "implied": "#F8766D"}
+UNIT = "Pg C yr$^{-1}$"
 LABELS = {"GPP": ("GPP$_{lit}$ (non-model estimates)", "GPP implied by R$_S$"),
           "RS": ("R$_S$ (literature)", "R$_S$ implied by GPP")}
 
@@ -61,25 +62,28 @@ def _panel(ax, flux: str, direct: np.ndarray, implied: np.ndarray, p_agree: floa
     inside = (grid >= lo) & (grid <= hi)
     ax.fill_between(grid[inside], f_implied[inside], color=COLOURS["implied"], alpha=0.9, lw=0,
                     hatch="///", edgecolor="white")
-    text = []
     for key, values, label in (("direct", direct, LABELS[flux][0]),
                                ("implied", implied, LABELS[flux][1])):
         q_lo, q_mid, q_hi = np.quantile(values, CI_QUANTILES)
-        ax.plot([], [], color=COLOURS[key], lw=6, alpha=0.6, label=label)
-        text.append(f"{label}: {q_mid:.0f} ({q_lo:.0f}–{q_hi:.0f})")
+        ax.plot([], [], color=COLOURS[key], lw=6, alpha=0.6,
+                label=f"{label}: {q_mid:.0f} ({q_lo:.0f}–{q_hi:.0f})")
     if bayes is not None:
         for key in ("direct", "implied"):
-            name = f"{flux}_{key}"
-            if name in bayes:
-                ax.plot(grid, _density(bayes[name].values, grid), color=COLOURS[key], lw=1.5,
-                        ls="--", label=f"Bayesian posterior ({key}; peak may be clipped)")
+            var = f"{flux}_{key}"
+            if var in bayes:
+                ax.plot(grid, _density(bayes[var].values, grid), color=COLOURS[key], lw=1.5,
+                        ls="--", label=f"Bayesian posterior, {key} (peak may be clipped)")
+    name = "GPP" if flux == "GPP" else "Soil respiration R$_S$"
+    title = name
     if p_agree is not None and np.isfinite(p_agree):
-        text.append(f"P(agree) = {100 * p_agree:.1f} % (shaded)")
-    ax.text(0.02, 0.97, "\n".join(text), transform=ax.transAxes, va="top", fontsize=8)
-    ax.set_xlabel(f"{'GPP' if flux == 'GPP' else 'Soil respiration R$_S$'} (Pg C yr$^{{-1}}$)")
-    ax.set_ylabel("Density")
-    ax.set_ylim(0, max(f_direct.max(), f_implied.max()) * 1.35)
-    ax.legend(loc="upper right", fontsize=7, frameon=False)
+        title += f": P(agree) = {100 * p_agree:.1f} % (dark shading)"
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel(f"{name} ({UNIT})")
+    ax.set_ylabel(f"probability density (per {UNIT})")
+    # Headroom: the legend sits above the curves.
+    ax.set_ylim(0, max(f_direct.max(), f_implied.max()) * 1.6)
+    ax.legend(loc="upper right", fontsize=7, framealpha=0.85, edgecolor="none",
+              title=f"median ({CI_LABEL})", title_fontsize=7)
 
 
 def _variant(draws: xr.Dataset, variant: str | None) -> str:
@@ -108,7 +112,8 @@ def consistency_figure(draws: xr.DataTree, summary: pd.DataFrame, variant: str |
                       & (summary["method"] == "resampling")]
         p = float(row["median"].iloc[0]) if len(row) else None
         _panel(ax, flux, sel[f"{flux}_direct"].values, sel[f"{flux}_implied"].values, p, bayes)
-    axes[0].set_title(f"Variant '{variant}'; band: {CI_LABEL} of the direct estimate", fontsize=8)
+    axes[0].set_title(f"Variant '{variant}' · {axes[0].get_title()}", fontsize=10)
+    fig.suptitle(f"Light band: {CI_LABEL} of the direct estimate", fontsize=9)
     fig.tight_layout()
     return fig
 

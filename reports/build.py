@@ -220,9 +220,10 @@ def _result_figures(rep: Report) -> None:
          "the typical site (a geometric mean), so it lies below the arithmetic mean of skewed data.",
          lambda: ea_figures.temperature_response(tree)),
         ("arrhenius", "Arrhenius plot",
-         "ln|F| against 1/kT (top axis: soil temperature). Coloured points and lines: sites "
-         "(posterior median line of each site's intercept and E over its temperature range); black: "
-         f"the class × season line with its {ci}. A steeper fall to the right means a larger E.",
+         f"ln|F| (F in {ea_figures.FLUX_UNIT}) against 1/kT in eV⁻¹ (top axis: soil temperature, °C), "
+         "per flux class × season. Coloured points and lines: sites, named in the legend (posterior "
+         "median line of each site's intercept and E over its temperature range); black: the class × "
+         f"season line with its {ci}. A steeper fall to the right means a larger E.",
          lambda: ea_figures.arrhenius_plot(tree)),
     ]
     site, act = rep.table("site_activation_energy"), rep.table("activation_energy")
@@ -259,12 +260,14 @@ def _diagnostic_figures(rep: Report, preferred) -> None:
     thinned = _thinning_note(tree, step)
     rep.add_figures("MCMC diagnostics", [
         ("rank", "Rank plots",
-         "Fractional-rank ECDF minus the uniform CDF per chain (colour): chains that mix well give flat "
-         "curves near zero. p: multi-chain uniformity test of the ranks, with its level α; black points: "
-         "where it flags a chain (Säilynoja et al. 2022)." + thinned,
+         "Fractional-rank ECDF minus the uniform CDF per chain (colour), one panel per parameter "
+         "element (named above it): chains that mix well give flat curves near zero. p: multi-chain "
+         "uniformity test of the ranks, with its level α; black points: where it flags a chain "
+         "(Säilynoja et al. 2022)." + thinned,
          lambda: diagnostic_figures.rank_plot(tree, names, PLOT_MAX_DRAWS)),
         ("trace", "Trace plots", "Marginal posterior densities (left) and draws by iteration "
-         "(right): one colour per element of a parameter, one line style per chain; black ticks under "
+         "(right) of each sampled parameter (one row each, named with its unit): one colour per "
+         "element of the parameter (legend at the right), one line style per chain; black ticks under "
          "the traces mark divergent transitions." + thinned
          + (" A kept draw is marked divergent when any of the draws it stands for diverged." if thinned else ""),
          lambda: diagnostic_figures.trace_plot(tree, names, PLOT_MAX_DRAWS)),
@@ -275,24 +278,25 @@ def _diagnostic_figures(rep: Report, preferred) -> None:
     ])
 
 
-LN_FLUX_LABEL = f"ln |CH₄ flux| (flux in {ea_figures.FLUX_UNIT})"
-
-
 def _predictive_figures(rep: Report) -> None:
     tree, n = rep.run.tree, diagnostic_figures.PREDICTIVE_DRAWS
     few = (f" Cells with fewer than {diagnostic_figures.ECDF_BELOW} observations show empirical CDFs; "
            "densities: Gaussian kernels with Silverman's bandwidth, observed and replicated alike.")
+    ln_flux = ea_figures.LN_FLUX_LABEL
     rep.add_figures("predictive checks", [
         ("posterior_predictive", "Posterior predictive check",
-         f"Density of ln|F| replicated from posterior draws (blue, one line per draw; up to {n} draws "
-         "evenly spaced over the saved ones) over the observed density (black), per flux class × season."
-         + few,
-         lambda: diagnostic_figures.predictive_plot(tree, "posterior_predictive", xlabel=LN_FLUX_LABEL)),
+         f"Does the fitted model reproduce the data? Density of ln|F| (F in {ea_figures.FLUX_UNIT}) "
+         f"replicated from posterior draws (blue, one line per draw; up to {n} draws evenly spaced over "
+         "the saved ones) over the observed density (black), per flux class × season: the black curve "
+         "should lie within the blue bundle." + few,
+         lambda: diagnostic_figures.predictive_plot(tree, "posterior_predictive", xlabel=ln_flux)),
         ("prior_predictive", "Prior predictive check",
-         f"Density of ln|F| simulated from the priors alone (one line per draw; up to {n}): the priors "
-         "should cover, loosely, the range of the observed data (black)." + few,
-         lambda: diagnostic_figures.predictive_plot(tree, "prior_predictive", show_observed=True,
-                                                    xlabel=LN_FLUX_LABEL)),
+         f"Do the priors allow the observed data? Blue band: the {conventions.CI_LABEL} (pointwise) of "
+         f"the empirical CDFs of ln|F| data sets simulated from the priors alone (up to {n} draws), with "
+         "their median (blue line); black: the observed empirical CDF, per flux class × season. A black "
+         "curve inside the band means the priors cover the data; a band much wider than the data is "
+         "expected of weakly informative priors.",
+         lambda: diagnostic_figures.predictive_plot(tree, "prior_predictive", xlabel=ln_flux, band=True)),
     ])
 
 
@@ -309,8 +313,12 @@ def _add_barg(rep: Report, sensitivity: pd.DataFrame | None) -> None:
 
 
 # ---------------------------------------------------------------- other run kinds
-def _external(rep: Report, module: str, names: tuple[str, ...], title: str, caption: str) -> None:
+def _external(rep: Report, module: str, names: tuple[str, ...], title: str, caption: str,
+              figure: str | None = None) -> None:
     """Call another module's plotting function when it exists (imported lazily).
+
+    A Figure it returns is saved as ``figure`` (default: the module's name; numbered when it
+    returns several), so that several functions of one module each keep their own file.
 
     Its parameters are supplied by name: ``tree``/``dt``/``idata`` (the DataTree), ``summary``/``frame``
     (the summary CSV), ``run_dir``/``path``/``folder`` (the run folder), ``out_dir`` (figures/). It may
@@ -345,7 +353,7 @@ def _external(rep: Report, module: str, names: tuple[str, ...], title: str, capt
     results = [r for r in (result if isinstance(result, (list, tuple)) else [result]) if r is not None]
     for k, item in enumerate(results):
         if isinstance(item, Figure):
-            name = module.rsplit(".", 1)[-1] + (f"_{k}" if len(results) > 1 else "")
+            name = (figure or module.rsplit(".", 1)[-1]) + (f"_{k}" if len(results) > 1 else "")
             png, pdf = save_figure(item, rep.fig_dir, name)
         else:
             png = Path(item)
@@ -388,6 +396,8 @@ def _finish(rep: Report) -> Report:
 
 
 def build_rr(rep: Report) -> Report:
+    from reports import forest_rr
+
     run = rep.run
     names = list(dict.fromkeys(run.summary["quantity"])) if run.summary is not None else []
     table = tables.posterior_table("rr_posterior", "Response ratios and heterogeneity", run.tree, names)
@@ -401,42 +411,65 @@ def build_rr(rep: Report) -> Report:
         rep.tables.append(tables.frame_table("rr_summary", "Meta-analysis summary (saved by fit_rr)",
                                              "Rows of rr_summary.csv not recomputed from the draws.", rest))
     _posterior_diagnostics(rep)
+    ci = conventions.CI_LABEL
     _external(rep, "reports.forest_rr", ("forest_figure", "save_forest"), "RR forest plot",
-              "Observed response ratio of each experiment with its sampling interval (marker area ∝ weight), "
-              f"grouped by level of the first moderator; pooled RR per level (diamond: posterior median "
-              f"and {conventions.CI_LABEL}) and the prediction interval for a new experiment (thin bar).")
+              "Observed response ratio RR (treatment / control flux, unitless, log axis) of each experiment "
+              f"with its {ci} sampling interval (marker area ∝ weight 1/vi), grouped by level of the first "
+              f"moderator; pooled RR per level (diamond: posterior median and {ci}) and the prediction "
+              "interval for a new experiment (thin bar).", Path(forest_rr.FOREST_FIGURE).stem)
     _external(rep, "reports.forest_rr", ("funnel_figure",), "Funnel plot",
-              "Residual lnRR of each experiment against its standard error, with the pseudo-confidence funnel.")
+              "Residual lnRR of each experiment (observed minus the posterior median of its moderators' fitted "
+              "part) against its standard error √vi, precise experiments at the top; dashed: the "
+              f"{ci} pseudo-confidence funnel around zero. An asymmetric cloud hints at small-study effects "
+              "(the Egger-type test quantifies it).", Path(forest_rr.FUNNEL_FIGURE).stem)
     # Optional analyses: each figure function returns None when the run lacks its table.
+    files = {table: Path(png).stem for table, _, png in forest_rr.EXTRA_FIGURES}
     for fn, title, caption, csv in (
             ("influence_figure_of_run", "Leave-one-study-out influence",
-             "lnRR per level with each study left out; hollow markers: refitted exactly.", "rr_leave1out.csv"),
+             f"Posterior median and {ci} of lnRR per level with each study left out in turn (rows); dashed: "
+             "the posterior mean from all studies; hollow red markers: studies whose Pareto k exceeded 0.7, "
+             "refitted exactly instead of approximated by importance sampling.", forest_rr.LEAVE1OUT_FILE),
             ("cumulative_figure_of_run", "Cumulative estimates",
-             "lnRR as studies are added in order of year.", "rr_cumulative.csv"),
+             f"Posterior median and {ci} of lnRR per level (colour) after each study is added, in order of "
+             "year: a drift down the rows is a time trend or an early-study effect.", forest_rr.CUMULATIVE_FILE),
             ("sensitivity_figure_of_run", "τ-prior sensitivity",
-             "τ and lnRR under each prior on τ.", "rr_prior_sensitivity.csv"),
+             f"Posterior median and {ci} of the between-experiment SD τ (left) and of lnRR per level (right, "
+             "colour) under each prior on τ (rows): rows that agree mean the conclusions do not hinge on "
+             "the τ prior.", forest_rr.SENSITIVITY_FILE),
             (None, "Small-study (Egger-type) test", "", "rr_small_study.csv")):
         if run.file(csv) is None:
             continue
         if fn is not None:
-            _external(rep, "reports.forest_rr", (fn,), title, caption)
+            _external(rep, "reports.forest_rr", (fn,), title, caption, files[csv])
         rep.tables.append(tables.frame_table(Path(csv).stem, title, f"From {csv}.",
                                              storage.read_csv(run.file(csv))))
     return _finish(rep)
 
 
 def build_project(rep: Report) -> Report:
+    from models.scenarios import caveats
+
     run = rep.run
+    if run.summary is not None:  # what the numbers cannot claim, before the numbers
+        rep.notes.extend(caveats(run.summary))
     rep = _summary_report(rep, "projection_summary", "Projected CH₄ flux by scenario, mode, class and period",
-                          f"Totals with their {conventions.CI_LABEL} as saved by the projection job.")
+                          f"Totals and paired changes with their {conventions.CI_LABEL} as saved by the "
+                          "projection job. P_increase: in every row, the probability that the signed "
+                          "total (emission positive, uptake negative) exceeds the control's (more net "
+                          "emission). Site totals come from each site's day-of-year climatology; "
+                          "withheld rows (column withheld) have an incomplete record or, for RF-direct, "
+                          "a forest without cross-site skill (forest_skill ≤ 0); n_days: observed days "
+                          "a row rests on.")
     for name, title in (("forest_skill.csv", "Random-forest leave-one-site-out skill"),
                         ("forest_importance.csv", "Random-forest driver importance")):
         if run.file(name) is not None:
             frame = storage.read_csv(run.file(name))
             rep.tables.append(tables.frame_table(Path(name).stem, title, f"From {name}.", frame))
     _external(rep, "reports.projection_figures", ("make_figures",), "Projection",
-              f"Projected CH₄ flux by warming scenario × season for both projection modes, with the "
-              f"{conventions.CI_LABEL} (whiskers), change versus control, and maps for gridded runs.")
+              f"Annual CH₄ totals and paired changes versus control against soil warming for both "
+              f"projection modes (bands: {conventions.CI_LABEL}), the change at the warmest scenario "
+              "by period, and maps for gridded runs; withheld modes are not drawn and their panels "
+              "say why.")
     return _finish(rep)
 
 
@@ -462,13 +495,19 @@ def build_budget(rep: Report) -> Report:
         rep.notes.append("Budget densities: the run has no budget_draws.nc; figures skipped.")
         return _finish(rep)
     variant = str(draws["resampling"]["variant"].values[0])
+    ci = conventions.CI_LABEL
     rep.add_figure(f"budget_consistency_{variant}", "Budget densities",
-                   "Densities of the direct and implied estimates of GPP and soil respiration, with the "
-                   "agreement region shaded.",
+                   f"Resampled densities (variant '{variant}') of global GPP (top) and soil respiration R_S "
+                   "(bottom), Pg C yr⁻¹: the direct literature estimate (blue) and the estimate implied by the "
+                   f"other flux (red), medians and {ci}s in the legend. Light band: the {ci} of the direct "
+                   "estimate; dark red: the implied density inside it, whose area is P(agree). Dashed: the "
+                   "Bayesian pooling model's posteriors, where the run has them.",
                    lambda: budget_figures.consistency_figure(draws, run.summary, variant))
     if "rf_map" in draws.children:
         rep.add_figure("budget_rf_map", "Random-forest soil respiration map",
-                       "Upscaled annual soil respiration.", lambda: budget_figures.rf_map_figure(draws))
+                       "Annual soil respiration (g C m⁻² yr⁻¹) upscaled by the random forest on the grid of "
+                       f"its drivers; the title gives the global total with its {ci} over the trees.",
+                       lambda: budget_figures.rf_map_figure(draws))
     return _finish(rep)
 
 

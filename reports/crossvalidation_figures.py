@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from scipy import stats
 
 from models.conventions import CI_LABEL, CI_QUANTILES
@@ -24,7 +25,8 @@ def pit_histogram(pit: np.ndarray, n_bins: int = 10) -> Figure:
            edgecolor="white", label=f"held-out groups (n = {n})")
     ax.set_xlim(0, 1)
     ax.set_xlabel("PIT = P(predicted < observed mean ln|F|), unitless")
-    ax.set_ylabel("held-out site × class × season groups")
+    ax.set_ylabel("site × class × season groups (count)", fontsize=9)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts
     ax.set_title("Leave-one-site-out new-site predictions", fontsize=10)
     ax.set_ylim(0, max(counts.max(), hi) * 1.35)
     ax.legend(fontsize=7, loc="upper left")

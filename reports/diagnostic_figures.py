@@ -10,16 +10,19 @@ matplotlib's backend alone.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 
 import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
-from models.conventions import BFMI_LOW
+from models.conventions import BFMI_LOW, CI_LABEL, CI_QUANTILES
 from models.summary import SAMPLE_DIMS
 from reports import layout
+from reports.ea_figures import FLUX_UNIT
 
 MAX_PANELS = 24
 RANK_MARGINS = layout.Margins(left=0.4, right=0.2, top=0.3, bottom=0.5, wgap=0.35, hgap=0.35)
@@ -32,6 +35,37 @@ PREDICTIVE_DRAWS = 50
 PREDICTIVE_MARGINS = layout.Margins(top=0.35, hgap=0.95, wgap=0.85)
 # Observations in a cell below which a predictive check shows ECDFs (ArviZ's rule for "auto").
 ECDF_BELOW = 100
+DENSITY_LABEL, CDF_LABEL = "probability density", "cumulative probability"
+
+FLUX_SCALE, BUDGET_UNIT = "ln flux", "Pg C yr⁻¹"
+# Units of the sampled parameters the reports show, by name (fit_ea, fit_rr, budget); a name
+# missing here is labelled without a unit, which the figure-contract test reports.
+PARAMETER_UNITS = {
+    "E": "eV", "E_site": "eV", "E_site_mean": "eV", "dE": "eV", "tau_E": "eV", "tau_E_class": "eV",
+    "tau_R_class": FLUX_SCALE, "omega_E": "ln of a spread ratio", "omega_R": "ln of a spread ratio",
+    "lnR": f"ln {FLUX_UNIT}", "tau_R": FLUX_SCALE, "sigma": FLUX_SCALE, "method_offset": FLUX_SCALE,
+    "eps_R": FLUX_SCALE, "eps_E": "eV", "rho": "correlation at 1 d lag", "nu": "unitless",
+    "lnRR": "unitless", "RR": "unitless", "lnRR_new": "unitless", "RR_new": "unitless", "z_new": "unitless",
+    "tau": "lnRR", "tau_study": "lnRR", "tau_site": "lnRR", "I2": "unitless", "fitted": "lnRR",
+    "beta": "lnRR per moderator unit", "exp_beta": "RR per moderator unit", "loglik_study": "nats",
+    **{name: BUDGET_UNIT for name in ("mu_GPP", "mu_RS", "mu_NPP", "mu_fire", "sigma_GPP", "sigma_RS",
+                                       "sigma_NPP", "sigma_fire", "tau_GPP_method", "tau_RS_method",
+                                       "GPP_method_mean", "GPP_method_effect", "RS_method_effect",
+                                       "herbivory", "sink", "DOC", "BVOC", "GPP_direct", "RS_direct",
+                                       "GPP_implied", "RS_implied", "GPP_diff", "RS_diff")},
+    "RC": "fraction", "Froot": "fraction", "RaGPP": "fraction", "nu_NPP": "unitless",
+}
+# Name prefixes of unit-free parameters: standardised (non-centred) draws, logits, concentrations.
+UNITLESS_PREFIXES = {"z_": "standardised", "logit_": "logit", "kappa_": "unitless"}
+
+
+def parameter_label(var: str) -> str:
+    """``var (unit)`` for an axis showing a parameter's values (just ``var`` when its unit is unknown)."""
+    unit = PARAMETER_UNITS.get(var) or next(
+        (u for prefix, u in UNITLESS_PREFIXES.items() if var.startswith(prefix)), None)
+    if unit is None and var.endswith("_group_mean"):
+        unit = "fraction"
+    return f"{var} ({unit})" if unit else var
 
 
 def _panels(post: xr.Dataset, names) -> int:
@@ -130,10 +164,10 @@ def rank_plot(tree: xr.DataTree, var_names, max_draws: int | None = None) -> Fig
         ax.set_yticks([])
         ax.tick_params(labelsize=7)
         if k % cols == 0:
-            ax.set_ylabel("ECDF − uniform", fontsize=8)
+            ax.set_ylabel("ECDF − uniform\n(probability)", fontsize=8)
         if k + cols >= len(panels):  # the lowest panel of its column, whether or not the row is full
             ax.xaxis.set_tick_params(labelbottom=True)
-            ax.set_xlabel("fractional rank", fontsize=8)
+            ax.set_xlabel("fractional rank (unitless)", fontsize=8)
     return fig
 
 
@@ -154,7 +188,15 @@ def trace_plot(tree: xr.DataTree, var_names, max_draws: int | None = None) -> Fi
     styles = [CHAIN_STYLES[c % len(CHAIN_STYLES)] for c in range(chains)]
     divergent = (work["sample_stats"]["diverging"].transpose(*SAMPLE_DIMS).to_numpy()
                  if "sample_stats" in work.children else np.zeros((chains, draws.size), bool))
-    fig, axes = layout.grid(len(var_names), 2, (5.4, 1.35), TRACE_MARGINS)
+    elements = {var: [name for name, _ in _elements(post[var])] for var in var_names}
+    # Past ten elements the colours repeat: such a parameter gets a count, not a legend.
+    keyed = {var: names for var, names in elements.items() if any(names) and len(names) <= 10}
+    cycled = [f"{len(names)} elements" for var, names in elements.items() if var not in keyed and len(names) > 1]
+    named = [name for names in keyed.values() for name in names] + cycled + ["(colours cycle)"] * bool(cycled)
+    # The element legend (or count) of each row sits right of its traces.
+    margins = dataclasses.replace(TRACE_MARGINS, right=TRACE_MARGINS.right
+                                  + (layout.text_width(named, 7) + 0.45 if named else 0.0))
+    fig, axes = layout.grid(len(var_names), 2, (5.4, 1.35), margins)
     for (left, right), var in zip(axes, var_names):
         values = post[var].transpose(*SAMPLE_DIMS, ...).to_numpy().reshape(chains, draws.size, -1)
         values = np.moveaxis(values, -1, 0)  # (element, chain, draw)
@@ -173,10 +215,17 @@ def trace_plot(tree: xr.DataTree, var_names, max_draws: int | None = None) -> Fi
             right.plot(draws[divergent.any(axis=0)], np.full(int(divergent.any(axis=0).sum()), low), "|",
                        color="k", ms=6)
         left.set_yticks([])
-        left.set_xlabel(var, fontsize=9)
-        left.set_ylabel("density", fontsize=8)
-        right.set_ylabel(var, fontsize=9)
+        left.set_xlabel(parameter_label(var), fontsize=9)
+        left.set_ylabel(DENSITY_LABEL, fontsize=8)
+        right.set_ylabel(parameter_label(var).replace(" (", "\n(", 1), fontsize=8)
         right.set_xlim(draws[0], draws[-1])
+        if var in keyed:
+            right.legend(handles=[Line2D([], [], color=f"C{k}", label=name) for k, name in enumerate(keyed[var])],
+                         loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=7, frameon=False,
+                         handlelength=1.2, borderaxespad=0.0)
+        elif len(elements[var]) > 1:
+            right.text(1.02, 0.5, f"{len(elements[var])} elements\n(colours cycle)", transform=right.transAxes,
+                       fontsize=7, va="center")
     axes[-1, 1].set_xlabel("draw (iteration)", fontsize=9)
     return fig
 
@@ -200,16 +249,17 @@ def energy_plot(tree: xr.DataTree) -> Figure | None:
     left.axvline(BFMI_LOW, color="0.4", ls="--", lw=1, label=f"E-BFMI = {BFMI_LOW}")
     left.set_yticks(np.arange(bfmi.size), [str(c) for c in energy["chain"].to_numpy()])
     left.set_xlim(0, max(1.05, float(np.nanmax(bfmi)) * 1.05))
-    left.set_xlabel("E-BFMI", fontsize=9)
-    left.set_ylabel("chain", fontsize=9)
+    left.set_xlabel("E-BFMI (unitless)", fontsize=9)
+    left.set_ylabel("chain (index)", fontsize=9)
     left.legend(fontsize=7, frameon=False, loc="upper left")
     for k, (name, v) in enumerate(curves.items()):
         grid, pdf, _ = array_stats.kde(v[np.isfinite(v)])
         right.fill_between(grid, pdf, color=f"C{k}", alpha=0.35, lw=0)
         right.plot(grid, pdf, color=f"C{k}", lw=1.2, label=name)
     right.set_yticks([])
-    right.set_xlabel("energy − mean energy (marginal), energy change between draws (transition)", fontsize=9)
-    right.set_ylabel("density", fontsize=9)
+    right.set_xlabel("Hamiltonian energy (nats): centred on its mean (marginal), change between draws "
+                     "(transition)", fontsize=9)
+    right.set_ylabel(DENSITY_LABEL, fontsize=9)
     right.legend(fontsize=8, frameon=False)
     for ax in (left, right):
         ax.tick_params(labelsize=8)
@@ -251,10 +301,21 @@ def _densities(values: np.ndarray) -> np.ndarray:
     return np.stack([grid, pdf], axis=-1)
 
 
+def _ecdf_band(pred: np.ndarray, obs: np.ndarray, n_grid: int = 200):
+    """(grid, low, median, high): pointwise interval and median over the replicated data sets
+    (rows of ``pred``) of their empirical CDFs, on a grid spanning the observed and the central
+    99 % of the replicated values (a prior's far tails would flatten the rest)."""
+    lo, hi = np.quantile(pred, [0.005, 0.995])
+    grid = np.linspace(min(lo, obs.min()), max(hi, obs.max()), n_grid)
+    ranked = np.sort(pred, axis=-1)
+    cdf = np.stack([np.searchsorted(row, grid, side="right") for row in ranked]) / ranked.shape[-1]
+    return (grid, *np.quantile(cdf, CI_QUANTILES, axis=0))
+
+
 def predictive_plot(tree: xr.DataTree, group: str = "posterior_predictive", var: str = "ln_flux",
                     cell_vars: tuple[str, ...] = ("obs_flux_class", "obs_season"),
                     num_samples: int = PREDICTIVE_DRAWS, show_observed: bool = True,
-                    xlabel: str | None = None) -> Figure | None:
+                    xlabel: str | None = None, band: bool = False) -> Figure | None:
     """Density of replicated data (one line per draw) over the observed density, per cell.
 
     ``group`` is ``posterior_predictive`` (posterior predictive check) or ``prior_predictive``
@@ -262,9 +323,10 @@ def predictive_plot(tree: xr.DataTree, group: str = "posterior_predictive", var:
     ``plot_ppc_dist``, a cell with fewer than ``ECDF_BELOW`` observations shows empirical CDFs
     instead of densities; observed and replicated densities are estimated alike (``_densities``).
     The lines of a panel are one collection: fifty draws cost one artist, not fifty.
+    ``band``: one clear check instead of one line per draw, the pointwise interval of the
+    replicated ECDFs with the observed ECDF over it (for a prior predictive check, whose draws
+    scatter too widely for overlaid densities to read).
     """
-    from matplotlib.collections import LineCollection
-
     if group not in tree.children or "observed_data" not in tree.children or var not in tree[group]:
         return None
     pred = _predictive_draws(tree, group, var, num_samples)
@@ -278,17 +340,40 @@ def predictive_plot(tree: xr.DataTree, group: str = "posterior_predictive", var:
         ax.remove()
     for k, (ax, (name, idx)) in enumerate(zip(axes.flat, cells.items())):
         obs = observed[idx]
-        curve, ylabel = (_ecdf_steps, "cumulative probability") if idx.size < ECDF_BELOW else (_densities, "density")
-        curves, obs_curve = curve(pred[:, idx]), curve(obs[None])[0]
-        ax.add_collection(LineCollection(curves, colors="C0", alpha=0.3, linewidths=0.8,
-                                         label=f"replicated ({len(curves)} draws)"))
-        if show_observed:
-            ax.plot(obs_curve[:, 0], obs_curve[:, 1], color="k", lw=1.4, label="observed")
-        ax.autoscale_view()
+        if band:
+            _band_panel(ax, pred[:, idx], obs)
+        else:
+            _draws_panel(ax, pred[:, idx], obs, show_observed)
         ax.set_title(f"{name.replace('_', ' ')} (n = {idx.size})" if name else f"n = {idx.size}", fontsize=10)
         ax.set_xlabel(xlabel or var, fontsize=9)
-        ax.set_ylabel(ylabel, fontsize=9)
         ax.tick_params(labelsize=8)
-        if k == 0:
-            ax.legend(fontsize=7, frameon=False, loc="upper left")
+        if k == 0:  # over a band, a framed legend stays readable
+            ax.legend(fontsize=7, frameon=band, framealpha=0.9, loc="lower right" if band else "upper left")
     return fig
+
+
+def _band_panel(ax, pred: np.ndarray, obs: np.ndarray) -> None:
+    """The replicated ECDFs as one band (interval) and median line, the observed ECDF over it."""
+    grid, lo, mid, hi = _ecdf_band(pred, obs)
+    ax.fill_between(grid, lo, hi, color="C0", alpha=0.3, lw=0,
+                    label=f"{CI_LABEL} of {len(pred)} replicated ECDFs")
+    ax.plot(grid, mid, color="C0", lw=1.0, label="median replicated ECDF")
+    obs_curve = _ecdf_steps(obs[None])[0]
+    ax.plot(obs_curve[:, 0], obs_curve[:, 1], color="k", lw=1.4, label="observed")
+    ax.set_xlim(grid[0], grid[-1])
+    ax.set_ylim(0, 1)
+    ax.set_ylabel(CDF_LABEL, fontsize=9)
+
+
+def _draws_panel(ax, pred: np.ndarray, obs: np.ndarray, show_observed: bool) -> None:
+    """One density (or ECDF, for a small cell) per replicated data set, the observed one over them."""
+    from matplotlib.collections import LineCollection
+
+    curve, ylabel = (_ecdf_steps, CDF_LABEL) if obs.size < ECDF_BELOW else (_densities, DENSITY_LABEL)
+    curves, obs_curve = curve(pred), curve(obs[None])[0]
+    ax.add_collection(LineCollection(curves, colors="C0", alpha=0.3, linewidths=0.8,
+                                     label=f"replicated ({len(curves)} draws)"))
+    if show_observed:
+        ax.plot(obs_curve[:, 0], obs_curve[:, 1], color="k", lw=1.4, label="observed")
+    ax.autoscale_view()
+    ax.set_ylabel(ylabel, fontsize=9)

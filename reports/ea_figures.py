@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 
 import numpy as np
 import pandas as pd
@@ -27,6 +28,8 @@ from reports import layout
 from reports.tables import SAMPLE_DIMS, ci_percent, label, reference_season
 
 FLUX_UNIT = "nmol m⁻² s⁻¹"
+# The log-scale flux axis: the logarithm of a flux taken in FLUX_UNIT (|F|: uptake is negative).
+LN_FLUX_LABEL = f"ln(|CH₄ flux| / {FLUX_UNIT})"
 SEASON_COLOURS = colormaps["tab10"].colors
 
 
@@ -99,6 +102,10 @@ def population_curve(post: xr.Dataset, obs: pd.DataFrame, flux_class: str, seaso
 # Room of the class × season grids; the Arrhenius plot adds a temperature axis above each panel.
 GRID_MARGINS = layout.Margins()
 TOP_AXIS_MARGINS = dataclasses.replace(GRID_MARGINS, top=GRID_MARGINS.top + 0.45, hgap=GRID_MARGINS.hgap + 0.3)
+# The site legend under the Arrhenius plot: columns, and the height of a row in inches.
+SITE_LEGEND_COLUMNS = 5
+SITE_LEGEND_ROW = 0.2
+SITE_STYLES = ("-", "--", ":")
 
 
 def _grid(post: xr.Dataset, title: str, margins: layout.Margins = GRID_MARGINS):
@@ -206,10 +213,15 @@ def arrhenius_plot(tree: xr.DataTree) -> Figure:
     lines = site_lines(post, obs, t_ref)
     title = _title(tree, "Arrhenius plot: ln|F| vs 1/kT, site lines (colour) and class × season line "
                          "(black; slope −E)")
-    fig, axes, classes, seasons = _grid(post, title, TOP_AXIS_MARGINS)
-    cmap = colormaps["tab20"]
     sites = sorted(obs["site"].unique())
+    legend_rows = math.ceil(len(sites) / SITE_LEGEND_COLUMNS)
+    margins = dataclasses.replace(TOP_AXIS_MARGINS,
+                                  bottom=TOP_AXIS_MARGINS.bottom + SITE_LEGEND_ROW * (legend_rows + 1))
+    fig, axes, classes, seasons = _grid(post, title, margins)
+    cmap = colormaps["tab20"]
+    # Past 20 sites the colours repeat: the line style then tells the sites apart.
     colour = {s: cmap(k % 20) for k, s in enumerate(sites)}
+    style = {s: SITE_STYLES[(k // 20) % len(SITE_STYLES)] for k, s in enumerate(sites)}
     legend = None
     for i, j, ax, cls, season, cell in _cells(axes, classes, seasons, obs, top_axis=True):
         # One collection per panel (one raster image in the PDF), the sites told apart by colour.
@@ -218,7 +230,7 @@ def arrhenius_plot(tree: xr.DataTree) -> Figure:
         for site in sorted(cell["site"].unique()):
             if (site, cls, season) in lines:
                 temps, ln_f = lines[site, cls, season]
-                ax.plot(inverse_kt(temps), ln_f, color=colour[site], lw=1.2)
+                ax.plot(inverse_kt(temps), ln_f, color=colour[site], ls=style[site], lw=1.2)
         temps = np.linspace(cell["soil_temp_c"].min(), cell["soil_temp_c"].max(), 40)
         lo, mid, hi = population_curve(post, obs, cls, season, temps, t_ref, log=True)
         ax.fill_between(inverse_kt(temps), lo, hi, color="k", alpha=0.2, lw=0,
@@ -234,7 +246,11 @@ def arrhenius_plot(tree: xr.DataTree) -> Figure:
         if i == len(classes) - 1:
             ax.set_xlabel("1/kT (eV⁻¹)")
         if j == 0:
-            ax.set_ylabel("ln |CH₄ flux|")
+            ax.set_ylabel(LN_FLUX_LABEL)
+    handles = [Line2D([], [], color=colour[s], ls=style[s], lw=1.5, marker="o", ms=3, label=s) for s in sites]
+    fig.legend(handles=handles, title="site (points: observations; lines: posterior median of the site)",
+               loc="lower center", bbox_to_anchor=(0.5, 0.1 / fig.get_figheight()),
+               ncol=min(SITE_LEGEND_COLUMNS, len(sites)), fontsize=7, title_fontsize=8, frameon=False)
     return fig
 
 
@@ -259,7 +275,7 @@ def activation_energy_forest(site_frame: pd.DataFrame, pooled_frame: pd.DataFram
         n_sites = site_frame[site_frame["flux_class"] == cls].groupby("season").size()
         heights.append(sum(int(n_sites.get(s, 0)) + 2 for s in seasons))
     row_labels = [*site_frame["site"].astype(str), *(f"pooled E, {label(s)}" for s in seasons)]
-    margins = layout.Margins(left=layout.text_width(row_labels, 7) + 0.25, right=0.25,
+    margins = layout.Margins(left=layout.text_width(row_labels, 7) + 0.5, right=0.25,
                              top=0.55 + 0.2 * synthetic, bottom=0.6, hgap=0.45)
     title = ("E per site × season (points) and pooled class × season E (diamonds)"
              + ("\n[SYNTHETIC DATA]" if synthetic else ""))
@@ -288,6 +304,7 @@ def activation_energy_forest(site_frame: pd.DataFrame, pooled_frame: pd.DataFram
                 names.append(f"pooled E, {label(season)}")
                 y -= 2
         ax.set_yticks(ticks, names, fontsize=7)
+        ax.set_ylabel("site × season", fontsize=8)
         ax.set_ylim(y + 1, 1)
         ax.set_title(label(cls), fontsize=10, loc="left", y=1.0)
         ax.axvline(0, color="0.6", lw=0.6, ls=":")
@@ -329,10 +346,11 @@ def season_difference(tree: xr.DataTree, table: pd.DataFrame | None = None) -> F
         ax.axvline(mid, color="C0", lw=1.2, label="median")
         ax.axvline(0, color="k", ls="--", lw=0.8)
         p = float(np.mean(draws > 0))
-        ax.text(0.97, 0.95, f"P(ΔE > 0) = {p:.3f}", ha="right", va="top", transform=ax.transAxes, fontsize=9)
+        ax.text(0.97, 0.95, f"P(ΔE > 0) = {p:.3f}", ha="right", va="top", transform=ax.transAxes, fontsize=8)
         ax.set_title(f"{label(cls)}: {label(season)}", fontsize=10)
         ax.set_xlabel("ΔE (eV)")
-        ax.set_ylabel("posterior density")
+        ax.set_ylabel("posterior density (eV⁻¹)")
+        ax.set_ylim(0, dens.max() * 1.45 or 1.0)  # headroom: the legend and P(ΔE > 0) sit above the curve
         ax.set_yticks([])
         ax.legend(fontsize=7, frameon=False, loc="upper left")
     return fig

@@ -1,11 +1,11 @@
 """Forest plot of a response-ratio meta-analysis run (``python -m inference.fit_rr``).
 
-Each experiment's observed RR with its 95 % sampling interval (exp(yi ± z·√vi), marker area ∝
-weight 1/vi), grouped by moderator level; under each group the pooled RR (diamond: posterior
-median and interval) and the prediction interval for a new experiment (thin bar). Reads only the
-saved run folder (or a fit's DataTree and summary: ``ResponseRatioFit.plot_forest()``). The Figure
-is built without pyplot: it is neither shown nor registered, and importing this module leaves
-matplotlib's backend alone.
+Each experiment's observed RR with its sampling interval (exp(yi ± z·√vi) at the project's
+interval probability, marker area ∝ weight 1/vi), grouped by moderator level; under each group
+the pooled RR (diamond: posterior median and interval) and the prediction interval for a new
+experiment (thin bar). Reads only the saved run folder (or a fit's DataTree and summary:
+``ResponseRatioFit.plot_forest()``). The Figure is built without pyplot: it is neither shown nor
+registered, and importing this module leaves matplotlib's backend alone.
 
     python -m reports.forest_rr RUN_DIR [--out PATH]     (default RUN_DIR/figures/forest_rr.png)
 
@@ -32,11 +32,13 @@ from scipy import stats
 from data import storage
 from data.errors import DataError
 from models.conventions import CI_LABEL, CI_QUANTILES
+from reports import layout
 
 TREE_FILE, SUMMARY_FILE = "rr_posterior.nc", "rr_summary.csv"
 # Extra tables of a run (inference/fit_rr.py writes them; reports never import inference).
 SENSITIVITY_FILE, LEAVE1OUT_FILE, CUMULATIVE_FILE = ("rr_prior_sensitivity.csv", "rr_leave1out.csv",
                                                      "rr_cumulative.csv")
+FOREST_FIGURE, FUNNEL_FIGURE = "forest_rr.png", "funnel_rr.png"
 LNRR_AXIS = "lnRR = ln(treatment / control flux), dimensionless"
 
 
@@ -105,8 +107,9 @@ def forest_figure(tree: xr.DataTree, summary: pd.DataFrame) -> Figure:
     ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_yticks(ticks, labels, fontsize=7)
+    ax.set_ylabel("experiment (study · site) and pooled RR", fontsize=8)
     ax.set_ylim(y + 1, 1)
-    ax.set_xlabel("response ratio RR (treatment / control), log scale")
+    ax.set_xlabel("response ratio RR (treatment / control flux, unitless), log scale")
     title = (f"Response ratios by {moderator}: experiments with {CI_LABEL}s;\n"
              "pooled RR (diamond) and prediction interval for a new experiment (bar)")
     if "beta" in tree["posterior"].to_dataset():
@@ -115,7 +118,10 @@ def forest_figure(tree: xr.DataTree, summary: pd.DataFrame) -> Figure:
         title = "SYNTHETIC data — " + title
     ax.set_title(title, fontsize=8)
     fig.tight_layout()
-    fig.subplots_adjust(left=max(fig.subplotpars.left, 0.3))  # room for the pooled-RR labels
+    # Room for the row labels, the bold level headers (drawn as text, which the layout does not
+    # measure) and the axis label left of them.
+    room = max(layout.text_width(labels, 7), layout.text_width([f"{moderator}: {lv}" for lv in levels], 8.5))
+    fig.subplots_adjust(left=max(fig.subplotpars.left, (room + 0.55) / fig.get_figwidth()))
     return fig
 
 
@@ -164,7 +170,8 @@ def _by_level(ax, rows: pd.DataFrame, labels_of) -> None:
         r = rows[rows["level"] == level]
         _interval_rows(ax, labels_of(r), r["median"], r["ci_low"], r["ci_high"], color=f"C{k}",
                        offset=0.15 * (k - (len(levels) - 1) / 2), label=str(level))
-    ax.legend(fontsize=7)
+    # Right of the panel: inside it would cover intervals.
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
 
 
 def influence_figure(table: pd.DataFrame) -> Figure:
@@ -184,6 +191,7 @@ def influence_figure(table: pd.DataFrame) -> Figure:
         ax.axvline(float(r["full_mean"].iloc[0]), color="0.3", ls="--", lw=0.8)
         ax.set_xlabel(LNRR_AXIS, fontsize=8)
         ax.set_title(f"{level}", fontsize=8)
+    axes[0].set_ylabel("study left out", fontsize=8)
     fig.suptitle(f"Leave-one-study-out influence: lnRR ({CI_LABEL}); dashed = all studies; "
                  "hollow = refitted (Pareto k > 0.7)", fontsize=9)
     fig.tight_layout()
@@ -199,6 +207,7 @@ def cumulative_figure(table: pd.DataFrame) -> Figure:
                                    for s, y, n in zip(r["study"], r["year"], r["step"])])
     ax.axvline(0.0, color="0.3", lw=0.8)
     ax.set_xlabel(LNRR_AXIS)
+    ax.set_ylabel("study added (year)", fontsize=8)
     ax.set_title(f"Cumulative estimates, studies added by year ({CI_LABEL}s)", fontsize=9)
     fig.tight_layout()
     return fig
@@ -211,6 +220,7 @@ def sensitivity_figure(table: pd.DataFrame) -> Figure:
     tau = table[table["quantity"] == "tau"].drop_duplicates("tau_prior")
     _interval_rows(ax_tau, list(tau["tau_prior"]), tau["median"], tau["ci_low"], tau["ci_high"])
     ax_tau.set_xlabel("between-experiment SD τ (lnRR units)")
+    ax_tau.set_ylabel("prior on τ", fontsize=8)
     _by_level(ax_rr, table[table["quantity"] == "lnRR"], lambda r: list(r["tau_prior"]))
     ax_rr.set_xlabel(LNRR_AXIS)
     fig.suptitle(f"Sensitivity to the τ prior (median and {CI_LABEL})", fontsize=9)
@@ -244,7 +254,7 @@ def save_all(run_dir: str | Path) -> list[Path]:
     paths = [save_forest(run_dir)]
     tree = storage.read_datatree(run_dir / TREE_FILE)
     figures = run_dir / "figures"
-    paths.append(storage.save_figure(funnel_figure(tree), figures / "funnel_rr.png", dpi=150))
+    paths.append(storage.save_figure(funnel_figure(tree), figures / FUNNEL_FIGURE, dpi=150))
     for table, draw, name in EXTRA_FIGURES:
         if (run_dir / table).exists():
             paths.append(storage.save_figure(draw(storage.read_csv(run_dir / table)),
@@ -261,7 +271,7 @@ def save_forest(run_dir: str | Path, path: str | Path | None = None) -> Path:
             raise DataError(f, None, None, "file not found",
                             "pass a folder written by python -m inference.fit_rr")
     fig = forest_figure(storage.read_datatree(tree_file), storage.read_csv(summary_file))
-    out = Path(path) if path is not None else run_dir / "figures" / "forest_rr.png"
+    out = Path(path) if path is not None else run_dir / "figures" / FOREST_FIGURE
     return storage.save_figure(fig, out, dpi=150)
 
 

@@ -156,6 +156,16 @@ def ea_methods(run, convergence: dict, residuals: pd.DataFrame | None = None,
           + (r"\mathrm{StudentT}(\nu, 0, \sigma_c/\sqrt{w_{ij}})$" if student else
              r"\mathrm{Normal}(0, \sigma_c/\sqrt{w_{ij}})$")
           + r" with $w_{ij}$ the length of the averaging period in days.")
+    if "tau_E_class" in post:
+        w.add("Each flux class had its own site spreads, τ_E,cs = τ_E,s·exp(ω_E·z_E,c) and likewise "
+              "τ_R,cs, in the effects above: the classes' log-spreads were partially pooled around the "
+              "season's typical spread (z_c ~ Normal(0, 1)), so a class with few sites borrows the "
+              "typical spread, widened by the spread ω between classes.",
+              r"Each flux class had its own site spreads, $\tau^{E}_{cs} = \tau^{E}_{s}\exp(\omega_E "
+              r"z^{E}_{c})$ and likewise $\tau^{R}_{cs}$, in the effects above: the classes' log-spreads "
+              r"were partially pooled around the season's typical spread ($z_c \sim \mathrm{Normal}(0, 1)$), "
+              r"so a class with few sites borrows the typical spread, widened by the spread $\omega$ "
+              "between classes.")
     if "rho" in post:
         w.add("Residuals of a site × class × season group were serially correlated as a daily AR(1) in "
               "continuous time: observations Δ days apart correlate ρ_c^Δ (ρ_c ~ Uniform(−1, 1) per flux "
@@ -188,6 +198,9 @@ def ea_methods(run, convergence: dict, residuals: pd.DataFrame | None = None,
                rf"$\tau^{{E}}_{{s}} \sim \mathrm{{HalfNormal}}({_fmt(priors['tau_E_sd'])})$~eV",
                rf"$\tau^{{R}}_{{s}} \sim \mathrm{{HalfNormal}}({_fmt(priors['tau_R_sd'])})$",
                rf"$\sigma_c \sim \mathrm{{HalfNormal}}({_fmt(priors['sigma_sd'])})$"]
+        if "tau_E_class" in post:
+            plain.append(f"ω_E, ω_R ~ HalfNormal({_fmt(priors['tau_class_sd'])})")
+            tex.append(rf"$\omega_E, \omega_R \sim \mathrm{{HalfNormal}}({_fmt(priors['tau_class_sd'])})$")
         if methods_with_offset:
             plain.append(f"method offsets δ_m ~ Normal(0, {_fmt(priors['method_sd'])}) for "
                          + ", ".join(m.replace("_", " ") for m in methods_with_offset))
@@ -201,9 +214,11 @@ def ea_methods(run, convergence: dict, residuals: pd.DataFrame | None = None,
         if _priors_are_defaults(priors):
             w.add("These weakly informative priors centre E on typical ecosystem-level CH4 activation energies "
                   "(about 0.5–1 eV) while leaving room for near-zero or negative sensitivity of uptake, let lnR "
-                  "span trace uptake to hot-spot emission (e⁻⁵ to e⁷ nmol m⁻² s⁻¹ at T_C), and share the "
-                  "site-to-site spreads across classes so that a class observed at few sites borrows the "
-                  "spread learnt from the data-rich classes.")
+                  "span trace uptake to hot-spot emission (e⁻⁵ to e⁷ nmol m⁻² s⁻¹ at T_C), and "
+                  + ("pool the classes' site-to-site spreads partially" if "tau_E_class" in post else
+                     "share the site-to-site spreads across classes")
+                  + " so that a class observed at few sites borrows the spread learnt from the "
+                  "data-rich classes.")
         else:
             w.add("The priors differ from the package defaults and were set for this analysis.")
     if student:

@@ -156,8 +156,12 @@ QUANTITY_LABELS = {
     "lnR": "lnR (ln nmol m⁻² s⁻¹ at T_C)", "tau_E": "τ_E (eV)", "tau_R": "τ_R", "sigma": "σ",
     "method_offset": "method offset δ", "nu": "ν (Student-t)", "E_site": "site E (eV)",
     "rho": "ρ (AR(1) residuals)",
+    "tau_E_class": "τ_E of the class (eV)", "tau_R_class": "τ_R of the class",
+    "omega_E": "ω_E (spread of log τ_E between classes)",
+    "omega_R": "ω_R (spread of log τ_R between classes)",
 }
-HYPERPARAMETERS = ("lnR", "tau_E", "tau_R", "sigma", "method_offset", "nu")
+HYPERPARAMETERS = ("lnR", "tau_E", "tau_R", "tau_E_class", "tau_R_class", "omega_E", "omega_R",
+                   "sigma", "method_offset", "nu")
 
 
 def _with_labels(frame: pd.DataFrame) -> pd.DataFrame:
@@ -468,6 +472,8 @@ def log_prior(post: xr.Dataset, priors: dict) -> xr.Dataset | None:
         "tau_E": lambda v: stats.halfnorm.logpdf(v, scale=priors["tau_E_sd"]),
         "tau_R": lambda v: stats.halfnorm.logpdf(v, scale=priors["tau_R_sd"]),
         "sigma": lambda v: stats.halfnorm.logpdf(v, scale=priors["sigma_sd"]),
+        "omega_E": lambda v: stats.halfnorm.logpdf(v, scale=priors["tau_class_sd"]),
+        "omega_R": lambda v: stats.halfnorm.logpdf(v, scale=priors["tau_class_sd"]),
         "method_offset": lambda v: stats.norm.logpdf(v, 0.0, priors["method_sd"]),
         # PyMC's Gamma(alpha, beta) has rate beta.
         "nu": lambda v: stats.gamma.logpdf(v, priors["nu_alpha"], scale=1.0 / priors["nu_beta"]),

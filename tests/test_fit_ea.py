@@ -190,3 +190,20 @@ def test_group_parts_come_from_coordinates_never_from_splitting_the_label():
     tree = xr.DataTree.from_dict({"/posterior": bare, "/constant_data": cd})
     assert group_parts(bare, tree).equals(parts)
     assert group_parts(bare).equals(parts)
+
+
+def test_gate_read_from_the_summary_equals_the_gate_computed_afresh(mock_pymc_sample):
+    """The fit's gate reuses the summary's R-hat and ESS; they are the figures diagnose computes."""
+    from inference import ea_fitting
+    from models.summary import diagnose
+    from tests.helpers import small_fit_ea
+
+    fit = small_fit_ea(chains=2)
+    gated = ea_fitting.GATED_VARIABLES
+    fresh = diagnose(fit.datatree, gated)
+    for key in ("r_hat_max", "ess_bulk_min", "ess_tail_min"):
+        assert fit.diagnostics[key] == pytest.approx(fresh[key], rel=1e-12), key
+    assert fit.diagnostics["verdict"] == fresh["verdict"]
+    # a summary that lacks a gated variable is not used
+    partial = fit.table[fit.table["quantity"] != "E_site"].assign(ess_bulk=1e9)
+    assert diagnose(fit.datatree, gated, summary=partial)["ess_bulk_min"] == fresh["ess_bulk_min"]

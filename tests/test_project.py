@@ -275,11 +275,17 @@ def test_summary_change_and_probability_of_increase_by_hand():
     warm = s.loc[1.0]
     assert warm.loc["wetland_emission", "change_vs_control"] == pytest.approx(0.25)
     assert warm.loc["wetland_emission", "P_increase"] == pytest.approx(0.5)  # 1→2 and 4→5
-    # uptake: magnitude grows in the same two draws
-    assert warm.loc["grassland_uptake", "P_increase"] == pytest.approx(0.5)
-    assert warm.loc["grassland_uptake", "change_vs_control"] == pytest.approx(-0.25)
-    # net rows: signed (−1→−2 … is a decrease): only draw 2 (−3 → −2) increases
-    assert warm.loc["grassland_net", "P_increase"] == pytest.approx(0.25)
+    # one meaning in every row: the signed total rises. Uptake −1→−2, −2→−2, −3→−2, −4→−5: only
+    # −3→−2 (weaker uptake) is a rise; the net row, with the same draws, says the same.
+    for label in ("grassland_uptake", "grassland_net"):
+        assert warm.loc[label, "P_increase"] == pytest.approx(0.25)
+        assert warm.loc[label, "change_vs_control"] == pytest.approx(-0.25)
+        # the change in % is signed like the change: −0.25 of a control magnitude of 2.5
+        assert warm.loc[label, "change_pct"] == pytest.approx(-10.0)
+    # the paired changes are (1, 0, −1, 1): their interval, not the difference of the intervals
+    lo, hi = np.quantile([1.0, 0.0, -1.0, 1.0], [0.025, 0.975])
+    assert warm.loc["wetland_emission", "change_ci_low"] == pytest.approx(lo)
+    assert warm.loc["wetland_emission", "change_ci_high"] == pytest.approx(hi)
     assert warm.loc["wetland_emission", "total"] == pytest.approx(2.75)
     assert np.isnan(s.loc[(0.0, "wetland_emission"), "P_increase"])
 
@@ -308,7 +314,9 @@ def test_cli_sites_end_to_end_on_simulated_sites(tmp_path, posterior_file):
     assert set(summary["scenario_c"]) == {0.0, 1.0, 2.0}
     assert set(summary["mode"]) == {"rf", "arrhenius"}
     assert summary["synthetic"].all()
-    assert (summary["ci_low"] <= summary["total"] + 1e-12).all()
+    given = summary[summary["withheld"] == "no"]
+    assert len(given) and (given["ci_low"] <= given["total"] + 1e-12).all()
+    assert summary.loc[summary["withheld"] != "no", "total"].isna().all()
     dt = xr.open_datatree(out / "projection.nc", engine="h5netcdf")
     assert dt.attrs["synthetic"] == "true" and json.loads(dt.attrs["tpflux_config"])["n_draws"] == 8
     assert "total" in dt["sites"].data_vars
@@ -337,7 +345,7 @@ def test_cli_synthetic_grid_says_it_is_synthetic(tmp_path, posterior_file):
 
     figures = make_figures(out)
     assert [f.name for f in figures] == ["projection_totals.png", "projection_change.png",
-                                         "projection_maps.png"]
+                                         "projection_change_by_period.png", "projection_maps.png"]
     assert all(f.stat().st_size > 10_000 for f in figures)
 
 
@@ -562,7 +570,7 @@ def test_plot_methods_return_figures_without_drawing(api_run, posterior_file, tm
 
     proj, _ = api_run
     before = plt.get_fignums()
-    for fig in (proj.plot_totals(), proj.plot_change()):
+    for fig in (proj.plot_totals(), proj.plot_change(), proj.plot_change_by_period()):
         assert isinstance(fig, Figure) and fig.axes
         assert any(ax.has_data() for ax in fig.axes)
     with pytest.raises(DataError, match="no maps"):

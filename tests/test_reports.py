@@ -30,7 +30,8 @@ from reports.load import detect_kind
 
 REPORTS = Path(__file__).resolve().parent.parent / "reports"
 OWN_MODULES = ("build.py", "html.py", "tables.py", "methods.py", "ea_figures.py", "diagnostic_figures.py",
-               "load.py", "browser_check.py", "layout.py", "comparison_figures.py", "crossvalidation_figures.py")
+               "load.py", "browser_check.py", "layout.py", "comparison_figures.py", "crossvalidation_figures.py",
+               "forest_rr.py", "budget_figures.py")
 EA_FIGURES = ("temperature_response", "arrhenius", "activation_energy_forest", "season_difference", "rank",
               "trace", "energy", "posterior_predictive", "prior_predictive")
 EA_TABLES = ("activation_energy", "season_difference", "temperature_sensitivity", "hyperparameters",
@@ -332,8 +333,9 @@ def _report_figures(tree) -> dict:
         "trace": diagnostic_figures.trace_plot(tree, names, build.PLOT_MAX_DRAWS),
         "energy": diagnostic_figures.energy_plot(tree),
         "posterior_predictive": diagnostic_figures.predictive_plot(tree, "posterior_predictive",
-                                                                   xlabel=build.LN_FLUX_LABEL),
-        "prior_predictive": diagnostic_figures.predictive_plot(tree, "prior_predictive", xlabel=build.LN_FLUX_LABEL),
+                                                                   xlabel=ea_figures.LN_FLUX_LABEL),
+        "prior_predictive": diagnostic_figures.predictive_plot(tree, "prior_predictive",
+                                                               xlabel=ea_figures.LN_FLUX_LABEL, band=True),
     }
 
 
@@ -388,7 +390,8 @@ def test_figures_keep_every_label_inside_and_clear_of_the_others(figures):
 
 
 @pytest.mark.parametrize("name, units", [("temperature_response", ("°C", "nmol m⁻² s⁻¹")),
-                                         ("arrhenius", ("eV⁻¹", "°C")), ("season_difference", ("eV",)),
+                                         ("arrhenius", ("eV⁻¹", "°C", "nmol m⁻² s⁻¹")),
+                                         ("season_difference", ("eV",)), ("trace", ("eV", "nmol m⁻² s⁻¹")),
                                          ("activation_energy_forest", ("eV",)),
                                          ("posterior_predictive", ("nmol m⁻² s⁻¹",))])
 def test_figures_label_their_axes_with_units(figures, name, units):
@@ -397,9 +400,7 @@ def test_figures_label_their_axes_with_units(figures, name, units):
     assert all(u in labels for u in units), (name, labels)
     for key, fig in figures.items():
         assert any(ax.get_xlabel() for ax in fig.axes), key
-        # The forest's rows are named by their tick labels (sites, pooled E); every other y axis has a label.
-        assert any(ax.get_ylabel() or (key == "activation_energy_forest" and ax.get_yticklabels())
-                   for ax in fig.axes), key
+        assert any(ax.get_ylabel() for ax in fig.axes), key
 
 
 def test_predictive_check_shows_one_line_per_draw_and_ecdfs_for_small_cells(tree, figures):
@@ -411,7 +412,8 @@ def test_predictive_check_shows_one_line_per_draw_and_ecdfs_for_small_cells(tree
         n_obs = int(re.search(r"n = (\d+)", ax.get_title()).group(1))
         lines = [c for c in ax.collections if isinstance(c, LineCollection)]
         assert len(lines) == 1 and len(lines[0].get_segments()) == min(diagnostic_figures.PREDICTIVE_DRAWS, n_draws)
-        expected = "cumulative probability" if n_obs < diagnostic_figures.ECDF_BELOW else "density"
+        expected = (diagnostic_figures.CDF_LABEL if n_obs < diagnostic_figures.ECDF_BELOW
+                    else diagnostic_figures.DENSITY_LABEL)
         assert ax.get_ylabel() == expected
         cells += n_obs
     assert cells == tree["observed_data"].sizes["obs"]  # every observation in one cell

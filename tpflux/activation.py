@@ -23,7 +23,7 @@ from data.errors import DataError
 from data.seasons import SCHEMES
 from data.table import Observations
 from data.constants import T_REF_C
-from models.arrhenius_config import (LIKELIHOODS, RESIDUALS, TARGET_ACCEPT, ArrheniusConfig,
+from models.arrhenius_config import (LIKELIHOODS, RESIDUALS, TAU_SHARING, TARGET_ACCEPT, TUNE, ArrheniusConfig,
                                      Priors)
 from models.conventions import DEFAULT_SEED
 from tpflux.io import observations_for
@@ -47,6 +47,7 @@ class ActivationEnergyConfig(Config):
     likelihood: str = "normal"
     residuals: str = "ar1"
     classes: tuple[str, ...] | None = None
+    tau: str = "shared"
     sampler: str = "nutpie"
     target_accept: float = TARGET_ACCEPT
     t_ref_c: float = T_REF_C
@@ -55,7 +56,7 @@ class ActivationEnergyConfig(Config):
     save_log_likelihood: bool = False
     chains: int = 4
     draws: int = 1000
-    tune: int = 1000
+    tune: int = TUNE
     seed: int = DEFAULT_SEED
     flux_column: str = "FCH4"
     per_chamber: bool = True
@@ -65,6 +66,7 @@ class ActivationEnergyConfig(Config):
         check_choice("seasons", self.seasons, SCHEMES)
         check_choice("likelihood", self.likelihood, LIKELIHOODS)
         check_choice("residuals", self.residuals, RESIDUALS)
+        check_choice("tau", self.tau, TAU_SHARING)
         if self.classes is not None:
             if isinstance(self.classes, str):
                 object.__setattr__(self, "classes", tuple(c for c in self.classes.split(",") if c))
@@ -86,12 +88,14 @@ class ActivationEnergyConfig(Config):
 
     def model_config(self) -> ArrheniusConfig:
         return ArrheniusConfig(t_ref_c=self.t_ref_c, likelihood=self.likelihood, min_obs=self.min_obs,
-                               residuals=self.residuals, classes=self.classes, priors=self.priors)
+                               residuals=self.residuals, classes=self.classes, tau=self.tau,
+                               priors=self.priors)
 
     @classmethod
     def from_dict(cls, values: dict):
-        # A run saved before residual autocorrelation was modelled had independent residuals.
-        return super().from_dict({"residuals": "iid", **values})
+        # A run saved before residual autocorrelation (class spreads) was modelled had independent
+        # residuals (one τ per season shared by the classes).
+        return super().from_dict({"residuals": "iid", "tau": "shared", **values})
 
 
 @dataclasses.dataclass(repr=False)
@@ -180,7 +184,7 @@ class ActivationEnergyFit(Result):
 def fit_ea(data: str | Path | pd.DataFrame | Observations | None = None, *,
            dataset: str | None = "ch4-sites", seasons: str = "julian", likelihood: str = "normal",
            residuals: str = "ar1", classes: tuple[str, ...] | str | None = None,
-           chains: int = 4, draws: int = 1000, tune: int = 1000, seed: int = DEFAULT_SEED,
+           tau: str = "shared", chains: int = 4, draws: int = 1000, tune: int = TUNE, seed: int = DEFAULT_SEED,
            sampler: str = "nutpie", target_accept: float = TARGET_ACCEPT, t_ref_c: float = T_REF_C,
            min_obs: int = 20, ppc_draws: int = PPC_DRAWS, save_log_likelihood: bool = False,
            flux_column: str = "FCH4",
@@ -202,7 +206,7 @@ def fit_ea(data: str | Path | pd.DataFrame | Observations | None = None, *,
         in_memory = data is not None and path is None
         config = ActivationEnergyConfig(
             dataset=None if (path or in_memory) else dataset, data=path, seasons=seasons,
-            likelihood=likelihood, residuals=residuals, classes=classes, sampler=sampler,
+            likelihood=likelihood, residuals=residuals, classes=classes, tau=tau, sampler=sampler,
             target_accept=target_accept, t_ref_c=t_ref_c,
             min_obs=min_obs, ppc_draws=ppc_draws, save_log_likelihood=save_log_likelihood,
             chains=chains, draws=draws, tune=tune, seed=seed,
@@ -235,7 +239,7 @@ def fit_ea(data: str | Path | pd.DataFrame | Observations | None = None, *,
     dt.attrs.update(runio.provenance(record, runio.table_sha256(obs.table), config.seed,
                                      command_line, job=ActivationEnergyFit.JOB))
     summary = ea_fitting.summary_table(dt, prepared)
-    diag = runio.diagnose(dt, ea_fitting.GATED_VARIABLES)
+    diag = runio.diagnose(dt, ea_fitting.GATED_VARIABLES, summary=summary)
     diag.update({"sampling_seconds": wall, "n_observations": len(prepared.obs),
                  "mean_tree_depth": ea_fitting.mean_tree_depth(dt), "synthetic": obs.synthetic})
     return ActivationEnergyFit(datatree=dt, table=runio.as_saved(summary), diagnostics=diag,

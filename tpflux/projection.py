@@ -8,6 +8,23 @@
 Random forests of daily CH4 per flux class (``models.forest``) evaluated at Ts + ΔT (RF-direct)
 and scaled by the Arrhenius factor of activation energies drawn from a fit_ea posterior
 (posterior scaling), on sites or on a gridded driver cube (``models.scenarios``).
+
+What the summary refuses to claim (rules stated in ``models.scenarios``):
+
+* Site totals come from the site's day-of-year climatology; a period whose julian seasons have
+  less than 80 % (``MIN_SEASON_COVERAGE``) of their days of year covered (within 3 days of an
+  observation) is withheld (``complete`` False, ``withheld``
+  ``incomplete_record``), never a short record scaled to a year. ``n_days`` says how many
+  observed days a row rests on, ``n_sites`` how many complete sites a mean averages.
+* A class forest without cross-site skill (pooled leave-one-site-out NSE ≤ 0 in
+  ``forest_skill.csv``) is announced first (progress line, ``result_text``, report); its
+  RF-direct totals are withheld (``withheld`` ``no_skill``) unless ``allow_no_skill=True``
+  (``--allow-no-skill``), which keeps them flagged ``no_skill``. Posterior-scaling rows stay,
+  with ``forest_skill``.
+* ``P_increase`` is, in every row, P(signed total at ΔT > control), paired draws: more net
+  emission (for an uptake class: weaker uptake).
+* ``sign_disagreement`` flags the warm rows where the two modes' changes differ in sign
+  (``means`` or, stronger, ``intervals``).
 ``python -m inference.project`` is this function behind a parser: at the same seed both give
 identical summaries and arrays.
 """
@@ -109,6 +126,7 @@ class ProjectionConfig(Config):
     grid_shape: tuple[int, int] = (10, 16)
     chunk: tuple[int, int] = (8, 8)
     scheduler: str | None = None
+    allow_no_skill: bool = False
     seed: int = DEFAULT_SEED
 
     def __post_init__(self):
@@ -132,6 +150,9 @@ class ProjectionConfig(Config):
         for name in ("n_draws", "n_trees", "min_samples_leaf", "n_jobs"):
             check_range(name, getattr(self, name), 1, MAX_COUNT, integer=True)
         check_range("cv_trees", self.cv_trees, 0, MAX_COUNT, integer=True)
+        if not isinstance(self.allow_no_skill, bool):
+            raise DataError(None, None, "--allow-no-skill", f"{self.allow_no_skill!r} is not true "
+                            "or false", "pass allow_no_skill=True or False")
         check_seed(self.seed)
 
     @property
@@ -193,7 +214,8 @@ class Projection(Result):
         return (getattr(self.datatree, "attrs", {}) or {}).get("synthetic") == "true"
 
     def result_text(self) -> str:
-        """Annual totals per scenario and mode with 95 % equal-tailed intervals."""
+        """The caveats first (no-skill classes, withheld totals, sign disagreements), then the
+        annual totals per scenario and mode with their intervals."""
         return result_text(self.table)
 
     def rerun(self, **changes) -> "Projection":
@@ -207,16 +229,22 @@ class Projection(Result):
 
     # ------------------------------------------------------------ figures (not drawn or saved)
     def plot_totals(self):
-        """Totals with their intervals by scenario × period, one row per flux class."""
+        """Annual totals against ΔT, one panel per flux class, a line and interval band per mode."""
         from reports.projection_figures import totals_figure
 
         return totals_figure(self.table)
 
     def plot_change(self):
-        """Change versus control (%) by period × scenario, one column per mode."""
+        """Paired change versus control against ΔT with its interval, one panel per flux class."""
         from reports.projection_figures import change_figure
 
         return change_figure(self.table)
+
+    def plot_change_by_period(self):
+        """Paired change at the warmest ΔT by period with its interval, one panel per flux class."""
+        from reports.projection_figures import period_change_figure
+
+        return period_change_figure(self.table)
 
     def plot_maps(self):
         """Annual net flux at control and its change at the warmest scenario (grid runs)."""
@@ -241,7 +269,7 @@ def project(posterior=None, *, dataset: str | None = "ch4-sites",
             scenarios=sc.DEFAULT_SCENARIOS, mode: str = "both", n_draws: int = 200,
             n_trees: int = 200, min_samples_leaf: int = 5, n_jobs: int = 2, cv_trees: int = 100,
             flux_column: str = "FCH4", per_chamber: bool = True, grid_shape=(10, 16), chunk=(8, 8),
-            scheduler: str | None = None, seed: int = DEFAULT_SEED,
+            scheduler: str | None = None, allow_no_skill: bool = False, seed: int = DEFAULT_SEED,
             config: ProjectionConfig | None = None, progress: bool = True,
             command_line: list[str] | None = None) -> Projection:
     """Project CH4 totals under soil warming ΔT (°C; 0 = control, always included).
@@ -251,8 +279,9 @@ def project(posterior=None, *, dataset: str | None = "ch4-sites",
     canonical table or ``Observations``). A grid: ``drivers`` (a daily NetCDF cube; ERA5-Land
     names understood) or ``dataset="synthetic-grid"``, with forests trained on ``train``.
     ``mode``: "rf" (forest at Ts + ΔT), "arrhenius" (forest × posterior Arrhenius factor) or
-    "both". ``config`` replaces all the keyword options. Raises ``DataError`` for bad input before
-    any data are read.
+    "both". ``allow_no_skill``: keep the RF-direct totals of classes whose forest has no
+    cross-site skill (flagged ``no_skill``; withheld by default). ``config`` replaces all the
+    keyword options. Raises ``DataError`` for bad input before any data are read.
     """
     from inference import runio
 
@@ -264,7 +293,7 @@ def project(posterior=None, *, dataset: str | None = "ch4-sites",
             drivers=drivers, train=train, scenarios=scenarios, mode=mode, n_draws=n_draws,
             n_trees=n_trees, min_samples_leaf=min_samples_leaf, n_jobs=n_jobs, cv_trees=cv_trees,
             flux_column=flux_column, per_chamber=per_chamber, grid_shape=grid_shape, chunk=chunk,
-            scheduler=scheduler, seed=seed)
+            scheduler=scheduler, allow_no_skill=allow_no_skill, seed=seed)
     elif posterior is not None:
         config = dataclasses.replace(config, posterior=posterior_path)
     _check_sources(config, tree, data)
@@ -288,12 +317,16 @@ def _project(config: ProjectionConfig, tree, data, client, say, command_line) ->
     forests, no_forest = fit_forests(inputs, config, say)
     skill, importance = forest_skill(inputs, config, say)
     forests, missing_e = drop_classes_without_energy(forests, inputs, e_draws, say)
+    skill_by_class = sc.pooled_skill(skill)
+    report_skill(skill_by_class, forests, config, say)
     engine = sc.Engine(forests, config.scenarios, config.modes, config.n_draws, e_draws)
     if not engine.classes:
         raise DataError(config.posterior, None, "flux_class", "no flux class of the data has an E "
                         "in the posterior", "fit the posterior on data with the same flux classes")
-    result, summary = run_projection(engine, inputs, config, client, say)
+    result, summary = run_projection(engine, inputs, config, skill_by_class, client, say)
     report_out_of_range(summary, say)
+    for line in sc.caveats(summary):
+        say(line)
     record = {**config.to_dict(), "modes": list(config.modes), "data_path": config.data,
               "forest": dataclasses.asdict(config.forest_spec()),
               "posterior_season_scheme": e_draws.scheme if e_draws else None,
@@ -482,6 +515,25 @@ def forest_skill(inputs: Inputs, config: ProjectionConfig, say) -> tuple[pd.Data
     return skill, importance
 
 
+def report_skill(skill: dict[str, float], forests: dict, config: ProjectionConfig, say) -> None:
+    """Say up front which projected classes have no cross-site skill and what that withholds."""
+    if not skill:
+        say("forest skill not computed (--cv-trees 0): RF-direct totals are not checked for skill")
+        return
+    bad = {c: v for c, v in sc.no_skill_classes(skill).items() if c in forests}
+    if not bad:
+        return
+    what = []
+    if "rf" in config.modes:
+        what.append("their RF-direct totals are " + ("kept (--allow-no-skill), flagged no_skill"
+                                                     if config.allow_no_skill else
+                                                     "withheld (--allow-no-skill keeps them)"))
+    if "arrhenius" in config.modes:
+        what.append("posterior-scaling totals (on these forests' baselines) are kept with forest_skill")
+    say(f"NO CROSS-SITE SKILL (leave-one-site-out NSE ≤ {sc.NO_SKILL_NSE:g}): "
+        + ", ".join(f"{c} {v:.2f}" for c, v in bad.items()) + "; " + "; ".join(what))
+
+
 def drop_classes_without_energy(forests: dict, inputs: Inputs, e_draws: sc.EDraws | None,
                                 say) -> tuple[dict, dict]:
     """Forests of the classes the posterior has an E for in every season they need."""
@@ -508,9 +560,9 @@ def seasons_needed(table: pd.DataFrame, forests: dict, e_draws: sc.EDraws,
 
 
 # ---------------------------------------------------------------- projecting
-def run_projection(engine: sc.Engine, inputs: Inputs, config: ProjectionConfig, client,
-                   say) -> tuple[xr.Dataset, pd.DataFrame]:
-    """Per-draw totals and their summary table (with the ``synthetic`` column)."""
+def run_projection(engine: sc.Engine, inputs: Inputs, config: ProjectionConfig,
+                   skill: dict[str, float], client, say) -> tuple[xr.Dataset, pd.DataFrame]:
+    """Per-draw totals and their summary table (with the honesty columns and ``synthetic``)."""
     if inputs.gridded:
         result = project_grid(engine, inputs, config, client, say)
         summary = grid_summary(result, config.region)
@@ -519,6 +571,7 @@ def run_projection(engine: sc.Engine, inputs: Inputs, config: ProjectionConfig, 
             f"scenarios × {len(engine.modes)} modes × {engine.n_draws} draws")
         result = sc.project_sites(engine, inputs.table)
         summary = site_summary(result)
+    summary = honest(summary, skill, engine.classes, config.allow_no_skill)
     summary.insert(len(summary.columns), "synthetic", inputs.synthetic)
     return result, summary
 
@@ -539,6 +592,10 @@ def project_grid(engine: sc.Engine, inputs: Inputs, config: ProjectionConfig, cl
         + (f" on {config.scheduler}" if client else ""))
     result = sc.project_grid(setup, cube, chunk, compute=computer(client))
     report_missing_cells(result, say)
+    coverage, complete = sc.grid_coverage(cube["time"].values, cube["lat"].values)
+    result["coverage"] = ("period", coverage, {"long_name": "lowest share of days of year the "
+                                                            "cube covers among the seasons needed"})
+    result["complete"] = ("period", complete)
     return result
 
 
@@ -597,25 +654,48 @@ def computer(client):
 
 
 # ---------------------------------------------------------------- summaries
+KEYS = ["scenario_c", "mode", "flux_class", "period"]
+
+
+def _all_rows(result: xr.Dataset, where: str, places) -> pd.DataFrame:
+    """Every (scenario, mode, label, period, place) key, withheld ones included."""
+    index = pd.MultiIndex.from_product([result["scenario_c"].values, result["mode"].values,
+                                        result["flux_class"].values, result["period"].values,
+                                        places], names=KEYS + [where])
+    return index.to_frame(index=False)
+
+
 def site_summary(result: xr.Dataset) -> pd.DataFrame:
-    """Per-site rows (periods without days at a site left out) + the mean over each ecosystem's
-    sites (``site`` = ``all_sites_mean``)."""
-    per_site = sc.summarise(result["total"], sc.SITE_UNIT, "site")
+    """Per-site rows (periods without days at a site left out; incomplete records kept as
+    withheld rows) + the mean over each ecosystem's complete sites (``site`` =
+    ``all_sites_mean``)."""
+    per_site = _all_rows(result, "site", result["site"].values).merge(
+        sc.summarise(result["total"], sc.SITE_UNIT, "site"), on=KEYS + ["site"], how="left")
     n_days = result["n_days"].to_dataframe().reset_index()
     per_site = per_site.merge(n_days, on=["flux_class", "period", "site"], how="left")
-    per_site = per_site[per_site["n_days"] > 0]
+    per_site = per_site[per_site["n_days"] > 0]  # also drops nets of another ecosystem
+    record = result[["coverage", "complete"]].to_dataframe().reset_index()
+    per_site = per_site.merge(record, on=["period", "site"], how="left").assign(n_sites=1)
     oor = result["out_of_range"].to_dataframe().reset_index().assign(mode="rf")
     per_site = per_site.merge(oor.rename(columns={"out_of_range": "out_of_range_days"}),
                               on=["scenario_c", "mode", "flux_class", "period", "site"], how="left")
     means = sc.site_means(result).expand_dims(site=["all_sites_mean"]).transpose(
         "scenario_c", "mode", "flux_class", "period", "site", "draw")
-    mean_rows = sc.summarise(means, sc.SITE_UNIT, "site")
-    totals_days = result["n_days"].sum("site").to_series().rename("n_days").reset_index()
-    mean_rows = mean_rows.merge(totals_days, on=["flux_class", "period"], how="left")
+    mean_rows = _all_rows(result, "site", ["all_sites_mean"]).merge(
+        sc.summarise(means, sc.SITE_UNIT, "site"), on=KEYS + ["site"], how="left")
+    # a mean rests on the days of the complete sites it averages
+    totals_days = ((result["n_days"] * result["complete"]).sum("site").to_series()
+                   .rename("n_days").reset_index())
+    all_days = result["n_days"].sum("site").to_series().rename("days_any").reset_index()
+    n_sites = sc.complete_sites(result).to_series().rename("n_sites").reset_index()
+    mean_rows = (mean_rows.merge(totals_days, on=["flux_class", "period"], how="left")
+                 .merge(all_days, on=["flux_class", "period"], how="left")
+                 .merge(n_sites, on=["flux_class", "period"], how="left"))
     oor_sum = (result["out_of_range"].sum("site").to_dataframe().reset_index()
                .rename(columns={"out_of_range": "out_of_range_days"}).assign(mode="rf"))
     mean_rows = mean_rows.merge(oor_sum, on=["scenario_c", "mode", "flux_class", "period"], how="left")
-    mean_rows = mean_rows[mean_rows["n_days"] > 0]
+    mean_rows = mean_rows[mean_rows["days_any"] > 0].drop(columns="days_any")
+    mean_rows = mean_rows.assign(complete=mean_rows["n_sites"] > 0, coverage=np.nan)
     return _ordered(pd.concat([per_site, mean_rows], ignore_index=True), "site")
 
 
@@ -628,15 +708,35 @@ def grid_summary(result: xr.Dataset, region: str) -> pd.DataFrame:
     rows = rows.merge(oor, on=["scenario_c", "mode", "flux_class", "period"], how="left")
     rows = rows.merge(result["n_days"].to_dataframe().reset_index(), on=["flux_class", "period"],
                       how="left")
+    record = result[["coverage", "complete"]].to_dataframe().reset_index()
+    rows = rows.merge(record, on="period", how="left").assign(n_sites=np.nan)
     return _ordered(rows, "region")
 
 
+def honest(summary: pd.DataFrame, skill: dict[str, float], classes, allow_no_skill: bool
+           ) -> pd.DataFrame:
+    """The summary with ``sign_disagreement`` (from the unwithheld numbers), ``forest_skill``,
+    ``no_skill`` and ``withheld`` (rules in ``models.scenarios``), in the saved column order."""
+    where = _where(summary)
+    out = sc.withhold(sc.flag_sign_disagreement(summary, where), skill, classes, allow_no_skill)
+    return out[SUMMARY_COLUMNS[:4] + [where] + SUMMARY_COLUMNS[4:]]
+
+
+# The columns of projection_summary.csv, ``site`` or ``region`` after ``period``; ``honest``
+# adds the HONESTY ones to what ``site_summary`` / ``grid_summary`` give.
+HONESTY_COLUMNS = ("withheld", "forest_skill", "no_skill", "sign_disagreement")
+SUMMARY_COLUMNS = [*KEYS, *sc.SUMMARY_STATS, "unit", "n_days", "n_sites", "coverage", "complete",
+                   *HONESTY_COLUMNS, "out_of_range_days"]
+
+
 def _ordered(frame: pd.DataFrame, where: str) -> pd.DataFrame:
-    cols = ["scenario_c", "mode", "flux_class", "period", where, "total", "ci_low", "ci_high",
-            "change_vs_control", "change_pct", "P_increase", "unit", "n_days", "out_of_range_days"]
+    cols = [c for c in SUMMARY_COLUMNS[:4] + [where] + SUMMARY_COLUMNS[4:]
+            if c not in HONESTY_COLUMNS]
     frame = frame[cols].copy()
     frame["out_of_range_days"] = frame["out_of_range_days"].astype("Int64")
     frame["n_days"] = frame["n_days"].round().astype("Int64")
+    frame["n_sites"] = frame["n_sites"].astype("Int64")
+    frame["complete"] = frame["complete"].astype(bool)
     return frame.sort_values(["flux_class", where, "period", "mode", "scenario_c"],
                              kind="stable").reset_index(drop=True)
 
@@ -658,18 +758,32 @@ def report_out_of_range(summary: pd.DataFrame, say) -> None:
 
 
 def result_text(summary: pd.DataFrame) -> str:
-    """Annual totals of the region (grid) or the mean over sites, per class, mode and scenario."""
+    """The caveats (``models.scenarios.caveats``), then the annual totals of the region (grid) or
+    the mean over complete sites, per class, mode and scenario; withheld rows say why."""
     where = _where(summary)
     region = str(summary["region"].iloc[0]) if where == "region" and len(summary) else None
     rows = summary[(summary["period"] == "annual")
                    & (summary[where] == (region or "all_sites_mean"))]
     unit = rows["unit"].iloc[0] if len(rows) else ""
-    lines = [f"Annual totals ({unit}; {CI_LABEL}), "
-             f"{'region ' + region if region else 'mean over sites'}:"]
+    lines = sc.caveats(summary)
+    lines.append(f"Annual totals ({unit}; {CI_LABEL}), "
+                 f"{'region ' + region if region else 'mean over complete sites'}; P(increase): "
+                 "P(signed total above control), i.e. more net emission:")
     for r in rows.itertuples():
+        head = f"  {r.flux_class:<20} {r.mode:<9} +{r.scenario_c:<4g}"
+        if r.withheld != "no":
+            lines.append(f"{head} withheld ({r.withheld})")
+            continue
+        skill = "  no forest skill" if r.no_skill else ""
+        if r.scenario_c == 0.0:
+            lines.append(f"{head} {r.total:10.4g} [{r.ci_low:.4g}, {r.ci_high:.4g}]  control{skill}")
+            continue
         p = "" if pd.isna(r.P_increase) else f"  P(increase) {r.P_increase:.2f}"
-        lines.append(f"  {r.flux_class:<20} {r.mode:<9} +{r.scenario_c:<4g} {r.total:10.4g} "
-                     f"[{r.ci_low:.4g}, {r.ci_high:.4g}]  change {r.change_pct:+.1f} %{p}")
+        flag = ("" if pd.isna(r.sign_disagreement) or r.sign_disagreement == "none"
+                else f"  sign disagreement ({r.sign_disagreement})")
+        lines.append(f"{head} {r.total:10.4g} [{r.ci_low:.4g}, {r.ci_high:.4g}]  change "
+                     f"{r.change_vs_control:+.3g} [{r.change_ci_low:+.3g}, {r.change_ci_high:+.3g}] "
+                     f"({r.change_pct:+.1f} %){p}{flag}{skill}")
     return "\n".join(lines)
 
 
@@ -686,9 +800,19 @@ def run_attrs(record: dict, inputs: Inputs, engine: sc.Engine, config: Projectio
     attrs["notes"] = (
         "total: mean over draws (draw d = tree d mod n_trees paired with posterior draw d); "
         "ci_low/ci_high: equal-tailed interval over draws; change_vs_control: paired mean "
-        "difference in the row's unit; change_pct: change of the mean (%); P_increase: probability "
-        "that a class's flux magnitude (emission or uptake) grows, for *_net rows that the signed "
-        "net emission grows. *_net sums the projected classes of an ecosystem: "
+        "difference in the row's unit, change_ci_low/change_ci_high its interval; change_pct: "
+        "mean change as % of the control's magnitude (signed like the change); P_increase: in "
+        "every row the probability that the signed total "
+        "(emission positive, uptake negative) exceeds the control's, i.e. more net emission (for "
+        "an uptake class: weaker uptake). Site totals: the site's day-of-year climatology, a "
+        "period withheld (complete false, withheld incomplete_record) when a season it needs has "
+        f"under {100 * sc.MIN_SEASON_COVERAGE:.0f} % of its days of year covered (within "
+        f"{sc.COVERAGE_REACH_DAYS} days of an observation); n_days: observed "
+        "days a row rests on; n_sites: complete sites a mean averages. forest_skill: pooled "
+        "leave-one-site-out NSE of the class forest (nets: the lowest of their classes); no_skill: "
+        "forest_skill <= 0, whose RF-direct rows are withheld (withheld no_skill) unless "
+        "--allow-no-skill; sign_disagreement: means|intervals where the modes' changes differ in "
+        "sign. *_net sums the projected classes of an ecosystem: "
         + ", ".join(engine.classes) + ". Periods and posterior seasons come from the control "
         "temperatures. out_of_range_days: days whose Ts + dT left the forest's training range "
         "(RF-direct holds the edge value there).")
@@ -710,7 +834,7 @@ def build_tree(result: xr.Dataset, skill: pd.DataFrame, importance: pd.DataFrame
     groups = {"/skill": _frame_dataset(skill), "/importance": _frame_dataset(importance)}
     if gridded:
         groups["/grid"] = result[["region_total", "out_of_range", "n_days", "cell_days_missing",
-                                  "cells_without_valid_day"]]
+                                  "cells_without_valid_day", "coverage", "complete"]]
         groups["/maps"] = maps_dataset(result, {})
     else:
         groups["/sites"] = result

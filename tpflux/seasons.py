@@ -38,7 +38,7 @@ import xarray as xr
 from data.errors import DataError
 from data.seasons import SCHEMES
 from data.table import Observations, flux_class
-from models.arrhenius_config import RESIDUALS, TARGET_ACCEPT, Priors
+from models.arrhenius_config import RESIDUALS, TARGET_ACCEPT, TUNE, Priors
 from models.conventions import DEFAULT_SEED, ELPD_DISTINCT_SE, ELPD_NEGLIGIBLE
 from tpflux.activation import ActivationEnergyConfig
 from tpflux.io import observations_for
@@ -215,8 +215,9 @@ def interpret(model: str, best: str, diff: float, dse: float) -> str:
 def compare_seasons(data: str | Path | pd.DataFrame | Observations | None = None, *,
                     dataset: str | None = "ch4-sites", schemes=DEFAULT_SCHEMES,
                     likelihood: str = "normal", residuals=DEFAULT_RESIDUALS,
-                    classes: tuple[str, ...] | str | None = None, min_obs: int = 20, chains: int = 4,
-                    draws: int = 1000, tune: int = 1000, seed: int = DEFAULT_SEED,
+                    classes: tuple[str, ...] | str | None = None, tau: str = "shared",
+                    min_obs: int = 20, chains: int = 4,
+                    draws: int = 1000, tune: int = TUNE, seed: int = DEFAULT_SEED,
                     sampler: str = "nutpie", target_accept: float = TARGET_ACCEPT,
                     t_ref_c: float = 15.0, flux_column: str = "FCH4", per_chamber: bool = True,
                     priors: Priors | None = None, config: SeasonComparisonConfig | None = None,
@@ -238,7 +239,7 @@ def compare_seasons(data: str | Path | pd.DataFrame | Observations | None = None
         path = str(data) if isinstance(data, (str, Path)) else None
         config = SeasonComparisonConfig(
             dataset=None if data is not None else dataset, data=path, schemes=schemes,
-            residual_models=residuals, likelihood=likelihood, classes=classes, sampler=sampler,
+            residual_models=residuals, likelihood=likelihood, classes=classes, tau=tau, sampler=sampler,
             target_accept=target_accept, t_ref_c=t_ref_c, min_obs=min_obs, chains=chains, draws=draws,
             tune=tune, seed=seed, flux_column=flux_column, per_chamber=per_chamber,
             priors=priors or Priors())
