@@ -16,15 +16,7 @@ import pandas as pd
 import xarray as xr
 from scipy.special import gammaln
 
-
-def ar1_lag_correlation(rho, gap, lib=np):
-    """φ = ρ^Δ and 1 − φ² for a day-to-day autocorrelation ρ ∈ (−1, 1) and integer gaps Δ ≥ 1
-    (days on one daily grid: ρ^Δ is the correlation of a daily AR(1) Δ days apart). 1 − φ² is
-    formed as −expm1(2Δ log|ρ|), accurate for φ near 0 and near ±1."""
-    odd = np.asarray(gap) % 2 == 1  # gaps are data (numpy), ρ may be a tensor
-    l_abs = gap * lib.log(lib.abs(rho))
-    phi = lib.where(odd, lib.where(rho < 0, -1.0, 1.0), 1.0) * lib.exp(l_abs)
-    return phi, -lib.expm1(2.0 * l_abs)
+from models.arrhenius_stats import ar1_lag_correlation, ar1_statistics, group_statistics, lag_statistics
 
 
 def ar1_innovations(resid, w, rho, gap, previous, lib=np):
@@ -102,6 +94,60 @@ def pointwise_log_likelihood(tree: xr.DataTree) -> xr.DataArray:
     return xr.DataArray(ll.astype(np.float32), dims=("chain", "draw", "obs"),
                         coords={"chain": post["chain"], "draw": post["draw"],
                                 "obs": np.arange(ll.shape[-1])})
+
+
+def total_log_likelihood(tree: xr.DataTree) -> xr.DataArray | None:
+    """Σ_j log p(y_j | draw) per (chain, draw) in float64, from per-group sufficient statistics:
+    the sum of ``pointwise_log_likelihood`` over the observations, at the cost of groups × draws
+    instead of observations × draws.
+
+    Per group g with a_g, b_g, σ_c of a draw, the Gaussian (AR(1)) log density of its observations is
+    −½ n log 2πσ² + ½ Σ log w − ½ Σ_pairs log(1 − φ²) − ½ β'Mβ / σ², β = (−a, −b, 1) and M the
+    (AR(1)-adjusted) cross-products of √w·(1, x, y) (``models.arrhenius_stats.ar1_statistics``).
+    None for a Student-t fit, or where a group mixes measurement methods (its observations then
+    differ in their intercepts): the caller sums the pointwise values instead.
+    """
+    post = tree["posterior"].to_dataset()
+    if "nu" in post or "constant_data" not in tree.children:
+        return None
+    const = tree["constant_data"].to_dataset()
+    obs = pd.DataFrame({"group": const["obs_group"].to_numpy().astype(int),
+                        "x": const["x"].to_numpy(), "w": const["weight"].to_numpy(),
+                        "y": tree["observed_data"]["ln_flux"].to_numpy(),
+                        "method": const["method"].to_numpy().astype(str)})
+    if (obs.groupby("group")["method"].nunique() > 1).any():
+        return None
+    head = obs.reset_index().groupby("group")["index"].first().to_numpy()  # in group order
+    c = _positions(const["obs_flux_class"].to_numpy()[head], post["flux_class"].to_numpy())
+    s = _positions(const["obs_season"].to_numpy()[head], post["season"].to_numpy())
+    a = post["lnR"].to_numpy()[:, :, c, s] + post["eps_R"].to_numpy()
+    if "method_offset" in post and post.sizes.get("method", 0):
+        m = _positions(obs["method"].to_numpy()[head], post["method"].to_numpy())
+        off = np.concatenate([post["method_offset"].to_numpy(), np.zeros(a.shape[:2] + (1,))], axis=-1)
+        a = a + off[:, :, m]
+    b = post["E_site"].to_numpy()
+    s2 = post["sigma"].to_numpy()[:, :, c] ** 2
+    stats = {k: v.to_numpy(dtype=float) for k, v in group_statistics(obs).items()}
+    logdet = 0.0
+    if "rho" in post and "obs_previous" in const and (const["obs_previous"].to_numpy() >= 0).any():
+        lags = lag_statistics(obs.assign(previous=const["obs_previous"].to_numpy(),
+                                         gap_days=const["gap_days"].to_numpy()))
+        bucket_group = lags["group"].to_numpy()
+        rho = post["rho"].to_numpy()[:, :, c[bucket_group]]
+        onehot = np.zeros((len(lags), len(head)))
+        onehot[np.arange(len(lags)), bucket_group] = 1.0
+
+        def segment_sum(values):  # bucket axis (last) summed into groups
+            return np.broadcast_to(values, rho.shape) @ onehot
+
+        stats, logdet = ar1_statistics(stats, {k: lags[k].to_numpy(dtype=float) for k in lags},
+                                       rho, segment_sum)
+    quad = (stats["Syy"] - 2 * a * stats["Sy"] - 2 * b * stats["Sxy"] + a ** 2 * stats["S0"]
+            + 2 * a * b * stats["Sx"] + b ** 2 * stats["Sxx"])
+    per_group = (-0.5 * stats["n"] * np.log(2 * np.pi * s2) + 0.5 * stats["Slogw"] + logdet
+                 - 0.5 * quad / s2)
+    return xr.DataArray(per_group.sum(axis=-1), dims=("chain", "draw"),
+                        coords={"chain": post["chain"], "draw": post["draw"]})
 
 
 def with_log_likelihood(tree: xr.DataTree) -> xr.DataTree:

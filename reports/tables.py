@@ -22,7 +22,7 @@ import xarray as xr
 
 from data.storage import write_csv, write_text
 from models import conventions
-from models.arrhenius_loglik import pointwise_log_likelihood
+from models.arrhenius_loglik import pointwise_log_likelihood, total_log_likelihood
 from models.arrhenius_config import add_group_columns, group_parts
 from models.summary import SAMPLE_DIMS, diagnose, mean_tree_depth, posterior_summary
 
@@ -502,6 +502,9 @@ def log_likelihood_per_draw(tree: xr.DataTree) -> xr.DataArray:
 
     if "log_likelihood" in tree.children:
         return total(pointwise_log_likelihood(tree))
+    fast = total_log_likelihood(tree)  # Gaussian fits: from per-group statistics, groups × draws
+    if fast is not None:
+        return fast
     post = tree["posterior"].to_dataset()
     data = {g: tree[g].to_dataset() for g in ("constant_data", "observed_data") if g in tree.children}
     blocks = []

@@ -202,3 +202,32 @@ def test_a_few_weekly_sites_pass_the_gate_on_the_defaults():
     rows = fit_design("wetland-3-weekly", 1)
     assert (rows["verdict"] == "pass").all() and (rows["divergences"] == 0).all()
     assert rows["covered"].all()
+
+
+def test_total_log_likelihood_from_group_statistics_equals_the_pointwise_sum():
+    """The per-draw total of the log-likelihood from per-group (AR(1)) statistics equals the sum
+    of the per-observation densities, with and without AR(1) residuals."""
+    import xarray as xr
+
+    from models.arrhenius_loglik import (observation_log_density, observation_moments,
+                                         total_log_likelihood)
+    from tests.helpers import mock_sampling, small_fit_ea
+
+    with pytest.MonkeyPatch.context() as m:
+        mock_sampling(m)
+        for residuals in ("ar1", "iid"):
+            tree = small_fit_ea(residuals=residuals).datatree
+            post, const = tree["posterior"].to_dataset(), tree["constant_data"].to_dataset()
+            mu, sd = observation_moments(tree)
+            ar1 = None
+            if "rho" in post:
+                c = pd.Index(post["flux_class"].to_numpy().astype(str)).get_indexer(
+                    const["obs_flux_class"].to_numpy().astype(str))
+                ar1 = {"w": const["weight"].to_numpy(), "rho": post["rho"].to_numpy()[:, :, c],
+                       "gap": const["gap_days"].to_numpy(), "previous": const["obs_previous"].to_numpy()}
+            expected = observation_log_density(tree["observed_data"]["ln_flux"].to_numpy(), mu, sd,
+                                               None, ar1).sum(axis=-1)
+            got = total_log_likelihood(tree)
+            assert isinstance(got, xr.DataArray) and got.dims == ("chain", "draw")
+            np.testing.assert_allclose(got.to_numpy(), expected, rtol=1e-10)
+            assert (residuals == "ar1") == ("rho" in post)

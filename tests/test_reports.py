@@ -452,6 +452,12 @@ def test_log_likelihood_per_draw_sums_every_observation_of_every_draw(tree, monk
     from models.arrhenius_loglik import pointwise_log_likelihood
 
     whole = pointwise_log_likelihood(tree).sum("obs", dtype=np.float64)
+    # Gaussian fits: from per-group statistics (float64; the pointwise values are float32)
+    fast = tables.log_likelihood_per_draw(tree)
+    assert fast.dims == ("chain", "draw") and fast.sizes == whole.sizes
+    np.testing.assert_allclose(fast.to_numpy(), whole.to_numpy(), rtol=1e-6)
+    # otherwise summed over blocks of draws of the pointwise values
+    monkeypatch.setattr(tables, "total_log_likelihood", lambda tree: None)
     monkeypatch.setattr(tables, "LOG_LIKELIHOOD_BLOCK_DRAWS", 7)  # blocks that do not divide the draws
     blocked = tables.log_likelihood_per_draw(tree)
     assert blocked.dims == ("chain", "draw") and blocked.sizes == whole.sizes

@@ -1,0 +1,85 @@
+"""Sufficient statistics of the group likelihood of model M1 (models/arrhenius.py), without pymc.
+
+Per site × class × season group, the Gaussian likelihood of its observations depends on them only
+through a few weighted cross-products of (1, x, y) (``group_statistics``) and, under AR(1)
+residuals, the lag cross-products of consecutive pairs bucketed by their gap
+(``lag_statistics``, ``ar1_statistics``). The sampler, the exact draws and the reports' totals of
+the log-likelihood all use these. Functions take ``lib`` (numpy or pytensor.tensor) where the
+values may be tensors.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+
+def ar1_lag_correlation(rho, gap, lib=np):
+    """φ = ρ^Δ and 1 − φ² for a day-to-day autocorrelation ρ ∈ (−1, 1) and integer gaps Δ ≥ 1
+    (days on one daily grid: ρ^Δ is the correlation of a daily AR(1) Δ days apart). 1 − φ² is
+    formed as −expm1(2Δ log|ρ|), accurate for φ near 0 and near ±1."""
+    odd = np.asarray(gap) % 2 == 1  # gaps are data (numpy), ρ may be a tensor
+    l_abs = gap * lib.log(lib.abs(rho))
+    phi = lib.where(odd, lib.where(rho < 0, -1.0, 1.0), 1.0) * lib.exp(l_abs)
+    return phi, -lib.expm1(2.0 * l_abs)
+
+
+def group_statistics(obs: pd.DataFrame) -> pd.DataFrame:
+    """Per group (index ``group``): n, S0 = Σ w, Sx = Σ w x, Sy, Sxx, Sxy, Syy = Σ w y², Slogw."""
+    w = obs["w"].to_numpy(dtype=float)
+    x, y = obs["x"].to_numpy(dtype=float), obs["y"].to_numpy(dtype=float)
+    wx, wy = w * x, w * y
+    return pd.DataFrame({"n": 1, "S0": w, "Sx": wx, "Sy": wy, "Sxx": wx * x, "Sxy": wx * y,
+                         "Syy": wy * y, "Slogw": np.log(w)}).groupby(
+        obs["group"].to_numpy()).sum().rename_axis("group")
+
+
+# The six distinct entries of a symmetric 3 × 3 cross-product matrix of z = √w·(1, x, y), in the
+# names of the group statistics (S0 = Σ w, Sx = Σ w x, …, Syy = Σ w y²).
+_PAIRS = {"0": ("1", "1"), "x": ("1", "x"), "y": ("1", "y"), "xx": ("x", "x"), "xy": ("x", "y"),
+          "yy": ("y", "y")}
+
+
+def lag_statistics(obs: pd.DataFrame) -> pd.DataFrame:
+    """One row per group × gap Δ among the linked pairs (i−1, i) of consecutive observations:
+    ``n`` pairs, Q_uv = Σ (u_i v_i + u_{i−1} v_{i−1}) and C_uv = Σ (u_i v_{i−1} + u_{i−1} v_i) for
+    u, v in z = √w·(1, x, y) (see ``ar1_statistics``)."""
+    i = np.flatnonzero(obs["previous"].to_numpy() >= 0)
+    j = obs["previous"].to_numpy()[i]
+    root_w = np.sqrt(obs["w"].to_numpy(dtype=float))
+    z = {"1": root_w, "x": root_w * obs["x"].to_numpy(), "y": root_w * obs["y"].to_numpy()}
+    cols = {"group": obs["group"].to_numpy()[i], "gap": obs["gap_days"].to_numpy()[i], "n": 1}
+    for name, (u, v) in _PAIRS.items():
+        cols["Q" + name] = z[u][i] * z[v][i] + z[u][j] * z[v][j]
+        cols["C" + name] = z[u][i] * z[v][j] + z[u][j] * z[v][i]
+    return pd.DataFrame(cols).groupby(["group", "gap"], as_index=False).sum()
+
+
+def ar1_statistics(stats: dict, lags: dict, rho, segment_sum, lib=np):
+    """Group statistics of the AR(1) likelihood, and the log-determinant term of each group.
+
+    Residuals of a group at days t_1 < … < t_n, standardised by the period weights (r̃_i = √w_i r_i),
+    follow a stationary continuous-time AR(1): corr(r̃_i, r̃_j) = ρ^|t_i − t_j|. It is Markov, so
+    with φ_i = ρ^Δ_i (Δ_i = t_i − t_{i−1}) the density factorises into r̃_1 ~ N(0, σ²) and the
+    innovations r̃_i − φ_i r̃_{i−1} ~ N(0, σ²(1 − φ_i²)). With r̃_i = z_i·β, z_i = √w_i (1, x_i, y_i)
+    and β = (−a, −b, 1), the exponent is −β'Mβ / 2σ² with
+
+        M = Σ_i z_i z_i' + Σ_pairs [φ²(z_i z_i' + z_{i−1} z_{i−1}') − φ(z_i z_{i−1}' + z_{i−1} z_i')] / (1 − φ²)
+          = S + Σ_Δ [φ_Δ² / (1 − φ_Δ²) · Q_Δ − φ_Δ / (1 − φ_Δ²) · C_Δ],
+
+    S the independent-residual statistics (ρ = 0 gives M = S) and Q_Δ, C_Δ the lag cross-products of
+    the pairs Δ days apart (``lag_statistics``). M enters the Gaussian integral over the site effects
+    exactly as S does (``group_marginal_logp``), and the determinant adds −½ Σ_Δ n_Δ log(1 − φ_Δ²).
+    The cost is one term per group × distinct gap, not per observation. Pairs farther apart than
+    AR1_HORIZON_DAYS start a new run (ρ^Δ is negligible there).
+
+    ``rho``: ρ of each lag bucket's class (any leading draw axes); ``segment_sum(values)``
+    sums the bucket axis (last) into groups. Returns (statistics, log-determinant per group).
+    """
+    phi, one_minus = ar1_lag_correlation(rho, lags["gap"], lib)
+    c_q = phi ** 2 / one_minus
+    c_c = phi / one_minus
+    out = dict(stats)
+    for name in _PAIRS:
+        out["S" + name] = stats["S" + name] + segment_sum(c_q * lags["Q" + name] - c_c * lags["C" + name])
+    return out, -0.5 * segment_sum(lags["n"] * lib.log(one_minus))
