@@ -224,11 +224,9 @@ def _load_observations(name, path, *, flux_column, per_chamber, seed):
             return obs
         from data import cosore, fluxnet
 
-        parts = []
-        if name in ("ch4-sites", "fluxnet-ch4"):
-            parts.append(fluxnet.read_fluxnet_ch4(dataset_folder("fluxnet-ch4"), flux_column=flux_column))
-        if name in ("ch4-sites", "hongyuan"):
-            parts.append(cosore.read_cosore(dataset_folder("hongyuan"), per_chamber=per_chamber))
+        readers = {"fluxnet-ch4": lambda f: fluxnet.read_fluxnet_ch4(f, flux_column=flux_column),
+                   "hongyuan": lambda f: cosore.read_cosore(f, per_chamber=per_chamber)}
+        parts = [readers[part](dataset_folder(part)) for part in _dataset_parts(name)]
         obs = parts[0]
         for more in parts[1:]:
             obs = obs.concat(more)

@@ -13,8 +13,8 @@ code are. An entry's key is a digest of:
 An entry is a Parquet table (exact round trip of the canonical dtypes) and a JSON record of what the
 reader dropped or skipped and the warnings it gave, which are given again on a hit. Never pickles.
 Only successful reads are stored; a damaged entry is read afresh and replaced. Writes are atomic,
-so concurrent runs are safe; the 16 most recently used entries are kept. ``TPFLUX_TABLE_CACHE=off`` turns the cache off; any other value is
-the folder to use (default: the user cache's ``tables/``).
+so concurrent runs are safe; the 16 most recently used entries are kept. ``TPFLUX_TABLE_CACHE=off``
+turns the cache off; any other value is the folder to use (default: the user cache's ``tables/``).
 """
 
 from __future__ import annotations

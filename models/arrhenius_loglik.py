@@ -16,7 +16,8 @@ import pandas as pd
 import xarray as xr
 from scipy.special import gammaln
 
-from models.arrhenius_stats import ar1_lag_correlation, ar1_statistics, group_statistics, lag_statistics
+from models.arrhenius_stats import (ar1_lag_correlation, ar1_statistics, bucket_summer,
+                                    group_statistics, lag_statistics)
 
 
 def ar1_innovations(resid, w, rho, gap, previous, lib=np):
@@ -134,12 +135,7 @@ def total_log_likelihood(tree: xr.DataTree) -> xr.DataArray | None:
                                          gap_days=const["gap_days"].to_numpy()))
         bucket_group = lags["group"].to_numpy()
         rho = post["rho"].to_numpy()[:, :, c[bucket_group]]
-        onehot = np.zeros((len(lags), len(head)))
-        onehot[np.arange(len(lags)), bucket_group] = 1.0
-
-        def segment_sum(values):  # bucket axis (last) summed into groups
-            return np.broadcast_to(values, rho.shape) @ onehot
-
+        segment_sum = bucket_summer(bucket_group, len(head), rho.shape)
         stats, logdet = ar1_statistics(stats, {k: lags[k].to_numpy(dtype=float) for k in lags},
                                        rho, segment_sum)
     quad = (stats["Syy"] - 2 * a * stats["Sy"] - 2 * b * stats["Sxy"] + a ** 2 * stats["S0"]

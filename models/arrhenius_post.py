@@ -15,6 +15,7 @@ from models.arrhenius import (ArrheniusData, Priors, _index, ar1_statistics, cel
                               lag_stats)
 from models.arrhenius_config import group_coords
 from models.arrhenius_loglik import ar1_innovations, ar1_lag_correlation, observation_log_density
+from models.arrhenius_stats import bucket_summer
 
 # Derived temperature contrasts reported with every fit.
 Q10_RANGES_C = ((0.0, 10.0), (10.0, 20.0))
@@ -22,17 +23,14 @@ FOLD_CHANGE_C = (0.0, 30.0)
 REFERENCE_SEASONS = ("growing", "thawed")
 
 
-def class_spreads(post: xr.Dataset, name: str) -> np.ndarray:
-    """τ_E (``name`` "E") or τ_R ("R") per flux class × season for every draw: (chain, draw,
-    class, season). Without class spreads (``tau="shared"``) the class axis has length one."""
+def class_spreads(post: xr.Dataset, name: str, n_classes: int) -> np.ndarray:
+    """τ_E (``name`` "E") or τ_R ("R") of each of ``n_classes`` flux classes × season for every
+    draw: (chain, draw, class, season); without class spreads (``tau="shared"``) every class has
+    the season's shared τ."""
     if f"tau_{name}_class" in post:
         return post[f"tau_{name}_class"].transpose("chain", "draw", "flux_class", "season").to_numpy()
-    return post[f"tau_{name}"].to_numpy()[:, :, None, :]
-
-
-def _class_row(post: xr.Dataset, c):
-    """Index into ``class_spreads``'s class axis: the class itself, or the one shared row."""
-    return c if "tau_E_class" in post else np.zeros_like(c)
+    shared = post[f"tau_{name}"].to_numpy()[:, :, None, :]
+    return np.broadcast_to(shared, shared.shape[:2] + (n_classes,) + shared.shape[3:])
 
 
 def group_spreads(post: xr.Dataset, data: ArrheniusData) -> dict[str, np.ndarray]:
@@ -46,9 +44,9 @@ def group_spreads(post: xr.Dataset, data: ArrheniusData) -> dict[str, np.ndarray
         m = _index(g["method"], data.methods)
         off = np.concatenate([post["method_offset"].to_numpy(), np.zeros(lead + (1,))], axis=-1)
         offset = off[:, :, m]
-    k = _class_row(post, c)
-    return {"offset": offset, "var_E": class_spreads(post, "E")[:, :, k, s] ** 2,
-            "var_R": class_spreads(post, "R")[:, :, k, s] ** 2,
+    n = len(data.classes)
+    return {"offset": offset, "var_E": class_spreads(post, "E", n)[:, :, c, s] ** 2,
+            "var_R": class_spreads(post, "R", n)[:, :, c, s] ** 2,
             "sigma": post["sigma"].to_numpy()[:, :, c]}
 
 
@@ -117,18 +115,8 @@ def effective_statistics(post: xr.Dataset, data: ArrheniusData) -> dict[str, np.
     stats = group_stats(data)
     if data.lags is None or not len(data.lags) or "rho" not in post:
         return stats
-    from scipy import sparse
-
-    n_b, n_g = len(data.lags), len(data.groups)
-    onehot = sparse.csr_matrix((np.ones(n_b), (np.arange(n_b), data.lags["group"].to_numpy())),
-                               shape=(n_b, n_g))
     rho = post["rho"].to_numpy()[:, :, lag_class_index(data)]
-    lead = rho.shape[:-1]
-
-    def segment_sum(values):
-        flat = np.broadcast_to(values, rho.shape).reshape(-1, n_b)
-        return np.asarray(onehot.T @ flat.T).T.reshape(lead + (n_g,))
-
+    segment_sum = bucket_summer(data.lags["group"].to_numpy(), len(data.groups), rho.shape)
     out, _ = ar1_statistics(stats, lag_stats(data), rho, segment_sum)
     return out
 
@@ -350,9 +338,7 @@ def new_site_group_means(post: xr.Dataset, classes: list[str], seasons: list[str
     if method in methods:
         mean_R = mean_R + flat("method_offset", methods.index(method))
     n_draws = mean_R.shape[0]
-    k = int(_class_row(post, np.array(c)))
-    tau_R, tau_E = (class_spreads(post, n).reshape((-1,) + class_spreads(post, n).shape[2:])[:, k, s]
-                    for n in ("R", "E"))
+    tau_R, tau_E = (class_spreads(post, n, len(classes))[:, :, c, s].reshape(-1) for n in ("R", "E"))
     a = mean_R + tau_R * rng.standard_normal(n_draws)
     b = flat("E", c, s) + tau_E * rng.standard_normal(n_draws)
     x, w = obs["x"].to_numpy(), obs["w"].to_numpy(dtype=float)

@@ -83,3 +83,19 @@ def ar1_statistics(stats: dict, lags: dict, rho, segment_sum, lib=np):
     for name in _PAIRS:
         out["S" + name] = stats["S" + name] + segment_sum(c_q * lags["Q" + name] - c_c * lags["C" + name])
     return out, -0.5 * segment_sum(lags["n"] * lib.log(one_minus))
+
+
+def bucket_summer(bucket_group: np.ndarray, n_groups: int, shape: tuple[int, ...]):
+    """``segment_sum`` for ``ar1_statistics`` on numpy draws: broadcasts a bucket array to
+    ``shape`` (draw axes, then the lag buckets) and sums its last axis into groups,
+    ``bucket_group`` the group of each bucket."""
+    from scipy import sparse
+
+    n_b = len(bucket_group)
+    onehot = sparse.csr_matrix((np.ones(n_b), (np.arange(n_b), bucket_group)), shape=(n_b, n_groups))
+
+    def segment_sum(values: np.ndarray) -> np.ndarray:
+        flat = np.broadcast_to(values, shape).reshape(-1, n_b)
+        return np.asarray(onehot.T @ flat.T).T.reshape(tuple(shape[:-1]) + (n_groups,))
+
+    return segment_sum

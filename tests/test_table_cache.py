@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from data import registry, table_cache
+from tests.shared_data import require_data
 
 TEMPLATE = Path(__file__).resolve().parents[1] / "examples" / "template_chamber.csv"
 
@@ -59,11 +60,8 @@ def test_hit_equals_fresh_read(tmp_path, cache, reads):
 
 
 def test_real_default_data_round_trips(cache, reads):
-    pytest.importorskip("pyarrow")
-    try:
-        registry.dataset_folder("fluxnet-ch4")
-    except Exception:
-        pytest.skip("the shared FLUXNET-CH4 data are not available")
+    require_data(registry.dataset_folder, "fluxnet-ch4")
+    require_data(registry.dataset_folder, "hongyuan")
     first = registry.load_observations("ch4-sites")
     second = registry.load_observations("ch4-sites")
     assert len(reads) == 1
@@ -81,10 +79,7 @@ def test_changed_content_of_the_same_size_reads_afresh(tmp_path, cache, reads):
 
 
 def test_options_are_part_of_the_key(cache, reads):
-    try:
-        registry.dataset_folder("hongyuan")
-    except Exception:
-        pytest.skip("the shared Hongyuan data are not available")
+    require_data(registry.dataset_folder, "hongyuan")
     plots = registry.load_observations("hongyuan", per_chamber=True)
     site = registry.load_observations("hongyuan", per_chamber=False)
     assert len(reads) == 2
