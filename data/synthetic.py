@@ -84,12 +84,15 @@ DEFAULT_TRUTH: dict = {
     "sigma": {"wetland_emission": 0.4, "grassland_emission": 0.6, "grassland_uptake": 0.5},
     # day-to-day residual autocorrelation ρ_c; 0 keeps the residuals independent
     "ar1": {"wetland_emission": 0.0, "grassland_emission": 0.0, "grassland_uptake": 0.0},
+    # effect of the water table (``water_table=True``, column wtd_m) on E (eV per m) and lnR (per m)
+    "beta_E": {"wetland_emission": 0.0, "grassland_emission": 0.0, "grassland_uptake": 0.0},
+    "beta_R": {"wetland_emission": 0.0, "grassland_emission": 0.0, "grassland_uptake": 0.0},
     "tau_E": 0.2,
     "tau_R": 0.5,
     "rho": 0.0,
     "t_ref_c": T_REF_C,
 }
-_PER_CLASS = ("sigma", "ar1")
+_PER_CLASS = ("sigma", "ar1", "beta_E", "beta_R")
 
 # (name, method, flux class, record span in years; None = one static-chamber campaign)
 _W, _GE, _GU = FLUX_CLASSES
@@ -115,7 +118,8 @@ _GAP_THRESHOLD = -0.73
 
 def simulate_observations(seed: int = 0, *, n_obs_target: int | None = 6500,
                           truth: dict | None = None, n_sites: int = len(SITE_DESIGN),
-                          years: float | None = None) -> tuple[Observations, dict]:
+                          years: float | None = None,
+                          water_table: bool = False) -> tuple[Observations, dict]:
     """A synthetic canonical table and the truth it was drawn from.
 
     The table holds exactly ``n_obs_target`` rows, or, with ``n_obs_target=None``, every day the
@@ -126,11 +130,17 @@ def simulate_observations(seed: int = 0, *, n_obs_target: int | None = 6500,
     override gave a dict: a site spread per class), ``rho``, ``t_ref_c``, ``k_ev``, ``seed``,
     ``site_effects`` (DataFrame: site, flux_class, season, eps_E, eps_R), ``sites`` (DataFrame of
     the site design) and ``site_years``.
+
+    ``water_table``: a ``wtd_m`` column too (m, positive above the surface; see
+    ``_draw_water_table``), moderating E and lnR by ``beta_E``, ``beta_R`` per class:
+    ln|F| gains β_E,c·z̃·x + β_R,c·z̃, z̃ = wtd_m less its mean over the class's rows in the table
+    (``covariate_centre`` in the truth), as ``tpflux.fit_ea(covariate="wtd_m")`` models it.
     """
     params = merge_truth(truth)
     design = _site_design(n_sites, years)
-    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(6)]
-    rng_sites, rng_dates, rng_temp, rng_gaps, rng_effects, rng_noise = streams
+    # the water table's stream is the seventh: spawned children do not depend on how many are spawned
+    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(7)]
+    rng_sites, rng_dates, rng_temp, rng_gaps, rng_effects, rng_noise, rng_water = streams
 
     sites = _draw_sites(design, rng_sites)
     frame = _draw_dates(sites, rng_dates)
@@ -140,16 +150,24 @@ def simulate_observations(seed: int = 0, *, n_obs_target: int | None = 6500,
 
     effects = _draw_site_effects(sites, params, rng_effects)
     z_noise = rng_noise.standard_normal(len(frame))  # drawn for every candidate day: CRN
-    frame["flux"] = _flux(frame, sites, effects, params, z_noise)
+    columns = ["site", "date", "days", "flux", "soil_temp_c", "ecosystem", "method", "latitude",
+               "longitude", "n_sub"]
+    centre = {}
+    if water_table:
+        frame["wtd_m"] = _draw_water_table(sites, frame, rng_water)
+        cls = sites["flux_class"].to_numpy()[frame["site_index"].to_numpy()]
+        centre = pd.Series(frame["wtd_m"].to_numpy()[keep]).groupby(cls[keep]).mean()
+        columns.append("wtd_m")
+    frame["flux"] = _flux(frame, sites, effects, params, z_noise, centre)
 
-    table = frame.loc[keep, ["site", "date", "days", "flux", "soil_temp_c", "ecosystem", "method",
-                             "latitude", "longitude", "n_sub"]].reset_index(drop=True)
+    table = frame.loc[keep, columns].reset_index(drop=True)
     table = validate_observations(table, source="synthetic")
     counts = table.groupby("site").size()
     sites["n_obs"] = sites["site"].map(counts).fillna(0).astype(int)
     out = copy.deepcopy(params)
     out.update(k_ev=K_BOLTZMANN_EV, seed=int(seed), site_effects=effects, sites=sites,
-               site_years=float(sites["span_years"].sum()))
+               site_years=float(sites["span_years"].sum()),
+               covariate_centre={str(k): float(v) for k, v in dict(centre).items()})
     return Observations(table=table, synthetic=True), out
 
 
@@ -412,10 +430,28 @@ def _ar1_residuals(series: np.ndarray, day: np.ndarray, rho: np.ndarray,
     return u
 
 
+def _draw_water_table(sites: pd.DataFrame, frame: pd.DataFrame,
+                      rng: np.random.Generator) -> np.ndarray:
+    """Daily water-table position (m, positive above the surface): a site mean from −0.3 to
+    +0.1 m, highest at snowmelt (half-range 0.1 m, peak in May) and AR(1) anomalies (day-to-day
+    0.9, sd 0.05 m)."""
+    n = len(sites)
+    mean = rng.uniform(-0.3, 0.1, n)
+    i = frame["site_index"].to_numpy()
+    doy = frame["date"].dt.day_of_year.to_numpy()
+    day = (frame["date"] - frame["date"].min()).dt.days.to_numpy()
+    n_days = int(day.max()) + 1
+    innov = 0.05 * rng.standard_normal((n, n_days))
+    innov[:, 1:] *= np.sqrt(1 - 0.9 ** 2)  # stationary from the first day
+    anomaly = _ar1_recursion(0.9, innov)
+    return np.round(mean[i] + 0.1 * np.cos(2 * np.pi * (doy - 135) / DAYS_PER_YEAR) + anomaly[i, day], 3)
+
+
 def _flux(frame: pd.DataFrame, sites: pd.DataFrame, effects: pd.DataFrame, params: dict,
-          z_noise: np.ndarray) -> np.ndarray:
+          z_noise: np.ndarray, covariate_centre=None) -> np.ndarray:
     """Model M1: ln|F| = (E_cs + ε_E)·x + lnR_cs + ε_R + σ_c·u; sign by flux class; u = z_noise
-    when the residuals are independent, else their AR(1) series."""
+    when the residuals are independent, else their AR(1) series. With the water table
+    (``covariate_centre``: its mean per class) ln|F| gains β_E,c·z̃·x + β_R,c·z̃."""
     i = frame["site_index"].to_numpy()
     c = pd.Categorical(sites["flux_class"], categories=FLUX_CLASSES).codes[i]
     s = pd.Categorical(frame["season"].astype(str), categories=SEASONS).codes
@@ -432,4 +468,10 @@ def _flux(frame: pd.DataFrame, sites: pd.DataFrame, effects: pd.DataFrame, param
     x = arrhenius_x(frame["soil_temp_c"].to_numpy(), params["t_ref_c"])
     log_abs = ((by_cell["E"][c, s] + effects["eps_E"].to_numpy()[effect]) * x + by_cell["lnR"][c, s]
                + effects["eps_R"].to_numpy()[effect] + sigma * u)
+    if covariate_centre is not None and len(covariate_centre):
+        classes = np.asarray(FLUX_CLASSES)[c]
+        z = frame["wtd_m"].to_numpy() - pd.Series(classes).map(covariate_centre).fillna(0.0).to_numpy()
+        beta_E = np.array([params["beta_E"][cls] for cls in FLUX_CLASSES])[c]
+        beta_R = np.array([params["beta_R"][cls] for cls in FLUX_CLASSES])[c]
+        log_abs = log_abs + beta_E * z * x + beta_R * z
     return sign * np.exp(log_abs)

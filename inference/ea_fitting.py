@@ -32,9 +32,9 @@ from models.conventions import EA_SAMPLED_VARIABLES as HYPER_VARIABLES
 from models.summary import mean_tree_depth  # noqa: F401  (re-exported for the jobs and benchmarks)
 from models.summary import posterior_summary
 
-SUMMARY_VARIABLES = ("E", "lnR", "E_site", "E_site_mean", "dE", "Q10", "fold_change_0_30",
-                     "tau_E", "tau_R", "tau_E_class", "tau_R_class", "omega_E", "omega_R", "sigma",
-                     "rho", "method_offset", "nu")
+SUMMARY_VARIABLES = ("E", "lnR", "beta_E", "beta_R", "E_site", "E_site_mean", "dE", "Q10",
+                     "fold_change_0_30", "tau_E", "tau_R", "tau_E_class", "tau_R_class", "omega_E",
+                     "omega_R", "sigma", "rho", "method_offset", "nu")
 PROBABILITY_VARIABLES = ("P_dE_gt_0",)
 
 
@@ -124,7 +124,7 @@ def assemble(idata: xr.DataTree, data: ArrheniusData, config: ArrheniusConfig, *
     prior, prior_pred = _prior_draws(data, config, rng, ppc_draws * 2)
     groups = {"posterior": post, "posterior_predictive": ppc, "prior": prior,
               "prior_predictive": prior_pred, "sample_stats": idata["sample_stats"].to_dataset(),
-              **_data_groups(data.obs)}
+              **_data_groups(data.obs, data.covariate)}
     if log_likelihood:
         groups["log_likelihood"] = xr.Dataset({"ln_flux": pointwise_log_likelihood(post, data, _nu(post))})
     return xr.DataTree.from_dict(groups)
@@ -149,7 +149,7 @@ def _prior_draws(data: ArrheniusData, config: ArrheniusConfig, rng: np.random.Ge
     return prior, xr.Dataset({"ln_flux": predict_ln_flux(prior, data, rng, _nu(prior))})
 
 
-def _data_groups(obs: pd.DataFrame) -> dict[str, xr.Dataset]:
+def _data_groups(obs: pd.DataFrame, covariate: str | None = None) -> dict[str, xr.Dataset]:
     """observed_data (ln|F|) and constant_data (what a report needs to redraw the data)."""
     coords = {"obs": np.arange(len(obs))}
     const = {"x": obs["x"].to_numpy(), "weight": np.asarray(obs["w"], dtype=float),
@@ -160,8 +160,15 @@ def _data_groups(obs: pd.DataFrame) -> dict[str, xr.Dataset]:
              "obs_group": obs["group"].to_numpy(), "method": obs["method"].to_numpy().astype(str),
              # the AR(1) link of each observation to its group's previous one (−1: none)
              "obs_previous": obs["previous"].to_numpy(), "gap_days": obs["gap_days"].to_numpy()}
+    if "z" in obs:  # the covariate moderating E and lnR, as read and centred on its class mean
+        const["covariate"] = obs[covariate].to_numpy(dtype=float)
+        const["covariate_centred"] = obs["z"].to_numpy(dtype=float)
+    constant = xr.Dataset({k: ("obs", v) for k, v in const.items()}, coords=coords)
+    if covariate is not None:
+        constant["covariate"].attrs["long_name"] = covariate
+        constant["covariate_centred"].attrs["long_name"] = f"{covariate} less its flux class's mean"
     return {"observed_data": xr.Dataset({"ln_flux": ("obs", obs["y"].to_numpy())}, coords=coords),
-            "constant_data": xr.Dataset({k: ("obs", v) for k, v in const.items()}, coords=coords)}
+            "constant_data": constant}
 
 
 def summary_table(dt: xr.DataTree, data: ArrheniusData) -> pd.DataFrame:
@@ -240,7 +247,7 @@ def data_summary_text(obs: Observations, data: ArrheniusData) -> str:
     return "\n".join(lines)
 
 
-def result_text(summary: pd.DataFrame, synthetic: bool = False) -> str:
+def result_text(summary: pd.DataFrame, synthetic: bool = False, covariate: str | None = None) -> str:
     def fmt(rows: pd.DataFrame, label: str) -> list[str]:
         return [f"  {r.flux_class:<22} {r.season:<14} {r.median:7.3f}  [{r.ci_low:6.3f}, {r.ci_high:6.3f}]"
                 for r in rows.itertuples()] if len(rows) else []
@@ -250,6 +257,13 @@ def result_text(summary: pd.DataFrame, synthetic: bool = False) -> str:
              "  (the population E of each flux class × season, for a new site: the number to cite; "
              "E_site_mean in ea_summary.csv averages the fitted sites only)"]
     lines += fmt(summary[summary["quantity"] == "E"], "E")
+    beta = summary[summary["quantity"].isin(["beta_E", "beta_R"])]
+    if len(beta):
+        name = covariate or "the covariate"
+        lines.append(f"Effect of {name} per unit of it (z − z̄ of the class; E above is at z̄): "
+                     "β_E on E (eV), β_R on lnR, median [95 % interval]")
+        lines += [f"  {r.flux_class:<22} {r.quantity:<14} {r.median:7.3f}  [{r.ci_low:6.3f}, "
+                  f"{r.ci_high:6.3f}]" for r in beta.itertuples()]
     dE = summary[summary["quantity"] == "dE"]
     if len(dE):
         p = summary[summary["quantity"] == "P_dE_gt_0"].set_index(["flux_class", "season"])["mean"]

@@ -36,6 +36,10 @@ def add_model_arguments(p) -> None:
     p.add_argument("--tau", default=d.tau, choices=TAU_SHARING,
                    help="site spreads: shared (one τ per season for all flux classes) or class (each "
                         "class its own, partially pooled across classes)")
+    p.add_argument("--covariate", default=None, metavar="COLUMN",
+                   help="a numeric column of the canonical table (wtd_m: water table, m; swc: soil "
+                        "water content) moderating E and lnR: E_ij = E_cs + β_E,c·(z_ij − z̄_c), lnR "
+                        "likewise; rows without a value are dropped and counted")
     p.add_argument("--sampler", default=d.sampler, choices=SAMPLERS,
                    help="NUTS implementation (nutpie: fastest here; pymc: PyMC's own)")
     p.add_argument("--target-accept", type=float, default=d.target_accept,
@@ -68,10 +72,9 @@ def model_options(args) -> dict:
     """The keyword options of ``add_model_arguments`` for the API (fit_ea, compare_seasons)."""
     return dict(dataset=args.dataset, flux_column=args.flux_column, per_chamber=args.per_chamber,
                 likelihood=args.likelihood, residuals=args.residuals, classes=args.classes,
-                tau=args.tau,
-                sampler=args.sampler, target_accept=args.target_accept,
-                t_ref_c=args.t_ref, min_obs=args.min_obs, chains=args.chains, draws=args.draws,
-                tune=args.tune, seed=args.seed)
+                tau=args.tau, covariate=args.covariate, sampler=args.sampler,
+                target_accept=args.target_accept, t_ref_c=args.t_ref, min_obs=args.min_obs,
+                chains=args.chains, draws=args.draws, tune=args.tune, seed=args.seed)
 
 
 def fit(args, argv):

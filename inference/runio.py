@@ -36,7 +36,8 @@ __all__ = ["RunFolder", "as_saved", "check_out_dir", "write_csv", "write_datatre
 # Expected size of a run folder per job (bytes), checked against the free disk space before any
 # work; a job whose outputs grow with its options passes its own estimate to ``run_job``.
 OUTPUT_BYTES = {"fit_ea": 20_000_000, "fit_rr": 5_000_000, "project": 50_000_000,
-                "budget": 10_000_000, "compare_seasons": 50_000_000}
+                "budget": 10_000_000, "compare_seasons": 50_000_000,
+                "compare_covariate": 50_000_000}
 DEFAULT_OUTPUT_BYTES = 20_000_000
 
 PACKAGES = ("tpflux", "pymc", "pytensor", "arviz", "numpy", "pandas", "xarray", "scikit-learn",

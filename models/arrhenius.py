@@ -55,8 +55,9 @@ from data.constants import arrhenius_x
 from data.constants import fold_change, q10  # noqa: F401  (re-exported beside the model)
 from data.errors import DataError
 from models.arrhenius_loglik import ar1_innovations
-from models.arrhenius_stats import (_PAIRS, ar1_lag_correlation, ar1_statistics,  # noqa: F401
-                                    group_statistics, lag_statistics)
+from models.arrhenius_stats import (_PAIRS, COVARIATE_PAIRS, ar1_lag_correlation,  # noqa: F401
+                                    ar1_statistics, covariate_adjusted, group_statistics,
+                                    lag_statistics)
 from models.arrhenius_config import (AR1_DAILY_GAP_DAYS, AR1_HORIZON_DAYS, AR1_MIN_DAILY_SHARE,
                                      LIKELIHOODS, RESIDUALS, ArrheniusConfig, default_class,
                                      group_labels)
@@ -83,6 +84,11 @@ class ArrheniusData:
     residuals: str = "iid"
     # Classes fitted with independent residuals under residuals="ar1" (not daily series), and why.
     independent_classes: dict[str, str] = dataclasses.field(default_factory=dict)
+    # The covariate moderating E and lnR (None: none); ``obs["z"]`` holds its value centred on its
+    # class mean, ``covariate_centre`` and ``covariate_scale`` the mean and sd per class.
+    covariate: str | None = None
+    covariate_centre: dict[str, float] = dataclasses.field(default_factory=dict)
+    covariate_scale: dict[str, float] = dataclasses.field(default_factory=dict)
 
     @property
     def coords(self) -> dict[str, list[str]]:
@@ -112,6 +118,10 @@ def prepare_data(table: pd.DataFrame, season: pd.Series, config: ArrheniusConfig
     df, not_chosen = _choose_classes(df, config.classes, source)
     for cls, n in not_chosen.items():
         dropped[f"class {cls} not fitted (not a default direction; include it with classes=)"] = n
+    if config.covariate is not None:
+        df, missing = _with_covariate(df, config.covariate, source)
+        if missing:
+            dropped[f"covariate {config.covariate} missing"] = missing
     season_order = (list(season.cat.categories) if isinstance(season.dtype, pd.CategoricalDtype)
                     else sorted(df["season"].unique()))
     seasons = [s for s in season_order if (df["season"] == s).any()]
@@ -138,6 +148,9 @@ def prepare_data(table: pd.DataFrame, season: pd.Series, config: ArrheniusConfig
         y=np.log(np.abs(df["flux"].to_numpy())),
         w=df["days"].to_numpy(dtype=float) if config.weight_by_days else 1.0,
     )
+    centre, scale = {}, {}
+    if config.covariate is not None:
+        df["z"], centre, scale = _centred_covariate(df, config.covariate, source)
     keys = ["site", "flux_class", "season"]
     df["group"] = df.groupby(keys, sort=True).ngroup()
     # Time order within each group: the AR(1) residuals link each observation to the previous one.
@@ -164,7 +177,52 @@ def prepare_data(table: pd.DataFrame, season: pd.Series, config: ArrheniusConfig
     lags = lag_statistics(df) if residuals == "ar1" else None
     return ArrheniusData(obs=df, groups=groups, classes=classes, seasons=seasons, methods=methods,
                          dropped=dropped, skipped_classes=skipped, lags=lags,
-                         residuals=residuals, independent_classes=independent)
+                         residuals=residuals, independent_classes=independent,
+                         covariate=config.covariate, covariate_centre=centre, covariate_scale=scale)
+
+
+# Columns of the canonical table that cannot moderate E: the response, and what defines x and w.
+NOT_COVARIATES = ("flux", "days", "soil_temp_c")
+
+
+def _with_covariate(df: pd.DataFrame, name: str, source) -> tuple[pd.DataFrame, int]:
+    """The rows with a value of covariate ``name`` (a numeric column of the canonical table), and
+    how many lacked one."""
+    numeric = [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c]) and c not in NOT_COVARIATES
+               and c not in ("x", "y", "w", "n_sub")]
+    if name not in df.columns or name in NOT_COVARIATES or not pd.api.types.is_numeric_dtype(df[name]):
+        raise DataError(source, None, name, f"'{name}' is not a numeric column that can moderate E",
+                        f"choose a covariate among {', '.join(numeric) or '(none in this table)'}")
+    values = df[name].to_numpy(dtype=float)
+    if not np.isfinite(values).any():
+        raise DataError(source, None, name, f"the covariate {name} has no value in any fitted row",
+                        "choose a covariate these data record, or fit without one")
+    keep = np.isfinite(values)
+    return df.loc[keep], int((~keep).sum())
+
+
+def centred_on(rows: pd.DataFrame, data: ArrheniusData) -> pd.DataFrame:
+    """Prepared ``rows`` of other data (a held-out site) with their covariate centred on the class
+    means of the fit ``data`` (its β multiplies values centred there)."""
+    if data.covariate is None:
+        return rows
+    centre = rows["flux_class"].map(data.covariate_centre).to_numpy(dtype=float)
+    return rows.assign(z=rows[data.covariate].to_numpy(dtype=float) - centre)
+
+
+def _centred_covariate(df: pd.DataFrame, name: str, source) -> tuple[np.ndarray, dict, dict]:
+    """The covariate centred on its flux class's mean, with the mean and sd per class. A class whose
+    covariate does not vary has no β to estimate: refused."""
+    by_class = df.groupby("flux_class")[name]
+    centre, scale = by_class.mean(), by_class.std(ddof=0)
+    flat = scale[~(scale > 1e-12 * (1.0 + centre.abs()))]
+    if len(flat):
+        cls = flat.index[0]
+        raise DataError(source, None, name, f"the covariate {name} takes one value ({centre[cls]:g}) "
+                        f"in every row of flux class {cls}, so its effect cannot be estimated",
+                        "fit without the covariate, or leave that class out with classes=")
+    z = df[name].to_numpy(dtype=float) - df["flux_class"].map(centre).to_numpy(dtype=float)
+    return z, {str(k): float(v) for k, v in centre.items()}, {str(k): float(v) for k, v in scale.items()}
 
 
 def _daily_series(df: pd.DataFrame) -> tuple[np.ndarray, dict[str, str]]:
@@ -273,6 +331,11 @@ def _hyperparameters(data: ArrheniusData, config: ArrheniusConfig, class_means: 
     sigma = pm.HalfNormal("sigma", p.sigma_sd, dims="flux_class")
     rho = (pm.Uniform("rho", -1.0, 1.0, dims="flux_class")
            if data.residuals == "ar1" else None)
+    beta = {}
+    if data.covariate is not None:  # prior sd per unit of the covariate: the scale's per sd of it
+        scale = np.array([data.covariate_scale[c] for c in data.classes])
+        beta = {"beta_E": pm.Normal("beta_E", 0.0, p.beta_E_sd / scale, dims="flux_class"),
+                "beta_R": pm.Normal("beta_R", 0.0, p.beta_R_sd / scale, dims="flux_class")}
     g = data.groups
     c, s = _index(g["flux_class"], data.classes), _index(g["season"], data.seasons)
     mean_R = lnR[c, s]
@@ -283,7 +346,7 @@ def _hyperparameters(data: ArrheniusData, config: ArrheniusConfig, class_means: 
         mean_R = mean_R + pt.concatenate([offset, pt.zeros(1)])[m]
     return {"E": E, "lnR": lnR, "tau_E": tau_E, "tau_R": tau_R, "sigma": sigma,
             "mean_E": E[c, s], "mean_R": mean_R, "tau_E_g": tau_E_cs[c, s], "tau_R_g": tau_R_cs[c, s],
-            "sigma_g": sigma[c], "rho": rho}
+            "sigma_g": sigma[c], "rho": rho, **beta}
 
 
 def group_marginal_logp(stats: dict, mean_R, mean_E, var_R, var_E, sigma):
@@ -376,16 +439,24 @@ def cell_matrix(data: ArrheniusData) -> np.ndarray:
     return out
 
 
-GROUP_STATISTICS = ("n", "S0", "Sx", "Sy", "Sxx", "Sxy", "Syy", "Slogw")
-LAG_STATISTICS = ("gap", "n", *("Q" + k for k in _PAIRS), *("C" + k for k in _PAIRS))
+def _pairs(data: ArrheniusData) -> list[str]:
+    return [*_PAIRS, *(COVARIATE_PAIRS if data.covariate is not None else ())]
 
 
 def group_stats(data: ArrheniusData) -> dict[str, np.ndarray]:
-    return {k: data.groups[k].to_numpy(dtype=float) for k in GROUP_STATISTICS}
+    """The group statistics as arrays (with the covariate cross-products where there is one)."""
+    names = ("n", *("S" + k for k in _pairs(data)), "Slogw")
+    return {k: data.groups[k].to_numpy(dtype=float) for k in names}
 
 
 def lag_stats(data: ArrheniusData) -> dict[str, np.ndarray]:
-    return {k: data.lags[k].to_numpy(dtype=float) for k in LAG_STATISTICS}
+    names = ("gap", "n", *("Q" + k for k in _pairs(data)), *("C" + k for k in _pairs(data)))
+    return {k: data.lags[k].to_numpy(dtype=float) for k in names}
+
+
+def group_class_index(data: ArrheniusData) -> np.ndarray:
+    """Flux-class position of each group."""
+    return _index(data.groups["flux_class"], data.classes)
 
 
 def lag_class_index(data: ArrheniusData) -> np.ndarray:
@@ -412,6 +483,9 @@ def build_model(data: ArrheniusData, config: ArrheniusConfig) -> pm.Model:
 
             stats, logdet = ar1_statistics(stats, lags, h["rho"][lag_class_index(data)],
                                            segment_sum, lib=pt)
+        if data.covariate is not None:
+            c = group_class_index(data)
+            stats = covariate_adjusted(stats, h["beta_E"][c], h["beta_R"][c])
         # Site effects and the class × season means E, lnR integrated out (class_mean_terms);
         # both are drawn exactly after sampling (models.arrhenius_post).
         terms = class_mean_terms(stats, h["mean_R"], h["tau_R_g"] ** 2, h["tau_E_g"] ** 2,
@@ -447,6 +521,9 @@ def _build_per_observation(data: ArrheniusData, config: ArrheniusConfig, *, stud
                                  dims="group")
         gi = obs["group"].to_numpy()
         mu = (h["mean_E"] + eps_E)[gi] * obs["x"].to_numpy() + (h["mean_R"] + eps_R)[gi]
+        if data.covariate is not None:
+            c, z = _index(obs["flux_class"], data.classes), obs["z"].to_numpy()
+            mu = mu + h["beta_E"][c] * z * obs["x"].to_numpy() + h["beta_R"][c] * z
         if data.residuals == "ar1":
             sigma_i = h["sigma_g"][gi]
             c = _index(obs["flux_class"], data.classes)

@@ -71,6 +71,10 @@ class Priors:
     tau_R_sd: float = _prior(1.5, "scale of the site spread of lnR, τ_R,s ~ HalfNormal(tau_R_sd)")
     tau_class_sd: float = _prior(0.5, "scale of the spread between classes of log τ (tau=class), "
                                       "ω_E, ω_R ~ HalfNormal(tau_class_sd)")
+    beta_E_sd: float = _prior(0.3, "sd of a covariate's effect on E, β_E,c ~ Normal(0, beta_E_sd / "
+                                    "sd_c(covariate)): eV per sd of the covariate in class c")
+    beta_R_sd: float = _prior(1.0, "sd of a covariate's effect on lnR, β_R,c ~ Normal(0, beta_R_sd / "
+                                    "sd_c(covariate)): ln units per sd of the covariate")
     sigma_sd: float = _prior(1.5, "scale of the residual sd, σ_c ~ HalfNormal(sigma_sd)")
     nu_alpha: float = _prior(2.0, "shape of the Student-t ν ~ Gamma(nu_alpha, nu_beta)")
     nu_beta: float = _prior(0.1, "rate of the Student-t ν ~ Gamma(nu_alpha, nu_beta)")
@@ -87,6 +91,10 @@ class ArrheniusConfig:
     residuals: str = "ar1"
     classes: tuple[str, ...] | None = None  # None: the default directions (DEFAULT_DIRECTIONS)
     tau: str = "shared"  # TAU_SHARING
+    # A numeric column of the canonical table (wtd_m, swc, …) whose centred value moderates E and
+    # lnR of each observation: E_ij = E_cs + ε_E + β_E,c·(z_ij − z̄_c), lnR likewise (z̄_c the
+    # class mean); None: no covariate.
+    covariate: str | None = None
     priors: Priors = dataclasses.field(default_factory=Priors)
 
     def to_dict(self) -> dict:

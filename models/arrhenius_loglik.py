@@ -5,8 +5,9 @@ the largest array of a run: 4,000 draws × 15,159 observations are 243 MB in flo
 sensitivity and the season comparison compute it from the posterior (class means, site effects,
 method offsets, σ, ν) and the observed and constant data the run keeps:
 
-    ln|F_j| ~ Normal(a_g + b_g · x_j, σ_c / √w_j)   (Student-t with ν for the robust likelihood),
-    b_g = E_site[g],  a_g = lnR[c, s] + δ_method + ε_R[g].
+    ln|F_j| ~ Normal(a_g + b_g · x_j + β_E,c z̃_j x_j + β_R,c z̃_j, σ_c / √w_j)
+    (Student-t with ν for the robust likelihood), b_g = E_site[g], a_g = lnR[c, s] + δ_method + ε_R[g],
+    z̃ the centred covariate of a fit with one (constant_data ``covariate_centred``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import xarray as xr
 from scipy.special import gammaln
 
 from models.arrhenius_stats import (ar1_lag_correlation, ar1_statistics, bucket_summer,
-                                    group_statistics, lag_statistics)
+                                    covariate_adjusted, group_statistics, lag_statistics)
 
 
 def ar1_innovations(resid, w, rho, gap, previous, lib=np):
@@ -75,7 +76,12 @@ def observation_moments(tree: xr.DataTree) -> tuple[np.ndarray, np.ndarray]:
         intercept = intercept + off[:, :, m]
     slope = post["E_site"].to_numpy()[:, :, g]
     sigma = post["sigma"].to_numpy()[:, :, c] / np.sqrt(const["weight"].to_numpy())
-    return intercept + slope * const["x"].to_numpy(), sigma
+    x = const["x"].to_numpy()
+    mu = intercept + slope * x
+    if "beta_E" in post and "covariate_centred" in const:  # β_E,c·z̃·x + β_R,c·z̃
+        z = const["covariate_centred"].to_numpy()
+        mu = mu + post["beta_E"].to_numpy()[:, :, c] * (z * x) + post["beta_R"].to_numpy()[:, :, c] * z
+    return mu, sigma
 
 
 def pointwise_log_likelihood(tree: xr.DataTree) -> xr.DataArray:
@@ -116,6 +122,9 @@ def total_log_likelihood(tree: xr.DataTree) -> xr.DataArray | None:
                         "x": const["x"].to_numpy(), "w": const["weight"].to_numpy(),
                         "y": tree["observed_data"]["ln_flux"].to_numpy(),
                         "method": const["method"].to_numpy().astype(str)})
+    covariate = "beta_E" in post and "covariate_centred" in const
+    if covariate:
+        obs["z"] = const["covariate_centred"].to_numpy()
     if (obs.groupby("group")["method"].nunique() > 1).any():
         return None
     head = obs.reset_index().groupby("group")["index"].first().to_numpy()  # in group order
@@ -138,6 +147,9 @@ def total_log_likelihood(tree: xr.DataTree) -> xr.DataArray | None:
         segment_sum = bucket_summer(bucket_group, len(head), rho.shape)
         stats, logdet = ar1_statistics(stats, {k: lags[k].to_numpy(dtype=float) for k in lags},
                                        rho, segment_sum)
+    if covariate:
+        stats = covariate_adjusted(stats, post["beta_E"].to_numpy()[:, :, c],
+                                   post["beta_R"].to_numpy()[:, :, c])
     quad = (stats["Syy"] - 2 * a * stats["Sy"] - 2 * b * stats["Sxy"] + a ** 2 * stats["S0"]
             + 2 * a * b * stats["Sx"] + b ** 2 * stats["Sxx"])
     per_group = (-0.5 * stats["n"] * np.log(2 * np.pi * s2) + 0.5 * stats["Slogw"] + logdet

@@ -11,8 +11,8 @@ import xarray as xr
 
 from data.constants import fold_change, q10
 from models.arrhenius import (ArrheniusData, Priors, _index, ar1_statistics, cell_matrix,
-                              class_mean_terms, group_stats, lag_class_index,
-                              lag_stats)
+                              class_mean_terms, covariate_adjusted, group_class_index, group_stats,
+                              lag_class_index, lag_stats)
 from models.arrhenius_config import group_coords
 from models.arrhenius_loglik import ar1_innovations, ar1_lag_correlation, observation_log_density
 from models.arrhenius_stats import bucket_summer
@@ -111,14 +111,18 @@ def prior_class_means(prior: xr.Dataset, data: ArrheniusData, priors: Priors,
 def effective_statistics(post: xr.Dataset, data: ArrheniusData) -> dict[str, np.ndarray]:
     """The group statistics the site effects' conditional posterior rests on: the independent-
     residual ones, or under AR(1) residuals those of ``models.arrhenius.ar1_statistics`` for each
-    draw of ρ ((chain, draw, group) arrays)."""
+    draw of ρ ((chain, draw, group) arrays); with a covariate, those of y less its effect for each
+    draw of β (``covariate_adjusted``)."""
     stats = group_stats(data)
-    if data.lags is None or not len(data.lags) or "rho" not in post:
-        return stats
-    rho = post["rho"].to_numpy()[:, :, lag_class_index(data)]
-    segment_sum = bucket_summer(data.lags["group"].to_numpy(), len(data.groups), rho.shape)
-    out, _ = ar1_statistics(stats, lag_stats(data), rho, segment_sum)
-    return out
+    if data.lags is not None and len(data.lags) and "rho" in post:
+        rho = post["rho"].to_numpy()[:, :, lag_class_index(data)]
+        segment_sum = bucket_summer(data.lags["group"].to_numpy(), len(data.groups), rho.shape)
+        stats, _ = ar1_statistics(stats, lag_stats(data), rho, segment_sum)
+    if data.covariate is not None:
+        c = group_class_index(data)
+        stats = covariate_adjusted(stats, post["beta_E"].to_numpy()[:, :, c],
+                                   post["beta_R"].to_numpy()[:, :, c])
+    return stats
 
 
 def draw_site_effects(post: xr.Dataset, data: ArrheniusData, rng: np.random.Generator,
@@ -204,13 +208,24 @@ def pooled_ols(data: ArrheniusData) -> pd.DataFrame:
     return pd.DataFrame({"E_pooled_ols": slope, "se": np.sqrt(resid_var / sxx)}).reset_index()
 
 
+def covariate_effect(post: xr.Dataset, classes: list[str], obs: pd.DataFrame):
+    """β_E,c·z̃·x + β_R,c·z̃ of every row of ``obs`` (its ``flux_class``, centred covariate ``z``
+    and ``x``) for every draw, (chain, draw, obs); 0 for a fit without a covariate."""
+    if "beta_E" not in post or "z" not in obs:
+        return 0.0
+    c = _index(obs["flux_class"], classes)
+    z, x = obs["z"].to_numpy(), obs["x"].to_numpy()
+    return post["beta_E"].to_numpy()[:, :, c] * (z * x) + post["beta_R"].to_numpy()[:, :, c] * z
+
+
 def _observation_moments(post: xr.Dataset, data: ArrheniusData) -> tuple[np.ndarray, np.ndarray]:
     """Mean and sd of every observation's ln|F| for every draw: (chain, draw, obs)."""
     a, b = group_coefficients(post, data)
     obs = data.obs
     gi = obs["group"].to_numpy()
     sigma = group_means(post, data)["sigma"][:, :, gi] / np.sqrt(obs["w"].to_numpy())
-    return b[:, :, gi] * obs["x"].to_numpy() + a[:, :, gi], sigma
+    mu = b[:, :, gi] * obs["x"].to_numpy() + a[:, :, gi] + covariate_effect(post, data.classes, obs)
+    return mu, sigma
 
 
 def _obs_array(values: np.ndarray, post: xr.Dataset) -> xr.DataArray:
@@ -325,8 +340,9 @@ def new_site_group_means(post: xr.Dataset, classes: list[str], seasons: list[str
                          methods: list[str], obs: pd.DataFrame, rng: np.random.Generator) -> np.ndarray:
     """Predictive draws of the mean ln|F| of one group of a site the fit did not see: new site
     effects from N(0, τ²) per draw, residuals from the fit's σ (and AR(1) ρ) on the group's own
-    dates and temperatures. ``obs``: the group's prepared rows in time order (x, w, gap_days,
-    previous, flux_class, season, method). Returns (draws,), chains flattened."""
+    dates and temperatures (and covariate values). ``obs``: the group's prepared rows in time order
+    (x, w, gap_days, previous, flux_class, season, method; z with a covariate). Returns (draws,),
+    chains flattened."""
     c, s = classes.index(obs["flux_class"].iloc[0]), seasons.index(obs["season"].iloc[0])
 
     def flat(name, *index):
@@ -349,4 +365,7 @@ def new_site_group_means(post: xr.Dataset, classes: list[str], seasons: list[str
         local = np.where(previous >= 0, previous - obs.index[0], -1)
         noise = ar1_noise(noise, flat("rho", c)[:, None], obs["gap_days"].to_numpy(), local)
     resid = flat("sigma", c)[:, None] / np.sqrt(w) * noise
-    return a + b * x.mean() + resid.mean(axis=1)
+    effect = np.asarray(covariate_effect(post, classes, obs))
+    if effect.ndim:  # the group's own covariate values, averaged like its temperatures
+        effect = effect.reshape((n_draws, len(obs))).mean(axis=1)
+    return a + b * x.mean() + effect + resid.mean(axis=1)

@@ -24,32 +24,72 @@ def ar1_lag_correlation(rho, gap, lib=np):
     return phi, -lib.expm1(2.0 * l_abs)
 
 
+def _pair_name(u: str, v: str) -> str:
+    """The statistic name of the cross-product of u and v ("1" the constant): S0 = Σ w, Sx = Σ w x,
+    Sxy = Σ w x y, Su = Σ w u, …"""
+    return "0" if u == v == "1" else (v if u == "1" else u + v)
+
+
+# The cross-products of z = √w·(1, x, y): the six distinct entries of a symmetric 3 × 3 matrix.
+# With a covariate (centred per class, z̃), z gains u = z̃·x and v = z̃ (``COVARIATE_PAIRS``): the
+# covariate's effect β_E·z̃·x + β_R·z̃ on ln|F| is a linear change of y whose statistics follow
+# from these (``covariate_adjusted``), at the same O(groups) cost.
+_BASE = ("1", "x", "y")
+_PAIRS = {_pair_name(u, v): (u, v) for i, u in enumerate(_BASE) for v in _BASE[i:]}
+_ALL = ("1", "x", "y", "u", "v")
+COVARIATE_PAIRS = {_pair_name(u, v): (u, v) for i, u in enumerate(_ALL) for v in _ALL[i:]
+                   if "u" in (u, v) or "v" in (u, v)}
+
+
+def _variables(obs: pd.DataFrame, scale) -> tuple[dict[str, np.ndarray], dict]:
+    """scale·(1, x, y) of every observation, with scale·(z̃x, z̃) where ``obs`` has the centred
+    covariate ``z``; and the pairs whose cross-products the statistics hold."""
+    x = obs["x"].to_numpy(dtype=float)
+    out = {"1": scale, "x": scale * x, "y": scale * obs["y"].to_numpy(dtype=float)}
+    if "z" not in obs:
+        return out, _PAIRS
+    z = obs["z"].to_numpy(dtype=float)
+    out.update(u=scale * z * x, v=scale * z)
+    return out, {**_PAIRS, **COVARIATE_PAIRS}
+
+
 def group_statistics(obs: pd.DataFrame) -> pd.DataFrame:
-    """Per group (index ``group``): n, S0 = Σ w, Sx = Σ w x, Sy, Sxx, Sxy, Syy = Σ w y², Slogw."""
+    """Per group (index ``group``): n, S0 = Σ w, Sx = Σ w x, Sy, Sxx, Sxy, Syy = Σ w y², Slogw, and
+    with a centred covariate ``z`` the cross-products with u = z x and v = z (Su, Sv, Sxu, …)."""
     w = obs["w"].to_numpy(dtype=float)
-    x, y = obs["x"].to_numpy(dtype=float), obs["y"].to_numpy(dtype=float)
-    wx, wy = w * x, w * y
-    return pd.DataFrame({"n": 1, "S0": w, "Sx": wx, "Sy": wy, "Sxx": wx * x, "Sxy": wx * y,
-                         "Syy": wy * y, "Slogw": np.log(w)}).groupby(
-        obs["group"].to_numpy()).sum().rename_axis("group")
+    a, pairs = _variables(obs, np.ones(len(obs)))
+    # (w·u)·v, so that each product rounds alike however the pair is named
+    cols = {"n": 1, **{"S" + name: (w * a[u]) * a[v] for name, (u, v) in pairs.items()},
+            "Slogw": np.log(w)}
+    return pd.DataFrame(cols).groupby(obs["group"].to_numpy()).sum().rename_axis("group")
 
 
-# The six distinct entries of a symmetric 3 × 3 cross-product matrix of z = √w·(1, x, y), in the
-# names of the group statistics (S0 = Σ w, Sx = Σ w x, …, Syy = Σ w y²).
-_PAIRS = {"0": ("1", "1"), "x": ("1", "x"), "y": ("1", "y"), "xx": ("x", "x"), "xy": ("x", "y"),
-          "yy": ("y", "y")}
+def covariate_adjusted(stats: dict, beta_E, beta_R) -> dict:
+    """The group statistics of y − β_E·z̃·x − β_R·z̃ (β of each group's class; numpy arrays with
+    any leading draw axes, or tensors): with y' = y − β_E u − β_R v,
+
+        Sy' = Sy − β_E Su − β_R Sv,   Sxy' = Sxy − β_E Sxu − β_R Sxv,
+        Syy' = Syy − 2β_E Syu − 2β_R Syv + β_E² Suu + 2β_E β_R Suv + β_R² Svv.
+
+    Exact for the AR(1)-adjusted statistics too (``ar1_statistics`` is linear in them)."""
+    out = dict(stats)
+    out["Sy"] = stats["Sy"] - beta_E * stats["Su"] - beta_R * stats["Sv"]
+    out["Sxy"] = stats["Sxy"] - beta_E * stats["Sxu"] - beta_R * stats["Sxv"]
+    out["Syy"] = (stats["Syy"] - 2.0 * beta_E * stats["Syu"] - 2.0 * beta_R * stats["Syv"]
+                  + beta_E ** 2 * stats["Suu"] + 2.0 * beta_E * beta_R * stats["Suv"]
+                  + beta_R ** 2 * stats["Svv"])
+    return out
 
 
 def lag_statistics(obs: pd.DataFrame) -> pd.DataFrame:
     """One row per group × gap Δ among the linked pairs (i−1, i) of consecutive observations:
     ``n`` pairs, Q_uv = Σ (u_i v_i + u_{i−1} v_{i−1}) and C_uv = Σ (u_i v_{i−1} + u_{i−1} v_i) for
-    u, v in z = √w·(1, x, y) (see ``ar1_statistics``)."""
+    u, v in z = √w·(1, x, y) (and √w·(z̃x, z̃) with a covariate; see ``ar1_statistics``)."""
     i = np.flatnonzero(obs["previous"].to_numpy() >= 0)
     j = obs["previous"].to_numpy()[i]
-    root_w = np.sqrt(obs["w"].to_numpy(dtype=float))
-    z = {"1": root_w, "x": root_w * obs["x"].to_numpy(), "y": root_w * obs["y"].to_numpy()}
+    z, pairs = _variables(obs, np.sqrt(obs["w"].to_numpy(dtype=float)))
     cols = {"group": obs["group"].to_numpy()[i], "gap": obs["gap_days"].to_numpy()[i], "n": 1}
-    for name, (u, v) in _PAIRS.items():
+    for name, (u, v) in pairs.items():
         cols["Q" + name] = z[u][i] * z[v][i] + z[u][j] * z[v][j]
         cols["C" + name] = z[u][i] * z[v][j] + z[u][j] * z[v][i]
     return pd.DataFrame(cols).groupby(["group", "gap"], as_index=False).sum()
@@ -80,7 +120,7 @@ def ar1_statistics(stats: dict, lags: dict, rho, segment_sum, lib=np):
     c_q = phi ** 2 / one_minus
     c_c = phi / one_minus
     out = dict(stats)
-    for name in _PAIRS:
+    for name in (k[1:] for k in lags if k.startswith("Q")):
         out["S" + name] = stats["S" + name] + segment_sum(c_q * lags["Q" + name] - c_c * lags["C" + name])
     return out, -0.5 * segment_sum(lags["n"] * lib.log(one_minus))
 

@@ -38,10 +38,10 @@ ELPD_DISTINCT_SE = 2.0
 
 # fit_ea: the sampled hyperparameters, and the variables the convergence gate reads (those plus
 # the site-level E).
-EA_SAMPLED_VARIABLES = ("E", "lnR", "tau_E", "tau_R", "omega_E", "omega_R", "tau_E_class", "tau_R_class",
-                        "sigma", "rho", "method_offset", "nu")
-EA_GATED_VARIABLES = ("E", "lnR", "tau_E", "tau_R", "omega_E", "omega_R", "tau_E_class", "tau_R_class",
-                      "sigma", "rho", "E_site")
+EA_SAMPLED_VARIABLES = ("E", "lnR", "beta_E", "beta_R", "tau_E", "tau_R", "omega_E", "omega_R",
+                        "tau_E_class", "tau_R_class", "sigma", "rho", "method_offset", "nu")
+EA_GATED_VARIABLES = ("E", "lnR", "beta_E", "beta_R", "tau_E", "tau_R", "omega_E", "omega_R",
+                      "tau_E_class", "tau_R_class", "sigma", "rho", "E_site")
 
 
 # ---------------------------------------------------------------- command line

@@ -38,9 +38,12 @@ covered), never extrapolated: a 42-day summer record has no annual total. A clim
 Grid totals are Tg CH4 yr⁻¹: Σ cells of (Σ valid days of flux × ecosystem fraction) / the cell's
 years of valid record × cell area / 10¹². A cell-day without soil temperature is skipped and
 counted, never a zero; a land cell without any valid day is left out of the totals and counted
-(``cells_without_valid_day``), with ``valid_days`` per cell in the maps. A cube whose time axis
-covers less than ``MIN_SEASON_COVERAGE`` of a season's days of year has the periods needing that
-season withheld, as for sites (``grid_coverage``).
+(``cells_without_valid_day``), with ``valid_days`` per cell in the maps. Each cell's valid days
+are its record, judged by the sites' rule (``season_coverage``): a period whose seasons they do
+not cover has that cell's total withheld (NaN in the maps, nothing in the regional totals), never
+scaled up; ``cells_in_total``, ``cells_withheld`` and ``area_share_withheld`` per period say how
+much. A cube whose time axis covers less than ``MIN_SEASON_COVERAGE`` of a season's days of year
+has the periods needing that season withheld everywhere (``grid_coverage``).
 
 Summary rows (``summarise``): ``P_increase`` is, in every row (class or ``*_net``), the probability
 over paired draws that the *signed* total (emission positive, uptake negative) is larger than at
@@ -266,6 +269,19 @@ class Climatology:
     complete: np.ndarray
 
 
+def season_coverage(observed: np.ndarray, seasons: np.ndarray) -> np.ndarray:
+    """Coverage (places, PERIODS) of the module docstring's rule: per place (a row of
+    ``observed``, its days of year with an observation, and of ``seasons``, the julian season of
+    each slot), the lowest share of days of year covered among the seasons each period needs."""
+    covered = observed.copy()
+    for k in range(1, COVERAGE_REACH_DAYS + 1):  # the climatological year is circular
+        covered |= np.roll(observed, k, axis=1) | np.roll(observed, -k, axis=1)
+    cover = {name: (covered & (seasons == name)).sum(axis=1) / (seasons == name).sum(axis=1)
+             for name in JULIAN_SEASONS}
+    return np.column_stack([np.min([cover[s] for s in PERIOD_SEASONS[p]], axis=0)
+                            for p in PERIODS])
+
+
 def climatology(table: pd.DataFrame, site_code: np.ndarray, n_sites: int,
                 min_coverage: float = MIN_SEASON_COVERAGE) -> Climatology:
     """The ``Climatology`` of each site (``site_code`` per row, 0…n_sites−1) of a table with
@@ -283,19 +299,14 @@ def climatology(table: pd.DataFrame, site_code: np.ndarray, n_sites: int,
     n_obs = np.zeros((n_sites, DOY_SLOTS))
     np.add.at(n_obs, (site, slot), 1.0)
     observed = n_obs > 0
-    covered = observed.copy()
-    for k in range(1, COVERAGE_REACH_DAYS + 1):  # the climatological year is circular
-        covered |= np.roll(observed, k, axis=1) | np.roll(observed, -k, axis=1)
-    cover, fill = {}, np.zeros((n_sites, DOY_SLOTS))
+    fill = np.zeros((n_sites, DOY_SLOTS))
     for name in JULIAN_SEASONS:
         member = seasons == name
         seen = (observed & member).sum(axis=1)
-        cover[name] = (covered & member).sum(axis=1) / member.sum(axis=1)
         # the season's unobserved days of year take the mean of its observed ones
         fill += member * (member.sum(axis=1) / np.maximum(seen, 1))[:, None]
     per_day = fill[site, slot] / n_obs[site, slot] * DAYS_PER_YEAR / DOY_SLOTS
-    coverage = np.column_stack([np.min([cover[s] for s in PERIOD_SEASONS[p]], axis=0)
-                                for p in PERIODS])
+    coverage = season_coverage(observed, seasons)
     return Climatology(np.bincount(row, weights=per_day, minlength=len(table)), coverage,
                        coverage >= min_coverage)
 
@@ -433,6 +444,7 @@ class GridSetup:
     shares: dict[str, dict[str, float]]
     ecosystems: tuple[str, ...]  # ecosystems with a fraction in the cube and a forest
     drivers: tuple[str, ...]  # driver variables of the cube to read
+    min_coverage: float = MIN_SEASON_COVERAGE  # a cell's record is complete at this coverage
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -442,14 +454,19 @@ class GridSetup:
 
 def grid_block(setup: GridSetup, drivers: dict[str, np.ndarray], fractions: dict[str, np.ndarray],
                area: np.ndarray, lat: np.ndarray, lon: np.ndarray, dates: np.ndarray
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+               ) -> tuple[np.ndarray, ...]:
     """Project one block of cells (full time axis).
 
     Returns (maps (STATS, scenario, mode, label, period, lat, lon) in g CH4 m⁻² yr⁻¹ of cell area,
     region (scenario, mode, label, period, draw) in Tg CH4 yr⁻¹, out-of-range cell-days
     (scenario, label, period), cell-days projected (label, period), valid soil-temperature days
-    per cell (lat, lon; −1 where no modelled ecosystem grows), and the counts [land cell-days
-    without soil temperature, land cells without any valid day]).
+    per cell (lat, lon; −1 where no modelled ecosystem grows), the counts [land cell-days
+    without soil temperature, land cells without any valid day], and each projected cell's
+    coverage (period, lat, lon; NaN for cells not projected)).
+
+    A cell's valid days are its record: a period whose seasons they do not cover (the sites'
+    rule, ``season_coverage``) has that cell's total withheld, NaN in the maps and nothing in the
+    region, its cell-days neither projected nor out of range.
 
     Missing soil temperature is handled per cell-day: such days are skipped and counted, and a
     cell's totals are sums over its valid days divided by its years of valid record (valid days /
@@ -472,10 +489,18 @@ def grid_block(setup: GridSetup, drivers: dict[str, np.ndarray], fractions: dict
                       dtype=np.int64)
     valid_days = np.where(land, n_valid, -1).astype(np.int64)
     cells = np.flatnonzero(land & (n_valid > 0))
+    coverage = np.full((P, n_lat * n_lon), np.nan)
+    lat2, lon2 = np.meshgrid(lat, lon, indexing="ij")
     if cells.size:
         valid = valid_all[cells]  # (cells, time)
         years = n_valid[cells] / DAYS_PER_YEAR
-        lat2, lon2 = np.meshgrid(lat, lon, indexing="ij")
+        observed = np.zeros((cells.size, DOY_SLOTS), dtype=bool)
+        cell_of, time_of = np.nonzero(valid)
+        observed[cell_of, doy_slot(dates)[time_of]] = True
+        cell_lat = lat2.reshape(-1)[cells]
+        by_lat = {la: slot_seasons(la) for la in np.unique(cell_lat)}
+        coverage[:, cells] = season_coverage(
+            observed, np.stack([by_lat[la] for la in cell_lat])).T
         frame = pd.DataFrame({name: values.reshape(n_lat * n_lon, n_time)[cells].reshape(-1)
                               for name, values in drivers.items()})
         frame["site"] = np.repeat(cells, n_time).astype(str)
@@ -489,7 +514,9 @@ def grid_block(setup: GridSetup, drivers: dict[str, np.ndarray], fractions: dict
         known = frame if ok.all() else frame.loc[ok]
         masks = np.zeros((cells.size * n_time, P))
         masks[ok] = period_masks(known)
-        masks = masks.reshape(cells.size, n_time, P)
+        # a cell's withheld periods weigh nothing, as skipped days do
+        complete = coverage[:, cells].T >= setup.min_coverage  # (cells, P)
+        masks = masks.reshape(cells.size, n_time, P) * complete[:, None, :]
         julian = np.full(len(frame), "growing", dtype=object)
         julian[ok] = np.asarray(assign_seasons(known, "julian"), dtype=object)
         scheme = engine.e_draws.scheme if engine.e_draws is not None else None
@@ -549,8 +576,9 @@ def grid_block(setup: GridSetup, drivers: dict[str, np.ndarray], fractions: dict
     quant = np.quantile(cell_total, [lo, hi], axis=4)
     maps = np.stack([cell_total.mean(axis=4), quant[0], quant[1]])
     maps[..., ~projected] = np.nan
+    maps[..., ~(coverage >= setup.min_coverage)] = np.nan  # withheld, not scaled up
     return (maps.reshape(*maps.shape[:-1], n_lat, n_lon), region, out_of_range, n_days,
-            valid_days.reshape(n_lat, n_lon), counts)
+            valid_days.reshape(n_lat, n_lon), counts, coverage.reshape(P, n_lat, n_lon))
 
 
 def _block_inputs(ds: xr.Dataset, setup: GridSetup):
@@ -605,13 +633,13 @@ def project_grid(setup: GridSetup, ds: xr.Dataset, chunk_cells: tuple[int, int] 
     dates = ds["time"].values
     S, M, L, P, D = (len(setup.engine.scenarios), len(setup.engine.modes), len(setup.labels),
                      len(PERIODS), setup.engine.n_draws)
-    block = dask.delayed(grid_block, nout=6, pure=True)
+    block = dask.delayed(grid_block, nout=7, pure=True)
     shared = dask.delayed(setup)  # one graph node, not one copy per block
-    map_rows, valid_rows, regions, oors, days, skips = [], [], [], [], [], []
+    map_rows, valid_rows, cover_rows, regions, oors, days, skips = [], [], [], [], [], [], []
     for i, n_i in enumerate(lat_chunks):
-        row, valid_row = [], []
+        row, valid_row, cover_row = [], [], []
         for j, n_j in enumerate(lon_chunks):
-            maps_ij, region_ij, oor_ij, days_ij, valid_ij, skip_ij = block(
+            maps_ij, region_ij, oor_ij, days_ij, valid_ij, skip_ij, cover_ij = block(
                 shared, {k: v[i, j, 0] for k, v in d_blocks.items()},
                 {k: v[i, j] for k, v in f_blocks.items()}, a_blocks[i, j],
                 ds["lat"].values[lat_edges[i]:lat_edges[i + 1]],
@@ -619,24 +647,39 @@ def project_grid(setup: GridSetup, ds: xr.Dataset, chunk_cells: tuple[int, int] 
             row.append(da.from_delayed(maps_ij, shape=(len(STATS), S, M, L, P, n_i, n_j),
                                        dtype=float))
             valid_row.append(da.from_delayed(valid_ij, shape=(n_i, n_j), dtype=np.int64))
+            cover_row.append(da.from_delayed(cover_ij, shape=(P, n_i, n_j), dtype=float))
             regions.append(da.from_delayed(region_ij, shape=(S, M, L, P, D), dtype=float)[None])
             oors.append(da.from_delayed(oor_ij, shape=(S, L, P), dtype=np.int64)[None])
             days.append(da.from_delayed(days_ij, shape=(L, P), dtype=np.int64)[None])
             skips.append(da.from_delayed(skip_ij, shape=(2,), dtype=np.int64)[None])
         map_rows.append(row)
         valid_rows.append(valid_row)
+        cover_rows.append(cover_row)
     maps = da.block(map_rows)
     valid_days = da.block(valid_rows)
+    coverage = da.block(cover_rows)
     region = da.concatenate(regions).sum(axis=0)
     oor = da.concatenate(oors).sum(axis=0)
     n_days = da.concatenate(days).sum(axis=0)
     skipped = da.concatenate(skips).sum(axis=0)
-    return _grid_dataset(setup, ds, *compute(maps, region, oor, n_days, valid_days, skipped))
+    return _grid_dataset(setup, ds, *compute(maps, region, oor, n_days, valid_days, skipped,
+                                             coverage))
 
 
 def _grid_dataset(setup: GridSetup, ds: xr.Dataset, maps, region, oor, n_days, valid_days,
-                  skipped) -> xr.Dataset:
+                  skipped, coverage) -> xr.Dataset:
     engine = setup.engine
+    coverage = np.asarray(coverage)
+    cell_complete = coverage >= setup.min_coverage  # (period, lat, lon); False where not projected
+    projected = np.asarray(valid_days) > 0
+    eco_area = (sum(np.asarray(ds[f"{e}_fraction"].values) for e in setup.ecosystems)
+                * np.asarray(ds["cell_area"].values) * projected)
+    withheld = projected & ~cell_complete
+    n_cells = cell_complete.sum(axis=(1, 2))
+    with np.errstate(invalid="ignore", divide="ignore"):  # no projected cell: NaN share
+        area_share_withheld = (eco_area * withheld).sum(axis=(1, 2)) / eco_area.sum()
+    # a period no cell covers has no regional total, not a zero one
+    region = np.where((n_cells > 0)[None, None, None, :, None], region, np.nan)
     coords = {"scenario_c": list(engine.scenarios), "mode": list(engine.modes),
               "flux_class": list(setup.labels), "period": list(PERIODS),
               "draw": np.arange(engine.n_draws), "lat": ds["lat"].values, "lon": ds["lon"].values}
@@ -657,7 +700,24 @@ def _grid_dataset(setup: GridSetup, ds: xr.Dataset, maps, region, oor, n_days, v
                                {"long_name": "land cell-days without soil temperature, skipped"}),
          "cells_without_valid_day": ((), np.int64(skipped[1]),
                                      {"long_name": "land cells without soil temperature on any "
-                                                   "day, left out of the totals"})},
+                                                   "day, left out of the totals"}),
+         "cell_coverage": (("period", "lat", "lon"), coverage,
+                           {"long_name": "lowest share of days of year the cell's valid days cover "
+                                         "among the julian seasons the period needs (NaN: cell "
+                                         "not projected)", "units": "1"}),
+         "cell_complete": (("period", "lat", "lon"), cell_complete,
+                           {"long_name": f"cell_coverage >= {setup.min_coverage:g}: the cell's "
+                                         "total for the period is given and enters the region"}),
+         "cells_in_total": (("period",), n_cells.astype(np.int64),
+                            {"long_name": "cells whose total for the period enters the regional "
+                                          "totals"}),
+         "cells_withheld": (("period",), withheld.sum(axis=(1, 2)).astype(np.int64),
+                            {"long_name": "cells with valid days whose record does not cover the "
+                                          "period's seasons: withheld (incomplete record)"}),
+         "area_share_withheld": (("period",), area_share_withheld,
+                                 {"long_name": "share of the projected cells' ecosystem area "
+                                               "(ecosystem fractions x cell area) held by the "
+                                               "withheld cells", "units": "1"})},
         coords=coords)
     for e in setup.ecosystems:
         out[f"{e}_fraction"] = (("lat", "lon"), np.asarray(ds[f"{e}_fraction"].values), {"units": "1"})

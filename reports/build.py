@@ -511,19 +511,26 @@ def build_budget(rep: Report) -> Report:
     return _finish(rep)
 
 
-def build_compare_seasons(rep: Report) -> Report:
-    from reports.comparison_figures import elpd_difference
-
+def _comparison_gates(rep: Report) -> None:
+    """The convergence of a model comparison's fits (their draws are not kept: their gates are in
+    diagnostics.json), and a note for each model whose gate failed."""
     run = rep.run
-    rep.tables = tables.season_comparison_tables(run.summary, run.extra_tables)
     diag = run.diagnostics or {}
-    if "r_hat_max" in diag:  # the fits' draws are not kept: their gates are in diagnostics.json
+    if "r_hat_max" in diag:
         rep.convergence = {**diag, "chains": run.config.get("chains"), "draws": run.config.get("draws"),
                            "mean_tree_depth": None}
     for model, verdict in (diag.get("models") or diag.get("schemes") or {}).items():
         if verdict.get("verdict") != "pass":
             rep.notes.append(f"Model {model}: convergence gate FAILED ("
                              + "; ".join(verdict.get("failed", [])) + "): its ELPD is not reliable.")
+
+
+def build_compare_seasons(rep: Report) -> Report:
+    from reports.comparison_figures import elpd_difference
+
+    run = rep.run
+    rep.tables = tables.season_comparison_tables(run.summary, run.extra_tables)
+    _comparison_gates(rep)
     specs = [("elpd_difference", "ΔELPD of each model to the best",
               f"ELPD difference of each season scheme × residual model to the best one (points) with "
               f"±{conventions.ELPD_DISTINCT_SE:g} standard errors of the difference (lines), overall and "
@@ -535,11 +542,29 @@ def build_compare_seasons(rep: Report) -> Report:
     return _finish(rep)
 
 
+def build_compare_covariate(rep: Report) -> Report:
+    from reports.comparison_figures import elpd_difference
+
+    run = rep.run
+    covariate = run.config.get("covariate") or "the covariate"
+    rep.tables = tables.covariate_comparison_tables(run.summary, run.extra_tables, covariate)
+    _comparison_gates(rep)
+    specs = [("elpd_difference", f"ΔELPD with and without {covariate}",
+              f"ELPD difference of each model (none: without a covariate) to the best one (points) "
+              f"with ±{conventions.ELPD_DISTINCT_SE:g} standard errors of the difference (lines); the "
+              f"dashed line is the best model. A difference within {conventions.ELPD_DISTINCT_SE:g} SE, "
+              f"or smaller than {conventions.ELPD_NEGLIGIBLE:g}, does not tell the models apart.",
+              lambda: elpd_difference(run.summary, ylabel="covariate"))]
+    rep.add_figures("covariate comparison", specs)
+    return _finish(rep)
+
+
 BUILDERS = {"fit_ea": build_ea, "fit_rr": build_rr, "project": build_project, "budget": build_budget,
-            "compare_seasons": build_compare_seasons}
+            "compare_seasons": build_compare_seasons, "compare_covariate": build_compare_covariate}
 TITLES = {"fit_ea": "Activation energy of CH₄ flux (fit_ea)", "fit_rr": "Warming meta-analysis (fit_rr)",
           "project": "CH₄ projections (project)", "budget": "Carbon-budget consistency (budget)",
-          "compare_seasons": "Season schemes and residual models compared (compare_seasons)"}
+          "compare_seasons": "Season schemes and residual models compared (compare_seasons)",
+          "compare_covariate": "A covariate's moderation of E compared by PSIS-LOO (compare_covariate)"}
 
 
 # ---------------------------------------------------------------- writing

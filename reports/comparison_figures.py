@@ -1,4 +1,4 @@
-"""Figure of a season-scheme comparison (compare_seasons): ΔELPD of every model to the best."""
+"""Figure of a model comparison (compare_seasons, compare_covariate): ΔELPD of every model to the best."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from models.conventions import ELPD_DISTINCT_SE as SE_BAR
 from reports.tables import label
 
 
-def elpd_difference(summary: pd.DataFrame, by_class: pd.DataFrame | None = None) -> Figure:
+def elpd_difference(summary: pd.DataFrame, by_class: pd.DataFrame | None = None,
+                    ylabel: str = "season scheme / residuals") -> Figure:
     """One panel for all observations and one per flux class: each model's ELPD difference to
     the panel's best model (points) with ±``SE_BAR`` standard errors (lines)."""
     panels = [("all classes", summary)]
@@ -30,5 +31,5 @@ def elpd_difference(summary: pd.DataFrame, by_class: pd.DataFrame | None = None)
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("ΔELPD to the best model (nats)")
     axes[0].set_yticks(y, models)
-    axes[0].set_ylabel("season scheme / residuals")
+    axes[0].set_ylabel(ylabel)
     return fig

@@ -43,6 +43,7 @@ FLUX_SCALE, BUDGET_UNIT = "ln flux", "Pg C yr⁻¹"
 PARAMETER_UNITS = {
     "E": "eV", "E_site": "eV", "E_site_mean": "eV", "dE": "eV", "tau_E": "eV", "tau_E_class": "eV",
     "tau_R_class": FLUX_SCALE, "omega_E": "ln of a spread ratio", "omega_R": "ln of a spread ratio",
+    "beta_E": "eV per covariate unit", "beta_R": "ln flux per covariate unit",
     "lnR": f"ln {FLUX_UNIT}", "tau_R": FLUX_SCALE, "sigma": FLUX_SCALE, "method_offset": FLUX_SCALE,
     "eps_R": FLUX_SCALE, "eps_E": "eV", "rho": "correlation at 1 d lag", "nu": "unitless",
     "lnRR": "unitless", "RR": "unitless", "lnRR_new": "unitless", "RR_new": "unitless", "z_new": "unitless",

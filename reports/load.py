@@ -7,6 +7,7 @@ A report reads only what a job saved; it never refits or reloads the raw data.
     project  projection.nc and/or projection_summary.csv (+ forest_skill.csv, projection_maps.nc, …)
     budget   budget_summary.csv (+ budget_draws.nc; budget_posterior.nc for the Bayesian variant)
     compare_seasons  season_comparison.nc, season_comparison.csv (+ _by_class.csv, _left_out.csv)
+    compare_covariate  covariate_comparison.nc, covariate_comparison.csv (+ covariate_effects.csv)
 
 A fit_ea folder may hold its held-out check: the ``crossvalidation.csv`` that
 ``python -m inference.crossvalidate_ea RUN_DIR --out RUN_DIR/crossvalidation`` writes (any
@@ -32,23 +33,29 @@ KIND_MARKERS: dict[str, tuple[str, ...]] = {
     "project": ("projection.nc", "projection_summary.csv"),
     "budget": ("budget_summary.csv",),
     "compare_seasons": ("season_comparison.nc", "season_comparison.csv"),
+    "compare_covariate": ("covariate_comparison.nc", "covariate_comparison.csv"),
 }
 # The budget job writes a posterior only for its Bayesian variant.
 TREE_FILES = {"fit_ea": "ea_posterior.nc", "fit_rr": "rr_posterior.nc", "project": "projection.nc",
-              "budget": "budget_posterior.nc", "compare_seasons": "season_comparison.nc"}
+              "budget": "budget_posterior.nc", "compare_seasons": "season_comparison.nc",
+              "compare_covariate": "covariate_comparison.nc"}
 SUMMARY_FILES = {"fit_ea": "ea_summary.csv", "fit_rr": "rr_summary.csv",
                  "project": "projection_summary.csv", "budget": "budget_summary.csv",
-                 "compare_seasons": "season_comparison.csv"}
+                 "compare_seasons": "season_comparison.csv",
+                 "compare_covariate": "covariate_comparison.csv"}
 # Groups a fit_ea report cannot do without.
 EA_REQUIRED = {"posterior": ("E", "lnR"), "constant_data": ("soil_temp_c", "flux", "obs_flux_class",
                                                           "obs_season", "site")}
-FIX = "pass a folder written by python -m inference.fit_ea, fit_rr, project, budget or compare_seasons"
+FIX = ("pass a folder written by python -m inference.fit_ea, fit_rr, project, budget, compare_seasons "
+       "or compare_covariate")
 # Further NetCDF files a report reads, per kind (checked and read with the run).
 EXTRA_TREES = {"budget": ("budget_draws.nc",), "project": ("projection_maps.nc",)}
 # Further CSV files a report reads, per kind, and the columns each must have.
 EXTRA_TABLES = {"compare_seasons": {"season_comparison_by_class.csv": ("flux_class", "model", "elpd",
                                                                       "elpd_diff", "dse"),
-                                    "season_comparison_left_out.csv": ("flux_class", "n_rows", "reason")}}
+                                    "season_comparison_left_out.csv": ("flux_class", "n_rows", "reason")},
+                "compare_covariate": {"covariate_effects.csv": ("model", "quantity", "flux_class",
+                                                                "median", "ci_low", "ci_high")}}
 CROSSVALIDATION_FILE = "crossvalidation.csv"
 CROSSVALIDATION_JOB = "crossvalidate_ea"
 CROSSVALIDATION_COLUMNS = ("site", "flux_class", "season", "inside_95", "pit", "coverage_95")
@@ -60,7 +67,8 @@ NUMERIC_COLUMNS = ("median", "ci_low", "ci_high", "mean", "sd", "total")
 # Columns a report reads from each kind's summary CSV.
 SUMMARY_COLUMNS = {"fit_ea": ("quantity", "median", "ci_low", "ci_high"),
                    "fit_rr": ("quantity",), "project": (), "budget": ("quantity", "median"),
-                   "compare_seasons": ("scheme", "elpd", "elpd_diff", "dse")}
+                   "compare_seasons": ("scheme", "elpd", "elpd_diff", "dse"),
+                   "compare_covariate": ("model", "elpd", "elpd_diff", "dse")}
 
 
 @dataclasses.dataclass

@@ -104,7 +104,8 @@ def data_sources(config: dict) -> list[tuple[str, str]]:
 
 def _priors_are_defaults(priors: dict) -> bool:
     defaults = dataclasses.asdict(Priors())
-    return all(np.isclose(float(priors.get(k, np.nan)), v) for k, v in defaults.items())
+    # a prior the run does not record (one added since, e.g. β of a covariate) was not in its model
+    return all(np.isclose(float(priors[k]), v) for k, v in defaults.items() if k in priors)
 
 
 def _scientific(value: float) -> tuple[str, str]:
@@ -166,6 +167,23 @@ def ea_methods(run, convergence: dict, residuals: pd.DataFrame | None = None,
               r"were partially pooled around the season's typical spread ($z_c \sim \mathrm{Normal}(0, 1)$), "
               r"so a class with few sites borrows the typical spread, widened by the spread $\omega$ "
               "between classes.")
+    if "beta_E" in post:
+        name = config.get("covariate") or "a covariate"
+        w.add(f"The activation energy and the intercept of each observation moved with {name} z: "
+              f"E_ij = E_cs + ε_E,ics + β_E,c·(z_ij − z̄_c) and lnR likewise with β_R,c, z̄_c the mean "
+              f"of {name} over the class's observations, so E_cs is the activation energy at the "
+              f"class's mean {name}; observations without a value of {name} were left out. The "
+              "coefficients enter the per-group sufficient statistics through the cross-products "
+              "with z̃·x and z̃, so the site effects and class means were still integrated out exactly.",
+              rf"The activation energy and the intercept of each observation moved with "
+              rf"{latex_escape(name)} $z$: $E_{{ij}} = E_{{cs}} + \varepsilon^{{E}}_{{ics}} + "
+              rf"\beta^{{E}}_{{c}}(z_{{ij}} - \bar z_c)$ and $\ln R$ likewise with $\beta^{{R}}_{{c}}$, "
+              rf"$\bar z_c$ the mean of {latex_escape(name)} over the class's observations, so "
+              rf"$E_{{cs}}$ is the activation energy at the class's mean {latex_escape(name)}; "
+              rf"observations without a value of {latex_escape(name)} were left out. The coefficients "
+              r"enter the per-group sufficient statistics through the cross-products with "
+              r"$\tilde z x$ and $\tilde z$, so the site effects and class means were still "
+              "integrated out exactly.")
     if "rho" in post:
         w.add("Residuals of a site × class × season group were serially correlated as a daily AR(1) in "
               "continuous time: observations Δ days apart correlate ρ_c^Δ (ρ_c ~ Uniform(−1, 1) per flux "
@@ -201,6 +219,13 @@ def ea_methods(run, convergence: dict, residuals: pd.DataFrame | None = None,
         if "tau_E_class" in post:
             plain.append(f"ω_E, ω_R ~ HalfNormal({_fmt(priors['tau_class_sd'])})")
             tex.append(rf"$\omega_E, \omega_R \sim \mathrm{{HalfNormal}}({_fmt(priors['tau_class_sd'])})$")
+        if "beta_E" in post and "beta_E_sd" in priors:
+            plain.append(f"β_E,c ~ Normal(0, {_fmt(priors['beta_E_sd'])}/sd_c) eV and β_R,c ~ "
+                         f"Normal(0, {_fmt(priors['beta_R_sd'])}/sd_c), sd_c the covariate's sd in "
+                         "class c")
+            tex.append(rf"$\beta^{{E}}_{{c}} \sim \mathrm{{Normal}}(0, {_fmt(priors['beta_E_sd'])}/"
+                       rf"s_c)$~eV and $\beta^{{R}}_{{c}} \sim \mathrm{{Normal}}(0, "
+                       rf"{_fmt(priors['beta_R_sd'])}/s_c)$, $s_c$ the covariate's sd in class $c$")
         if methods_with_offset:
             plain.append(f"method offsets δ_m ~ Normal(0, {_fmt(priors['method_sd'])}) for "
                          + ", ".join(m.replace("_", " ") for m in methods_with_offset))
@@ -329,6 +354,10 @@ JOB_DESCRIPTIONS = {
     "project": "projections of CH4 flux under soil-warming scenarios (random forest and posterior Arrhenius "
                "scaling; models/forest.py, models/scenarios.py)",
     "budget": "the global GPP / soil-respiration budget consistency analysis (Jian et al. 2022; models/budget.py)",
+    "compare_covariate": "a comparison of the hierarchical Boltzmann–Arrhenius model (models/arrhenius.py) "
+                         "with and without a covariate moderating E and lnR, by PSIS-LOO expected log "
+                         "predictive density (Vehtari et al. 2017) on the observations that have the "
+                         "covariate",
     "compare_seasons": "a comparison of season schemes and residual models of the hierarchical "
                        "Boltzmann–Arrhenius model (models/arrhenius.py) by PSIS-LOO expected log "
                        "predictive density (Vehtari et al. 2017) on the observations every scheme keeps; "

@@ -159,6 +159,8 @@ QUANTITY_LABELS = {
     "tau_E_class": "τ_E of the class (eV)", "tau_R_class": "τ_R of the class",
     "omega_E": "ω_E (spread of log τ_E between classes)",
     "omega_R": "ω_R (spread of log τ_R between classes)",
+    "beta_E": "β_E (change of E per unit of the covariate, eV)",
+    "beta_R": "β_R (change of lnR per unit of the covariate)",
 }
 HYPERPARAMETERS = ("lnR", "tau_E", "tau_R", "tau_E_class", "tau_R_class", "omega_E", "omega_R",
                    "sigma", "method_offset", "nu")
@@ -222,6 +224,8 @@ def ea_tables(tree: xr.DataTree, convergence: dict | None = None,
     if residual is not None:
         tables.append(residual)
 
+    if "beta_E" in post:
+        tables.append(covariate_table(tree, post, interval))
     h = _with_labels(summarise(post, [n for n in HYPERPARAMETERS if n in post]))
     tables.append(Table(
         "hyperparameters", "Intercepts, site-to-site spread and residual scale",
@@ -347,6 +351,31 @@ def crossvalidation_tables(frame: pd.DataFrame) -> list[Table]:
     return [coverage, held]
 
 
+def covariate_comparison_tables(summary: pd.DataFrame, extra: dict, covariate: str) -> list[Table]:
+    """A compare_covariate run: the two models ranked by PSIS-LOO, and β and E in both."""
+    cols = {c: (label(c), kind) for c, kind in (
+        ("model", TEXT), ("n_obs", COUNT), ("rank", COUNT), ("elpd", ESTIMATE), ("p", ESTIMATE),
+        ("elpd_diff", ESTIMATE), ("dse", ESTIMATE), ("weight", PROB), ("interpretation", TEXT))
+        if c in summary}
+    out = [Table("covariate_comparison", f"With and without {covariate}, ranked by PSIS-LOO",
+                 f"Expected log predictive density (ELPD, PSIS-LOO; higher is better) of the model "
+                 f"without a covariate (none) and with {covariate} moderating E and lnR, on the same "
+                 "observations (those with a value of it), the effective number of parameters p, the "
+                 "difference to the best model with its standard error (dse), stacking weight and a "
+                 "reading of the difference against its SE.", summary, cols)]
+    effects = extra.get("covariate_effects.csv")
+    if effects is not None and len(effects):
+        effects = _with_labels(effects)
+        out.append(Table("covariate_effects", f"Moderation by {covariate} and E in both models",
+                         f"β_E (eV per unit of {covariate}) and β_R per flux class, and E per flux "
+                         f"class × season in each model (with {covariate}: at the class's mean of it); "
+                         f"posterior median and {conventions.CI_LABEL}.", effects,
+                         {"model": ("model", TEXT), "label": ("quantity", TEXT),
+                          "flux_class": ("flux class", TEXT), "season": ("season", TEXT),
+                          **stat_columns()}))
+    return out
+
+
 def season_comparison_tables(summary: pd.DataFrame, extra: dict) -> list[Table]:
     """A compare_seasons run: the ranking, the ranking per flux class, and what was left out."""
     cols = {c: (label(c), kind) for c, kind in (
@@ -462,9 +491,17 @@ def convergence_table(tree: xr.DataTree, gated: dict | None = None) -> Table:
 
 
 # ---------------------------------------------------------------- prior sensitivity (BARG 5)
-def log_prior(post: xr.Dataset, priors: dict) -> xr.Dataset | None:
-    """log p(θ) of the top-level parameters from the priors recorded in the run's attrs."""
+def log_prior(post: xr.Dataset, priors: dict, covariate_scale: dict | None = None) -> xr.Dataset | None:
+    """log p(θ) of the top-level parameters from the priors recorded in the run's attrs
+    (``covariate_scale``: the covariate's sd per flux class, for the priors of β)."""
     from scipy import stats
+
+    scale = None
+    if "beta_E" in post:
+        if not covariate_scale:
+            return None
+        scale = xr.DataArray([covariate_scale[str(c)] for c in post["flux_class"].to_numpy()],
+                             dims="flux_class", coords={"flux_class": post["flux_class"]})
 
     dens = {
         "E": lambda v: stats.norm.logpdf(v, priors["E_mu"], priors["E_sd"]),
@@ -475,11 +512,14 @@ def log_prior(post: xr.Dataset, priors: dict) -> xr.Dataset | None:
         "omega_E": lambda v: stats.halfnorm.logpdf(v, scale=priors["tau_class_sd"]),
         "omega_R": lambda v: stats.halfnorm.logpdf(v, scale=priors["tau_class_sd"]),
         "method_offset": lambda v: stats.norm.logpdf(v, 0.0, priors["method_sd"]),
+        # β's prior sd is per sd of the covariate in each class (recorded with the run)
+        "beta_E": lambda v: stats.norm.logpdf(v, 0.0, priors["beta_E_sd"] / scale),
+        "beta_R": lambda v: stats.norm.logpdf(v, 0.0, priors["beta_R_sd"] / scale),
         # PyMC's Gamma(alpha, beta) has rate beta.
         "nu": lambda v: stats.gamma.logpdf(v, priors["nu_alpha"], scale=1.0 / priors["nu_beta"]),
     }
     try:
-        out = {k: post[k].copy(data=f(post[k].to_numpy())) for k, f in dens.items() if k in post}
+        out = {k: post[k].copy(data=np.asarray(f(post[k]))) for k, f in dens.items() if k in post}
     except KeyError:
         return None  # a prior the run did not record
     return xr.Dataset(out) if out else None
@@ -514,15 +554,33 @@ def log_likelihood_per_draw(tree: xr.DataTree) -> xr.DataArray:
     return xr.concat(blocks, dim="draw")
 
 
+def covariate_table(tree: xr.DataTree, post: xr.Dataset, interval: str) -> Table:
+    """β_E and β_R per flux class of a fit with a covariate, with the covariate's name and the
+    class mean it is centred on."""
+    config = json.loads(tree.attrs.get("tpflux_config") or "{}")
+    name = config.get("covariate") or "the covariate"
+    centre = config.get("covariate_centre") or {}
+    frame = _with_labels(summarise(post, ["beta_E", "beta_R"]))
+    frame["centre"] = frame["flux_class"].map(centre)
+    return Table(
+        "covariate_effects", f"Moderation of E and lnR by {name}",
+        f"E_ij = E_cs + ε_E + β_E,c·({name}_ij − mean of class c) and lnR likewise: the change of E "
+        f"(eV) and of lnR per unit of {name}; E and lnR of the other tables are at the class mean "
+        f"(centre). Posterior median and {interval}.",
+        frame, {"label": ("quantity", TEXT), "flux_class": ("flux class", TEXT),
+                "centre": (f"class mean of {name}", REAL), **stat_columns()})
+
+
 def prior_sensitivity(tree: xr.DataTree, var_names=("E", "dE", "tau_E", "sigma")) -> pd.DataFrame | None:
     """Power-scaling prior and likelihood sensitivity (Kallioinen et al. 2024) via ArviZ."""
     import arviz as az
 
     if not tree.attrs.get("tpflux_config") or "constant_data" not in tree.children:
         return None
-    priors = json.loads(tree.attrs["tpflux_config"]).get("priors")
+    config = json.loads(tree.attrs["tpflux_config"])
+    priors = config.get("priors")
     post = tree["posterior"].to_dataset()
-    lp = log_prior(post, priors) if priors else None
+    lp = log_prior(post, priors, config.get("covariate_scale")) if priors else None
     if lp is None:
         return None
     # A run keeps no pointwise log-likelihood by default; ArviZ sums it over observations, so the

@@ -1,8 +1,8 @@
 """Figure contract of every report kind: what a journal asks of a figure, checked on the Figures
 a real build draws.
 
-Each run kind (fit_ea with its held-out check, fit_rr with its optional analyses, budget,
-compare_seasons) is fitted small (NUTS replaced by prior draws) and reported with
+Each run kind (fit_ea with its held-out check and with a covariate, fit_rr with its optional
+analyses, budget, compare_seasons, compare_covariate) is fitted small (NUTS replaced by prior draws) and reported with
 ``python -m reports.build``; the Figures are caught as the builder saves them. Every panel that
 shows data must name both axes (on itself, on a panel of the same grid column or row, or in a
 figure-level label); an axis whose ticks are numbers must name its unit; no two figures of a
@@ -204,4 +204,33 @@ def test_season_comparison_report(chamber_csv, tmp_path, monkeypatch):
                              tune=10, seed=7, progress=False)
     figures, captions = _build(monkeypatch, result.save(tmp_path / "run"))
     assert "elpd_difference" in figures
+    _check_report(figures, captions)
+
+
+def _water_table_sites(seed):
+    from data.synthetic import simulate_observations
+
+    obs, _ = simulate_observations(seed, water_table=True, n_obs_target=2500,
+                                   truth={"beta_E": {"wetland_emission": 0.8}})
+    return obs
+
+
+def test_covariate_fit_and_comparison_reports(tmp_path, monkeypatch):
+    """A fit with a covariate reports β with units and its own table; the with/without comparison
+    reports its ranking, effects and ΔELPD figure."""
+    import tpflux
+
+    mock_sampling(monkeypatch, energy=True)
+    small = dict(chains=2, draws=40, tune=10, seed=7, progress=False)
+    fit = tpflux.fit_ea(_water_table_sites(5), covariate="wtd_m", ppc_draws=5, **small)
+    folder = fit.save(tmp_path / "fit")
+    figures, captions = _build(monkeypatch, folder)
+    assert (folder / "tables" / "covariate_effects.csv").exists()
+    _check_report(figures, captions)
+
+    cmp = tpflux.compare_covariate("wtd_m", _water_table_sites(6), **small)
+    folder = cmp.save(tmp_path / "cmp")
+    figures, captions = _build(monkeypatch, folder)
+    assert "elpd_difference" in figures
+    assert {"covariate_comparison.csv", "covariate_effects.csv"} <= {p.name for p in (folder / "tables").iterdir()}
     _check_report(figures, captions)

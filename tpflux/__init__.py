@@ -60,6 +60,8 @@ _API = {
     "project": "projection", "ProjectionConfig": "projection", "Projection": "projection",
     "budget": "carbon_budget", "BudgetRunConfig": "carbon_budget", "BudgetResult": "carbon_budget",
     "compare_seasons": "seasons", "SeasonComparisonConfig": "seasons", "SeasonComparison": "seasons",
+    "compare_covariate": "covariates", "CovariateComparisonConfig": "covariates",
+    "CovariateComparison": "covariates",
     "load": "io", "load_observations": "io", "build_report": "reporting",
 }
 

@@ -48,6 +48,7 @@ class ActivationEnergyConfig(Config):
     residuals: str = "ar1"
     classes: tuple[str, ...] | None = None
     tau: str = "shared"
+    covariate: str | None = None
     sampler: str = "nutpie"
     target_accept: float = TARGET_ACCEPT
     t_ref_c: float = T_REF_C
@@ -67,6 +68,9 @@ class ActivationEnergyConfig(Config):
         check_choice("likelihood", self.likelihood, LIKELIHOODS)
         check_choice("residuals", self.residuals, RESIDUALS)
         check_choice("tau", self.tau, TAU_SHARING)
+        if self.covariate is not None and (not isinstance(self.covariate, str) or not self.covariate):
+            raise DataError(None, None, "covariate", f"covariate {self.covariate!r} is not a column "
+                            "name", "name a numeric column of the canonical table, e.g. wtd_m")
         if self.classes is not None:
             if isinstance(self.classes, str):
                 object.__setattr__(self, "classes", tuple(c for c in self.classes.split(",") if c))
@@ -89,7 +93,7 @@ class ActivationEnergyConfig(Config):
     def model_config(self) -> ArrheniusConfig:
         return ArrheniusConfig(t_ref_c=self.t_ref_c, likelihood=self.likelihood, min_obs=self.min_obs,
                                residuals=self.residuals, classes=self.classes, tau=self.tau,
-                               priors=self.priors)
+                               covariate=self.covariate, priors=self.priors)
 
     @classmethod
     def from_dict(cls, values: dict):
@@ -117,7 +121,7 @@ class ActivationEnergyFit(Result):
         equal-tailed intervals."""
         from inference.ea_fitting import result_text
 
-        return result_text(self.table, synthetic=self.synthetic)
+        return result_text(self.table, synthetic=self.synthetic, covariate=self.config.covariate)
 
     @property
     def synthetic(self) -> bool:
@@ -184,7 +188,7 @@ class ActivationEnergyFit(Result):
 def fit_ea(data: str | Path | pd.DataFrame | Observations | None = None, *,
            dataset: str | None = "ch4-sites", seasons: str = "julian", likelihood: str = "normal",
            residuals: str = "ar1", classes: tuple[str, ...] | str | None = None,
-           tau: str = "shared", chains: int = 4, draws: int = 1000, tune: int = TUNE, seed: int = DEFAULT_SEED,
+           tau: str = "shared", covariate: str | None = None, chains: int = 4, draws: int = 1000, tune: int = TUNE, seed: int = DEFAULT_SEED,
            sampler: str = "nutpie", target_accept: float = TARGET_ACCEPT, t_ref_c: float = T_REF_C,
            min_obs: int = 20, ppc_draws: int = PPC_DRAWS, save_log_likelihood: bool = False,
            flux_column: str = "FCH4",
@@ -196,7 +200,10 @@ def fit_ea(data: str | Path | pd.DataFrame | Observations | None = None, *,
     ``data``: a path (FLUXNET-CH4 file or folder, COSORE folder, chamber CSV), a canonical table
     (``tpflux.load_observations(...).table``) or an ``Observations``; None uses ``dataset`` from the
     registry ("ch4-sites": FLUXNET-CH4 wetlands + Hongyuan chambers; "synthetic": the simulator).
-    ``config`` replaces all the keyword options (e.g. one read from a saved run).
+    ``covariate``: a numeric column of the canonical table (``wtd_m`` water table, ``swc`` soil
+    moisture, …) that moderates E and lnR of each observation, E_ij = E_cs + ε_E + β_E,c·(z_ij − z̄_c),
+    lnR likewise; rows without a value are dropped and counted, and β_E, β_R per flux class enter
+    the summary. ``config`` replaces all the keyword options (e.g. one read from a saved run).
     Raises ``DataError`` for bad input before any sampling.
     """
     from inference import ea_fitting, runio
@@ -206,8 +213,8 @@ def fit_ea(data: str | Path | pd.DataFrame | Observations | None = None, *,
         in_memory = data is not None and path is None
         config = ActivationEnergyConfig(
             dataset=None if (path or in_memory) else dataset, data=path, seasons=seasons,
-            likelihood=likelihood, residuals=residuals, classes=classes, tau=tau, sampler=sampler,
-            target_accept=target_accept, t_ref_c=t_ref_c,
+            likelihood=likelihood, residuals=residuals, classes=classes, tau=tau,
+            covariate=covariate, sampler=sampler, target_accept=target_accept, t_ref_c=t_ref_c,
             min_obs=min_obs, ppc_draws=ppc_draws, save_log_likelihood=save_log_likelihood,
             chains=chains, draws=draws, tune=tune, seed=seed,
             flux_column=flux_column, per_chamber=per_chamber, priors=priors or Priors())
@@ -235,6 +242,7 @@ def fit_ea(data: str | Path | pd.DataFrame | Observations | None = None, *,
               "synthetic": obs.synthetic, "skipped_classes": prepared.skipped_classes,
               "independent_classes": prepared.independent_classes,
               "residuals_fitted": prepared.residuals,
+              "covariate_centre": prepared.covariate_centre, "covariate_scale": prepared.covariate_scale,
               "dropped": {**obs.dropped, **prepared.dropped}, "skipped_sites": obs.skipped_sites}
     dt.attrs.update(runio.provenance(record, runio.table_sha256(obs.table), config.seed,
                                      command_line, job=ActivationEnergyFit.JOB))

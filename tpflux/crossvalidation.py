@@ -110,6 +110,7 @@ def crossvalidate_ea(run: str | Path | ActivationEnergyFit, *, data=None, chains
     ``chains``/``draws``/``tune`` override the run's sampler settings for the folds.
     """
     from inference import ea_fitting, runio
+    from models.arrhenius import centred_on
     from models.arrhenius_post import draw_class_means, new_site_group_means
 
     fit = run if isinstance(run, ActivationEnergyFit) else _load_fit(run)
@@ -150,7 +151,8 @@ def crossvalidate_ea(run: str | Path | ActivationEnergyFit, *, data=None, chains
             if cls not in fold.classes or season not in fold.seasons:
                 rows.append(_unscored(full, g, "class or season not fitted without this site"))
                 continue
-            pred = new_site_group_means(post, fold.classes, fold.seasons, fold.methods, rows_g, rng)
+            pred = new_site_group_means(post, fold.classes, fold.seasons, fold.methods,
+                                        centred_on(rows_g, fold), rng)
             rows.append(_scored(full, g, rows_g, pred))
         say(f"fold {k}/{len(sites)}: {site} held out ({len(held)} obs), "
             f"{time.perf_counter() - t0:.0f} s, gate {verdicts[site]['verdict']}")

@@ -41,13 +41,14 @@ def result_classes() -> dict:
     """Job name → result class, for ``load``."""
     from tpflux.activation import ActivationEnergyFit
     from tpflux.carbon_budget import BudgetResult
+    from tpflux.covariates import CovariateComparison
     from tpflux.crossvalidation import CrossValidation
     from tpflux.meta import ResponseRatioFit
     from tpflux.projection import Projection
     from tpflux.seasons import SeasonComparison
 
     classes = (ActivationEnergyFit, ResponseRatioFit, Projection, BudgetResult, SeasonComparison,
-               CrossValidation)
+               CrossValidation, CovariateComparison)
     return {cls.JOB: cls for cls in classes}
 
 

@@ -422,6 +422,10 @@ def load_energies(config: ProjectionConfig, tree, say) -> tuple[sc.EDraws | None
     e_draws = sc.draw_activation_energies(E, config.n_draws, config.seed, scheme)
     say(f"E: {E.sizes['chain'] * E.sizes['draw']} posterior draws, classes "
         f"{', '.join(e_draws.classes)}, {scheme} seasons; using {config.n_draws}")
+    if post_config.get("covariate"):
+        # the warming scenarios change soil temperature only: the covariate stays where it was
+        say(f"the posterior's E is at each class's mean {post_config['covariate']}; its moderation "
+            f"of E (beta_E) is not applied, as the scenarios do not change {post_config['covariate']}")
     return e_draws, post_config
 
 
@@ -595,8 +599,27 @@ def project_grid(engine: sc.Engine, inputs: Inputs, config: ProjectionConfig, cl
     coverage, complete = sc.grid_coverage(cube["time"].values, cube["lat"].values)
     result["coverage"] = ("period", coverage, {"long_name": "lowest share of days of year the "
                                                             "cube covers among the seasons needed"})
-    result["complete"] = ("period", complete)
+    # a period is given where the cube's time axis covers it and some cell's own record does
+    result["complete"] = ("period", complete & (result["cells_in_total"].values > 0))
+    report_withheld_cells(result, say)
     return result
+
+
+def withheld_cells_text(result: xr.Dataset, period: str = "annual") -> str:
+    """How many cells a period's regional totals rest on and how many were withheld."""
+    row = result.sel(period=period)
+    n_in, n_out = int(row["cells_in_total"]), int(row["cells_withheld"])
+    share = float(row["area_share_withheld"])
+    return (f"{period} regional totals over {n_in} of {n_in + n_out} cells "
+            f"({100 * (1 - share):.1f} % of the area); {n_out} cells withheld: incomplete record "
+            f"(their valid days cover under {100 * sc.MIN_SEASON_COVERAGE:.0f} % of a season's "
+            "days of year)")
+
+
+def report_withheld_cells(result: xr.Dataset, say) -> None:
+    for period in result["period"].values:
+        if int(result["cells_withheld"].sel(period=period)):
+            say("  " + withheld_cells_text(result, str(period)))
 
 
 def report_missing_cells(result: xr.Dataset, say) -> None:
@@ -702,7 +725,10 @@ def site_summary(result: xr.Dataset) -> pd.DataFrame:
 def grid_summary(result: xr.Dataset, region: str) -> pd.DataFrame:
     draws = result["region_total"].expand_dims(region=[region]).transpose(
         "scenario_c", "mode", "flux_class", "period", "region", "draw")
-    rows = sc.summarise(draws, sc.REGION_UNIT, "region")
+    # every key, so a period without any complete cell stays as a withheld row
+    rows = _all_rows(result, "region", [region]).merge(
+        sc.summarise(draws, sc.REGION_UNIT, "region"), on=KEYS + ["region"], how="left")
+    rows["unit"] = sc.REGION_UNIT
     oor = (result["out_of_range"].to_dataframe().reset_index()
            .rename(columns={"out_of_range": "out_of_range_days"}).assign(mode="rf"))
     rows = rows.merge(oor, on=["scenario_c", "mode", "flux_class", "period"], how="left")
@@ -834,7 +860,8 @@ def build_tree(result: xr.Dataset, skill: pd.DataFrame, importance: pd.DataFrame
     groups = {"/skill": _frame_dataset(skill), "/importance": _frame_dataset(importance)}
     if gridded:
         groups["/grid"] = result[["region_total", "out_of_range", "n_days", "cell_days_missing",
-                                  "cells_without_valid_day", "coverage", "complete"]]
+                                  "cells_without_valid_day", "coverage", "complete",
+                                  "cells_in_total", "cells_withheld", "area_share_withheld"]]
         groups["/maps"] = maps_dataset(result, {})
     else:
         groups["/sites"] = result
@@ -843,7 +870,7 @@ def build_tree(result: xr.Dataset, skill: pd.DataFrame, importance: pd.DataFrame
 
 def maps_dataset(result: xr.Dataset, attrs: dict) -> xr.Dataset:
     """CF maps: mean and interval per scenario, mode, flux class and period (g CH4 m⁻² yr⁻¹)."""
-    names = ["flux_mean", "flux_ci_low", "flux_ci_high", "cell_area", "valid_days",
+    names = ["flux_mean", "flux_ci_low", "flux_ci_high", "cell_area", "valid_days", "cell_coverage",
              *[n for n in result.data_vars if str(n).endswith("_fraction")]]
     ds = result[names].copy()
     for n in ("flux_mean", "flux_ci_low", "flux_ci_high"):

@@ -216,7 +216,7 @@ def compare_seasons(data: str | Path | pd.DataFrame | Observations | None = None
                     dataset: str | None = "ch4-sites", schemes=DEFAULT_SCHEMES,
                     likelihood: str = "normal", residuals=DEFAULT_RESIDUALS,
                     classes: tuple[str, ...] | str | None = None, tau: str = "shared",
-                    min_obs: int = 20, chains: int = 4,
+                    covariate: str | None = None, min_obs: int = 20, chains: int = 4,
                     draws: int = 1000, tune: int = TUNE, seed: int = DEFAULT_SEED,
                     sampler: str = "nutpie", target_accept: float = TARGET_ACCEPT,
                     t_ref_c: float = 15.0, flux_column: str = "FCH4", per_chamber: bool = True,
@@ -239,7 +239,8 @@ def compare_seasons(data: str | Path | pd.DataFrame | Observations | None = None
         path = str(data) if isinstance(data, (str, Path)) else None
         config = SeasonComparisonConfig(
             dataset=None if data is not None else dataset, data=path, schemes=schemes,
-            residual_models=residuals, likelihood=likelihood, classes=classes, tau=tau, sampler=sampler,
+            residual_models=residuals, likelihood=likelihood, classes=classes, tau=tau,
+            covariate=covariate, sampler=sampler,
             target_accept=target_accept, t_ref_c=t_ref_c, min_obs=min_obs, chains=chains, draws=draws,
             tune=tune, seed=seed, flux_column=flux_column, per_chamber=per_chamber,
             priors=priors or Priors())
