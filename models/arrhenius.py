@@ -119,7 +119,7 @@ def prepare_data(table: pd.DataFrame, season: pd.Series, config: ArrheniusConfig
     for cls, n in not_chosen.items():
         dropped[f"class {cls} not fitted (not a default direction; include it with classes=)"] = n
     if config.covariate is not None:
-        df, missing = _with_covariate(df, config.covariate, source)
+        df, missing = with_covariate(df, config.covariate, source)
         if missing:
             dropped[f"covariate {config.covariate} missing"] = missing
     season_order = (list(season.cat.categories) if isinstance(season.dtype, pd.CategoricalDtype)
@@ -185,7 +185,7 @@ def prepare_data(table: pd.DataFrame, season: pd.Series, config: ArrheniusConfig
 NOT_COVARIATES = ("flux", "days", "soil_temp_c")
 
 
-def _with_covariate(df: pd.DataFrame, name: str, source) -> tuple[pd.DataFrame, int]:
+def with_covariate(df: pd.DataFrame, name: str, source=None) -> tuple[pd.DataFrame, int]:
     """The rows with a value of covariate ``name`` (a numeric column of the canonical table), and
     how many lacked one."""
     numeric = [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c]) and c not in NOT_COVARIATES

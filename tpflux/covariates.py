@@ -180,18 +180,13 @@ def compare_covariate(covariate: str = "wtd_m",
 
 def rows_with_covariate(obs: Observations, covariate: str) -> Observations:
     """The observations that have a value of ``covariate``, the others counted as dropped. Refuses
-    a name that is not a numeric column of the table."""
-    table = obs.table
-    if covariate not in table or not pd.api.types.is_numeric_dtype(table[covariate]):
-        numeric = [c for c in table.columns if pd.api.types.is_numeric_dtype(table[c])]
-        raise DataError(None, None, covariate, f"'{covariate}' is not a numeric column of the data",
-                        f"choose one of {', '.join(numeric)}")
-    has = np.isfinite(table[covariate].to_numpy(dtype=float))
-    if not has.any():
-        raise DataError(None, None, covariate, f"no row of the data has a value of {covariate}",
-                        "choose a covariate these data record")
-    dropped = {**obs.dropped, f"covariate {covariate} missing": int((~has).sum())}
-    return dataclasses.replace(obs, table=table.loc[has].reset_index(drop=True), dropped=dropped)
+    a name that is not a numeric column able to moderate E (``models.arrhenius.with_covariate``)."""
+    from models.arrhenius import with_covariate
+
+    source = obs.sources[0] if len(obs.sources) == 1 else None
+    table, missing = with_covariate(obs.table, covariate, source)
+    dropped = {**obs.dropped, f"covariate {covariate} missing": missing}
+    return dataclasses.replace(obs, table=table.reset_index(drop=True), dropped=dropped)
 
 
 def _keys(tree: xr.DataTree) -> pd.MultiIndex:
