@@ -56,6 +56,13 @@ def observation_log_density(y, mu, sigma, nu=None, ar1: dict | None = None) -> n
             - (v + 1) / 2 * np.log1p(z2 / v))
 
 
+def covariate_term(beta_E: np.ndarray, beta_R: np.ndarray, c: np.ndarray, z: np.ndarray,
+                   x: np.ndarray) -> np.ndarray:
+    """β_E,c·z̃·x + β_R,c·z̃ of each observation (class position ``c``, centred covariate ``z``)
+    for every draw of β (chain, draw, flux_class) → (chain, draw, obs)."""
+    return beta_E[:, :, c] * (z * x) + beta_R[:, :, c] * z
+
+
 def _positions(values: np.ndarray, labels) -> np.ndarray:
     return pd.Index([str(v) for v in labels]).get_indexer([str(v) for v in values])
 
@@ -79,8 +86,8 @@ def observation_moments(tree: xr.DataTree) -> tuple[np.ndarray, np.ndarray]:
     x = const["x"].to_numpy()
     mu = intercept + slope * x
     if "beta_E" in post and "covariate_centred" in const:  # β_E,c·z̃·x + β_R,c·z̃
-        z = const["covariate_centred"].to_numpy()
-        mu = mu + post["beta_E"].to_numpy()[:, :, c] * (z * x) + post["beta_R"].to_numpy()[:, :, c] * z
+        mu = mu + covariate_term(post["beta_E"].to_numpy(), post["beta_R"].to_numpy(), c,
+                                 const["covariate_centred"].to_numpy(), x)
     return mu, sigma
 
 

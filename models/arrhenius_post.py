@@ -14,7 +14,8 @@ from models.arrhenius import (ArrheniusData, Priors, _index, ar1_statistics, cel
                               class_mean_terms, covariate_adjusted, group_class_index, group_stats,
                               lag_class_index, lag_stats)
 from models.arrhenius_config import group_coords
-from models.arrhenius_loglik import ar1_innovations, ar1_lag_correlation, observation_log_density
+from models.arrhenius_loglik import (ar1_innovations, ar1_lag_correlation, covariate_term,
+                                     observation_log_density)
 from models.arrhenius_stats import bucket_summer
 
 # Derived temperature contrasts reported with every fit.
@@ -213,9 +214,8 @@ def covariate_effect(post: xr.Dataset, classes: list[str], obs: pd.DataFrame):
     and ``x``) for every draw, (chain, draw, obs); 0 for a fit without a covariate."""
     if "beta_E" not in post or "z" not in obs:
         return 0.0
-    c = _index(obs["flux_class"], classes)
-    z, x = obs["z"].to_numpy(), obs["x"].to_numpy()
-    return post["beta_E"].to_numpy()[:, :, c] * (z * x) + post["beta_R"].to_numpy()[:, :, c] * z
+    return covariate_term(post["beta_E"].to_numpy(), post["beta_R"].to_numpy(),
+                          _index(obs["flux_class"], classes), obs["z"].to_numpy(), obs["x"].to_numpy())
 
 
 def _observation_moments(post: xr.Dataset, data: ArrheniusData) -> tuple[np.ndarray, np.ndarray]:

@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 from typing import ClassVar
 
-import numpy as np
 import pandas as pd
 import xarray as xr
 
@@ -134,7 +133,7 @@ def compare_covariate(covariate: str = "wtd_m",
 
     from inference import runio
     from tpflux.activation import fit_ea
-    from tpflux.seasons import aligned_log_likelihood, combined_diagnostics, interpret
+    from tpflux.seasons import aligned_log_likelihood, combined_diagnostics, interpret, pointwise_elpd
 
     if config is None:
         path = str(data) if isinstance(data, (str, Path)) else None
@@ -172,7 +171,7 @@ def compare_covariate(covariate: str = "wtd_m",
     record = {**config.to_dict(), "synthetic": bool(obs.synthetic), "dropped": common.dropped}
     attrs = runio.provenance(record, runio.table_sha256(common.table), config.seed, command_line,
                              job=CovariateComparison.JOB)
-    tree = _pointwise_tree(loo, keys, attrs)
+    tree = xr.DataTree.from_dict({"/": xr.Dataset(attrs=attrs), "/pointwise": pointwise_elpd(loo, keys)})
     return CovariateComparison(datatree=tree, table=runio.as_saved(table), diagnostics=diag,
                                config=config, fits=fits,
                                extra_tables={EFFECTS_FILE: runio.as_saved(effects)})
@@ -193,15 +192,3 @@ def _keys(tree: xr.DataTree) -> pd.MultiIndex:
     const = tree["constant_data"]
     return pd.MultiIndex.from_arrays([const["site"].to_numpy().astype(str),
                                       pd.to_datetime(const["date"].to_numpy())])
-
-
-def _pointwise_tree(loo: dict, keys: pd.MultiIndex, attrs: dict) -> xr.DataTree:
-    models = list(loo)
-    ds = xr.Dataset(
-        {"elpd_loo": (("model", "obs"), np.vstack([np.asarray(loo[m].elpd_i).ravel() for m in models])),
-         "pareto_k": (("model", "obs"), np.vstack([np.asarray(loo[m].pareto_k).ravel() for m in models])),
-         "site": ("obs", keys.get_level_values(0).to_numpy().astype(str)),
-         "date": ("obs", keys.get_level_values(1).to_numpy())},
-        coords={"model": models, "obs": np.arange(len(keys))})
-    ds["elpd_loo"].attrs["long_name"] = "pointwise PSIS-LOO expected log predictive density"
-    return xr.DataTree.from_dict({"/": xr.Dataset(attrs=attrs), "/pointwise": ds})

@@ -454,22 +454,28 @@ def combined_diagnostics(verdicts: dict[str, dict]) -> dict:
             "failed": [f"model {s}: " + "; ".join(verdicts[s]["failed"]) for s in failed]}
 
 
+def pointwise_elpd(loo: dict, keys: pd.MultiIndex) -> xr.Dataset:
+    """Pointwise ELPD and Pareto k per model × observation, with the observations' site and date
+    (``keys``); shared by the season and the covariate comparisons."""
+    models = list(loo)
+    ds = xr.Dataset(
+        {"elpd_loo": (("model", "obs"), np.vstack([np.asarray(loo[m].elpd_i).ravel() for m in models])),
+         "pareto_k": (("model", "obs"), np.vstack([np.asarray(loo[m].pareto_k).ravel() for m in models])),
+         "site": ("obs", keys.get_level_values(0).to_numpy().astype(str)),
+         "date": ("obs", keys.get_level_values(1).to_numpy())},
+        coords={"model": models, "obs": np.arange(len(keys))})
+    ds["elpd_loo"].attrs["long_name"] = "pointwise PSIS-LOO expected log predictive density"
+    return ds
+
+
 def pointwise_tree(loo: dict, parts: pd.DataFrame, common: CommonObservations,
                    attrs: dict) -> xr.DataTree:
     """Pointwise ELPD and Pareto k per model × observation (models labelled with their scheme and
     residuals), with the observations' site, date and flux class; provenance in the root attrs."""
     models = list(loo)
-    keys = common.keys
-    ds = xr.Dataset(
-        {"elpd_loo": (("model", "obs"), np.vstack([np.asarray(loo[m].elpd_i).ravel() for m in models])),
-         "pareto_k": (("model", "obs"), np.vstack([np.asarray(loo[m].pareto_k).ravel() for m in models])),
-         "site": ("obs", keys.get_level_values(0).to_numpy().astype(str)),
-         "date": ("obs", keys.get_level_values(1).to_numpy()),
-         "flux_class": ("obs", common.flux_classes)},
-        coords={"model": models, "scheme": ("model", parts.loc[models, "scheme"].to_numpy()),
-                "residuals": ("model", parts.loc[models, "residuals"].to_numpy()),
-                "obs": np.arange(len(keys))})
-    ds["elpd_loo"].attrs["long_name"] = "pointwise PSIS-LOO expected log predictive density"
+    ds = pointwise_elpd(loo, common.keys).assign(flux_class=("obs", common.flux_classes))
+    ds = ds.assign_coords(scheme=("model", parts.loc[models, "scheme"].to_numpy()),
+                          residuals=("model", parts.loc[models, "residuals"].to_numpy()))
     return xr.DataTree.from_dict({"/": xr.Dataset(attrs=attrs), "/pointwise": ds})
 
 
